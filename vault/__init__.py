@@ -1,0 +1,1 @@
+"""PDV: the city's personal-data vault."""

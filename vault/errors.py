@@ -1,0 +1,64 @@
+"""The domain's error tree. Stdlib only; the gRPC edge maps each class to a status.
+
+Messages are written for the caller and never carry a personal value, a key or a
+token secret: every constructor takes only names, indexes and reasons.
+"""
+
+
+class PdvError(Exception):
+    """Base of every error PDV raises on purpose."""
+
+
+class InvalidInput(PdvError):
+    """The request is malformed; the message names the item, never its value."""
+
+
+class UnknownField(InvalidInput):
+    """The field is not in the catalog."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"unknown field {field!r}: not in the field catalog")
+        self.field = field
+
+
+class InvalidValue(InvalidInput):
+    """A value failed its field's normalizer or validator."""
+
+
+class NotFound(PdvError):
+    """The thing asked for does not exist (or may not be known to exist)."""
+
+
+class Conflict(PdvError):
+    """The request conflicts with one already recorded (e.g. a reused request id)."""
+
+
+class Unauthenticated(PdvError):
+    """No credential, or one that names no principal."""
+
+
+class PermissionDenied(PdvError):
+    """The principal may not do this."""
+
+
+class Unavailable(PdvError):
+    """A dependency (Vault, the database) cannot be reached; retry later."""
+
+
+class KeyUnavailable(Unavailable):
+    """Vault/OpenBao is sealed, unreachable or refused a key operation."""
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot be reached or is not migrated."""
+
+
+class DecryptionFailed(PdvError):
+    """A ciphertext did not authenticate. Deliberately says nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__("decryption failed")
+
+
+class ConfigError(PdvError):
+    """A configuration, catalog or policy file is invalid; the message names the place."""

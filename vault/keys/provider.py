@@ -1,0 +1,33 @@
+"""The KeyProvider port: what the domain needs from Vault, and nothing else."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from vault.domain import WrappedKey
+from vault.secret import SecretBytes
+
+
+class KeyProvider(Protocol):
+    """Wraps and unwraps data-encryption keys under a key-encryption key it never reveals."""
+
+    def wrap_keys(self, keys: Sequence[SecretBytes]) -> list[WrappedKey]:
+        """Encrypt each DEK under the current KEK version, in as few calls as the backend allows.
+
+        Raises:
+            KeyUnavailable: the backend is sealed, unreachable, slow past its deadline or refused.
+        """
+        ...
+
+    def unwrap_keys(self, wrapped: Sequence[WrappedKey]) -> list[SecretBytes]:
+        """Decrypt each wrapped DEK, in order, batching calls.
+
+        Raises:
+            KeyUnavailable: as for wrap_keys.
+            DecryptionFailed: a wrapped key did not decrypt (tampered, or its KEK version trimmed).
+        """
+        ...
+
+    def check(self) -> None:
+        """Raise KeyUnavailable unless the backend is reachable, unsealed and the KEK usable."""
+        ...
