@@ -30,7 +30,14 @@ class NotFound(PdvError):
 
 
 class Conflict(PdvError):
-    """The request conflicts with one already recorded (e.g. a reused request id)."""
+    """A concurrent change got there first; the same request may succeed if retried."""
+
+
+class RequestIdReused(PdvError):
+    """A request id already names a different request of this principal."""
+
+    def __init__(self) -> None:
+        super().__init__("request_id was already used for a different request")
 
 
 class Unauthenticated(PdvError):

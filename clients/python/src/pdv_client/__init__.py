@@ -1,0 +1,51 @@
+"""Typed Python client for the PDV personal-data vault (pdv.v1 TokenService).
+
+    from pdv_client import PdvClient, Record
+
+    with PdvClient("127.0.0.1:50051", api_key=key) as pdv:
+        (rec,) = pdv.tokenize([Record({"email": "a@example.org"})],
+                              purpose="service-request", source="311")
+        email = pdv.detokenize_one(rec.tokens["email"], purpose="service-request")
+
+The generated stubs are importable directly as ``from pdv.v1 import token_pb2``.
+"""
+
+from pdv_client.client import DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT, PdvClient
+from pdv_client.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PdvError,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    error_for_status,
+)
+from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_TIMEOUT",
+    "PdvClient",
+    "Record",
+    "RecordTokens",
+    "ItemError",
+    "DetokenizeResult",
+    "Match",
+    "PdvError",
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "Unauthenticated",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Unavailable",
+    "DeadlineExceeded",
+    "Internal",
+    "error_for_status",
+]

@@ -1,0 +1,61 @@
+"""Builds the gRPC server: services, health, reflection, authentication, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from pdv.v1 import token_pb2, token_pb2_grpc
+
+from vault.api.auth import ApiKeyAuthenticator
+from vault.api.token_servicer import TokenServicer
+from vault.bootstrap import App
+
+log = logging.getLogger("pdv.server")
+
+
+class PdvServer:
+    """A running server: its bound port, and a stop that drains in-flight calls."""
+
+    def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer, grace: float) -> None:
+        self.server, self.port, self._health, self._grace = server, port, health_servicer, grace
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, tell health checkers, let in-flight calls finish within the grace period."""
+        self._health.enter_graceful_shutdown()
+        self.server.stop(self._grace if grace is None else grace).wait()
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def create_server(app: App, address: str | None = None) -> PdvServer:
+    """Build and start a server for `app` on `address` (port 0 picks a free one)."""
+    settings = app.settings
+    limit = settings.max_message_bytes
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
+        interceptors=[ApiKeyAuthenticator(settings.principal_for_key())],
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+        maximum_concurrent_rpcs=settings.max_workers * 8,
+    )
+    token_pb2_grpc.add_TokenServiceServicer_to_server(
+        TokenServicer(app.tokenizer, app.detokenizer, app.finder), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = (
+        token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(service_names, server)
+    port = server.add_insecure_port(address or settings.listen)
+    server.start()
+    for name in ("", service_names[0]):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving on port %d", port)
+    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds)

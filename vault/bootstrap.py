@@ -1,0 +1,82 @@
+"""The composition root: builds the application from Settings. The only place that wires adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine
+
+from vault.catalog import Catalog, load_catalog
+from vault.config import Settings
+from vault.keys.provider import KeyProvider
+from vault.keys.transit import TransitKeyProvider, make_client
+from vault.services.common import Limits
+from vault.services.detokenize import DetokenizeService
+from vault.services.index_keys import IndexKeys
+from vault.services.keyring import KeyRing
+from vault.services.lookup import LookupService
+from vault.services.tokenize import TokenizeService
+from vault.storage import migrate
+from vault.storage.engine import create_store_engine
+from vault.storage.store import Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class App:
+    """Everything a server or CLI command needs, built once."""
+
+    settings: Settings
+    engine: Engine
+    store: Store
+    keys: KeyProvider
+    keyring: KeyRing
+    catalog: Catalog
+    tokenizer: TokenizeService
+    detokenizer: DetokenizeService
+    finder: LookupService
+
+    def close(self) -> None:
+        self.keyring.clear()
+        self.engine.dispose()
+
+
+def build_key_provider(settings: Settings) -> KeyProvider:
+    client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
+    return TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=settings.vault_batch_size)
+
+
+def bootstrap(
+    settings: Settings, keys: KeyProvider | None = None, clock: Callable[[], datetime] = utc_now
+) -> App:
+    """Build the app; refuses an un-migrated database and an unusable Vault up front.
+
+    Raises:
+        StoreUnavailable: database down or not migrated (the message says how to fix it).
+        KeyUnavailable: Vault sealed, unreachable, or the token may not use the KEK.
+        ConfigError: a setting or the catalog is invalid.
+    """
+    engine = create_store_engine(settings.database_url)
+    try:
+        migrate.require_current(engine)
+        keys = keys or build_key_provider(settings)
+        keys.check()
+        store = Store(engine)
+        catalog = load_catalog(settings.catalog_path)
+        limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions)
+        keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds)
+        index_keys = IndexKeys.load_or_create(store, keys, clock)
+    except Exception:
+        engine.dispose()
+        raise
+    return App(
+        settings=settings, engine=engine, store=store, keys=keys, keyring=keyring, catalog=catalog,
+        tokenizer=TokenizeService(store, keyring, index_keys, catalog, limits, clock),
+        detokenizer=DetokenizeService(store, keyring, catalog, limits, clock),
+        finder=LookupService(store, index_keys, catalog, limits, clock),
+    )

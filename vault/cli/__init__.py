@@ -1,0 +1,1 @@
+"""The `pdv` command line."""

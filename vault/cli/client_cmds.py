@@ -1,0 +1,114 @@
+"""`pdv tokenize | detokenize | lookup`: call a running server through the Python client."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pdv_client import PdvClient
+from pdv_client.errors import PdvError as ClientError
+from pdv_client.models import Record
+
+from vault.errors import InvalidInput
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tokenize", help="tokenize one record: FIELD=VALUE ...")
+    _connection_args(p)
+    p.add_argument("--purpose", required=True)
+    p.add_argument("--source", required=True)
+    p.add_argument("--notice-id")
+    p.add_argument("--subject", help="add the fields to this existing subject")
+    p.add_argument("--request-id")
+    p.add_argument("fields", nargs="+", metavar="FIELD=VALUE")
+    p.set_defaults(run=run_tokenize)
+
+    p = sub.add_parser("detokenize", help="resolve tokens to values")
+    _connection_args(p)
+    p.add_argument("--purpose", required=True)
+    p.add_argument("--field", help="the field (needed for format-preserving tokens)")
+    p.add_argument("tokens", nargs="+")
+    p.set_defaults(run=run_detokenize)
+
+    p = sub.add_parser("lookup", help="find the tokens holding a value")
+    _connection_args(p)
+    p.add_argument("--purpose", required=True)
+    p.add_argument("field")
+    p.add_argument("value")
+    p.set_defaults(run=run_lookup)
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", default=os.environ.get("PDV_TARGET", "127.0.0.1:50051"))
+    p.add_argument(
+        "--api-key-file", type=Path, default=None,
+        help="file holding the API key (default: $PDV_API_KEY, else .pdv/dev-api-key)",
+    )
+
+
+def _client(args: argparse.Namespace) -> PdvClient:
+    # Keys come from a file or the environment, never argv (visible in the process list).
+    key = os.environ.get("PDV_API_KEY")
+    path = args.api_key_file or (None if key else Path(".pdv/dev-api-key"))
+    if path is not None:
+        try:
+            key = path.read_text().strip()
+        except OSError:
+            raise InvalidInput(f"cannot read the API key file {path}") from None
+    return PdvClient(args.target, api_key=key)
+
+
+def _print(obj: object) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _call(args: argparse.Namespace, fn) -> int:  # type: ignore[no-untyped-def]
+    try:
+        with _client(args) as client:
+            _print(fn(client))
+        return 0
+    except ClientError as exc:
+        print(f"pdv: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def run_tokenize(args: argparse.Namespace) -> int:
+    fields = {}
+    for item in args.fields:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"expected FIELD=VALUE, got an argument without '=' for {name[:40]!r}")
+        fields[name] = value
+    record = Record(fields=fields, subject_id=args.subject)
+
+    def go(client: PdvClient) -> object:
+        (result,) = client.tokenize(
+            [record], purpose=args.purpose, source=args.source, notice_id=args.notice_id, request_id=args.request_id
+        )
+        return {"subject_id": result.subject_id, "tokens": dict(result.tokens)}
+
+    return _call(args, go)
+
+
+def run_detokenize(args: argparse.Namespace) -> int:
+    refs = [(t, args.field) if args.field else t for t in args.tokens]
+
+    def go(client: PdvClient) -> object:
+        return [
+            {"token": r.token, "field": r.field, "value": r.value} if r.code == 0
+            else {"token": r.token, "error": r.message}
+            for r in client.detokenize(refs, purpose=args.purpose)
+        ]
+
+    return _call(args, go)
+
+
+def run_lookup(args: argparse.Namespace) -> int:
+    def go(client: PdvClient) -> object:
+        return [{"subject_id": m.subject_id, "token": m.token} for m in client.lookup(args.field, args.value, purpose=args.purpose)]
+
+    return _call(args, go)

@@ -1,0 +1,120 @@
+"""Settings: a TOML file, overridden by PDV_* environment variables, validated at start.
+
+Nothing is read at import time; `load_settings()` does the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vault.errors import ConfigError
+
+
+class ApiKey(BaseModel):
+    """A principal and the SHA-256 (hex) of its API key. The key itself is never stored."""
+
+    model_config = {"extra": "forbid"}
+    principal: str = Field(min_length=1, max_length=200)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Settings(BaseSettings):
+    """Every setting of the server. See README's configuration reference."""
+
+    model_config = SettingsConfigDict(env_prefix="PDV_", extra="forbid", env_nested_delimiter="__")
+
+    listen: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///.pdv/pdv.db"
+    vault_addr: str = "http://127.0.0.1:8200"
+    vault_token: SecretStr | None = None
+    vault_token_file: Path | None = None
+    vault_timeout: float = Field(default=5.0, gt=0, le=60)
+    vault_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    transit_mount: str = "transit"
+    kek_name: str = "pdv-kek"
+    catalog_path: Path | None = None
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    max_value_bytes: int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)
+    max_batch_items: int = Field(default=10_000, ge=1, le=1_000_000)
+    dek_max_encryptions: int = Field(default=1 << 20, ge=1, le=1 << 30)
+    dek_cache_size: int = Field(default=100_000, ge=0)
+    dek_cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    max_workers: int = Field(default=16, ge=1, le=1024)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("listen must be host:port")
+        host = host.strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError("plaintext gRPC is only allowed on a loopback address (127.0.0.1, [::1], localhost)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then the environment, then the file (passed in as _file_values).
+        file_values = _FILE_VALUES.get(settings_cls, {})
+        return init_settings, env_settings, InitSettingsSource(settings_cls, file_values)
+
+    def vault_token_value(self) -> str:
+        if self.vault_token is not None:
+            return self.vault_token.get_secret_value()
+        if self.vault_token_file is not None:
+            try:
+                return self.vault_token_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"vault_token_file {self.vault_token_file}: {exc.strerror}") from None
+        raise ConfigError("no Vault token: set PDV_VAULT_TOKEN or vault_token_file")
+
+    def principal_for_key(self) -> dict[str, str]:
+        """SHA-256 hex of an API key → principal name."""
+        return {entry.sha256: entry.principal for entry in self.api_keys}
+
+
+_FILE_VALUES: dict[type, dict[str, Any]] = {}
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read `path` (TOML) if given, apply PDV_* variables and `overrides`, validate everything.
+
+    Raises ConfigError naming the file and the setting (or TOML line) at fault.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    _FILE_VALUES[Settings] = values
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path or 'settings'}: {problems}") from None
+    finally:
+        _FILE_VALUES.pop(Settings, None)

@@ -1,0 +1,1 @@
+"""Pure cryptographic building blocks: no I/O, no clocks, no globals."""

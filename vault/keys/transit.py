@@ -1,0 +1,146 @@
+"""KeyProvider on Vault / OpenBao Transit: DEKs wrapped by a KEK that never leaves Vault.
+
+With openbao.py, the only module of `vault` that imports hvac. Every Vault call goes through
+`TransitKeyProvider._post`, and `_translate` is the one place hvac and requests errors become
+domain errors. DEKs are wrapped without Transit associated data on purpose: Transit rewrap takes
+none, and rows are bound by the AAD of our own AES-GCM layer instead.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Sequence
+
+import hvac
+import hvac.exceptions
+import requests
+
+from vault.domain import WrappedKey
+from vault.errors import DecryptionFailed, KeyUnavailable
+from vault.secret import SecretBytes
+
+_UNREACHABLE = "vault sealed or unreachable"
+_REFUSED = "vault refused the key operation; check the token's policy"
+_TRANSPORT_ERRORS = (
+    requests.exceptions.ConnectionError,  # refused, reset, DNS
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,  # the server died mid-answer
+)
+_REJECTED = "vault rejected the key request; check the key name and the listener's JSON limits"
+# check() encrypts this; its ciphertext is thrown away.
+_PROBE = base64.b64encode(b"\0" * 32).decode("ascii")
+
+
+def make_client(addr: str, token: str, timeout: float = 5.0) -> hvac.Client:
+    """An hvac client whose every call gives up after `timeout` seconds (connect and read)."""
+    return hvac.Client(url=addr, token=token, timeout=timeout)
+
+
+class TransitKeyProvider:
+    """Wraps DEKs with the Transit key `key_name` at `mount`, `batch_size` items per call."""
+
+    def __init__(
+        self, client: hvac.Client, mount: str, key_name: str, batch_size: int = 1000
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._client = client
+        self._mount = mount.strip("/")
+        self._key_name = key_name
+        self._batch_size = batch_size
+        self._encrypt_path = f"/v1/{self._mount}/encrypt/{key_name}"
+        self._decrypt_path = f"/v1/{self._mount}/decrypt/{key_name}"
+
+    def __repr__(self) -> str:
+        return f"TransitKeyProvider(mount={self._mount!r}, key_name={self._key_name!r})"
+
+    def wrap_keys(self, keys: Sequence[SecretBytes]) -> list[WrappedKey]:
+        """Encrypt each DEK under the KEK's current version, one Transit call per batch.
+
+        Raises:
+            KeyUnavailable: Vault is sealed, unreachable, too slow, or refused the call.
+        """
+        wrapped: list[WrappedKey] = []
+        for start in range(0, len(keys), self._batch_size):
+            batch = [
+                {"plaintext": base64.b64encode(key.reveal()).decode("ascii")}
+                for key in keys[start : start + self._batch_size]
+            ]
+            for item in self._post(self._encrypt_path, batch, decrypting=False):
+                wrapped.append(WrappedKey(item["ciphertext"]))
+        return wrapped
+
+    def unwrap_keys(self, wrapped: Sequence[WrappedKey]) -> list[SecretBytes]:
+        """Decrypt each wrapped DEK, in order, one Transit call per batch.
+
+        Raises:
+            KeyUnavailable: as for wrap_keys.
+            DecryptionFailed: a wrapped key did not decrypt (tampered, or its KEK version is
+                below min_decryption_version or trimmed).
+        """
+        keys: list[SecretBytes] = []
+        for start in range(0, len(wrapped), self._batch_size):
+            batch = [{"ciphertext": w.ciphertext} for w in wrapped[start : start + self._batch_size]]
+            for item in self._post(self._decrypt_path, batch, decrypting=True):
+                keys.append(SecretBytes(base64.b64decode(item["plaintext"])))
+        return keys
+
+    def check(self) -> None:
+        """Encrypt a throwaway value: proves reachable, unsealed, the key exists and may be used.
+
+        Raises:
+            KeyUnavailable: as for wrap_keys.
+        """
+        self._post(self._encrypt_path, [{"plaintext": _PROBE}], decrypting=False)
+
+    def _post(
+        self, path: str, batch: list[dict[str, str]], *, decrypting: bool
+    ) -> list[dict[str, Any]]:
+        """POST one batch_input and return its batch_results; every failure goes through _translate."""
+        failure: Exception | None = None
+        try:
+            response = self._client.adapter.post(path, json={"batch_input": batch})
+        except (*_TRANSPORT_ERRORS, hvac.exceptions.VaultError) as e:
+            failure = _translate(e, decrypting)
+        if failure is not None:
+            # Raised outside the except block so the hvac error is not kept as __context__:
+            # its body can hold ciphertexts and, for a partly failed decrypt, the plaintext
+            # DEKs of the items that succeeded.
+            raise failure
+        results = _batch_results(response)
+        if len(results) != len(batch) or any(item.get("error") for item in results):
+            raise DecryptionFailed() if decrypting else KeyUnavailable(_REJECTED)
+        return results
+
+
+def _translate(error: Exception, decrypting: bool) -> Exception:
+    """The one mapping from hvac / requests errors to domain errors. Never copies a body."""
+    if isinstance(error, _TRANSPORT_ERRORS):
+        translated: Exception = KeyUnavailable(_UNREACHABLE)
+        translated.__cause__ = error  # no body: only the address and the socket error
+        return translated
+    if isinstance(error, hvac.exceptions.VaultDown):
+        return KeyUnavailable(_UNREACHABLE)
+    if isinstance(error, (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized)):
+        return KeyUnavailable(_REFUSED)
+    if isinstance(error, hvac.exceptions.InvalidRequest):
+        # Transit answers 400 with batch_results when items failed. A 400 without them is the
+        # request itself refused (unknown key, listener JSON limits): a setup fault, and
+        # calling it DecryptionFailed would make every stored DEK look tampered with.
+        if decrypting and _has_batch_results(error.json):
+            return DecryptionFailed()
+        return KeyUnavailable(_REJECTED)
+    return KeyUnavailable(f"vault failed the key operation ({type(error).__name__})")
+
+
+def _has_batch_results(body: object) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("data"), dict) and (
+        "batch_results" in body["data"]
+    )
+
+
+def _batch_results(response: object) -> list[dict[str, Any]]:
+    if not _has_batch_results(response):
+        # Not JSON, or not a batch answer: no body in the message.
+        raise KeyUnavailable("vault returned an unexpected response")
+    return response["data"]["batch_results"]  # type: ignore[index]

@@ -1,0 +1,1 @@
+"""Use cases. They talk to ports (KeyProvider, Store), never to hvac, grpc or SQL directly."""

@@ -1,0 +1,56 @@
+"""The index root: a random secret wrapped by the KEK, from which per-field HMAC keys derive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+
+from vault.crypto.aead import new_data_key
+from vault.crypto.index import derive_key
+from vault.domain import WrappedKey
+from vault.errors import Conflict
+from vault.keys.provider import KeyProvider
+from vault.secret import SecretBytes
+from vault.storage.store import Store
+
+ROOT_NAME = "index-root"
+
+
+class IndexKeys:
+    """Per-field keys for deterministic tokens and blind indexes, and the request fingerprint key."""
+
+    def __init__(self, root: SecretBytes) -> None:
+        self._root = root
+        self.token_key = lru_cache(maxsize=None)(self._token_key)
+        self.index_key = lru_cache(maxsize=None)(self._index_key)
+        self.fingerprint_key = derive_key(root, "request-fingerprint")
+
+    def _token_key(self, field: str) -> bytes:
+        return derive_key(self._root, "deterministic-token", field)
+
+    def _index_key(self, field: str) -> bytes:
+        return derive_key(self._root, "blind-index", field)
+
+    def __repr__(self) -> str:
+        return "IndexKeys(<redacted>)"
+
+    @classmethod
+    def load_or_create(cls, store: Store, provider: KeyProvider, clock: Callable[[], datetime]) -> "IndexKeys":
+        """Unwrap the stored root, or make, wrap and store one on first start (race-safe)."""
+        with store.transaction() as tx:
+            wrapped = tx.get_secret(ROOT_NAME)
+        if wrapped is None:
+            secret = new_data_key()
+            (fresh,) = provider.wrap_keys([secret])
+            try:
+                with store.transaction() as tx:
+                    if tx.get_secret(ROOT_NAME) is None:
+                        tx.add_secret(ROOT_NAME, fresh.ciphertext, clock())
+            except Conflict:
+                pass  # another replica stored its root first; use that one
+            with store.transaction() as tx:
+                wrapped = tx.get_secret(ROOT_NAME)
+        assert wrapped is not None
+        (root,) = provider.unwrap_keys([WrappedKey(wrapped)])
+        return cls(root)

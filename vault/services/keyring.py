@@ -1,0 +1,68 @@
+"""Data keys: made locally, wrapped by Vault in batches, unwrapped on demand into a bounded cache."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+
+from cachetools import TTLCache
+
+from vault.crypto.aead import DataKey, new_data_key
+from vault.domain import WrappedKey
+from vault.keys.provider import KeyProvider
+from vault.secret import SecretBytes
+
+KeyId = tuple[str, int]  # (subject_id, key version)
+
+
+class KeyRing:
+    """The one place DEKs are made, wrapped, unwrapped and cached.
+
+    The cache is an LRU with a TTL and a size bound; it is only ever consulted for a
+    key whose database row the caller has just read, so a shredded key is never used.
+    """
+
+    def __init__(self, provider: KeyProvider, cache_size: int = 100_000, ttl_seconds: float = 300.0) -> None:
+        self._provider = provider
+        self._cache: TTLCache[KeyId, DataKey] = TTLCache(maxsize=cache_size, ttl=ttl_seconds)
+        self._lock = threading.Lock()
+
+    def new_keys(self, count: int) -> list[tuple[SecretBytes, WrappedKey]]:
+        """`count` fresh DEKs and their wrapped forms, wrapped in batched Vault calls."""
+        if count == 0:
+            return []
+        secrets = [new_data_key() for _ in range(count)]
+        return list(zip(secrets, self._provider.wrap_keys(secrets)))
+
+    def remember(self, key_id: KeyId, secret: SecretBytes) -> DataKey:
+        data_key = DataKey(secret, key_id[1])
+        with self._lock:
+            self._cache[key_id] = data_key
+        return data_key
+
+    def data_keys(self, wanted: Mapping[KeyId, str]) -> dict[KeyId, DataKey]:
+        """The DEKs for `wanted` (key id → wrapped text just read from the database)."""
+        found: dict[KeyId, DataKey] = {}
+        missing: list[KeyId] = []
+        with self._lock:
+            for key_id in wanted:
+                data_key = self._cache.get(key_id)
+                if data_key is None:
+                    missing.append(key_id)
+                else:
+                    found[key_id] = data_key
+        if missing:
+            secrets = self._provider.unwrap_keys([WrappedKey(wanted[k]) for k in missing])
+            for key_id, secret in zip(missing, secrets):
+                found[key_id] = self.remember(key_id, secret)
+        return found
+
+    def evict(self, subject_ids: Iterable[str]) -> None:
+        gone = set(subject_ids)
+        with self._lock:
+            for key_id in [k for k in self._cache if k[0] in gone]:
+                self._cache.pop(key_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()

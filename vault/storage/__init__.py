@@ -1,0 +1,1 @@
+"""Persistence: the only package (with migrations/) that imports SQLAlchemy."""

@@ -1,0 +1,191 @@
+"""The repository: one Store, one short transaction per batch, SQL kept in this module.
+
+`Store.transaction()` yields a `Tx` whose methods are the only queries the domain
+uses. Driver errors become StoreUnavailable here, so callers never see SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from vault.errors import Conflict, StoreUnavailable
+from vault.storage import tables as t
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    subject_id: str
+    version: int
+    wrapped: str
+    encryptions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRow:
+    token: str
+    field: str
+    subject_id: str
+    key_version: int
+    ciphertext: bytes
+    wrapped: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexMatch:
+    field: str
+    blind_index: bytes
+    subject_id: str
+    token: str
+
+
+class Store:
+    """Gives out transactions on one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator["Tx"]:
+        """Commit on normal exit, roll back on any exception; driver errors become domain errors."""
+        try:
+            with self.engine.begin() as conn:
+                yield Tx(conn, self.dialect)
+        except IntegrityError as exc:
+            # A concurrent writer got there first (same request id, a shredded subject ...).
+            raise Conflict("the request conflicts with a concurrent change; retry it") from exc
+        except OperationalError as exc:
+            raise StoreUnavailable("database unavailable") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable("database unavailable") from exc
+            raise
+
+
+class Tx:
+    """The queries of one transaction."""
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    # --- wrapped secrets -------------------------------------------------------------
+    def get_secret(self, name: str) -> str | None:
+        return self.conn.scalar(select(t.wrapped_secrets.c.wrapped).where(t.wrapped_secrets.c.name == name))
+
+    def add_secret(self, name: str, wrapped: str, now: datetime) -> None:
+        self.conn.execute(insert(t.wrapped_secrets).values(name=name, wrapped=wrapped, created_at=now))
+
+    # --- idempotency -----------------------------------------------------------------
+    def get_request(self, principal: str, request_id: str) -> tuple[bytes, str] | None:
+        c = t.tokenize_requests.c
+        row = self.conn.execute(
+            select(c.fingerprint, c.response).where(c.principal == principal, c.request_id == request_id)
+        ).first()
+        return (bytes(row[0]), row[1]) if row else None
+
+    def save_request(self, principal: str, request_id: str, fingerprint: bytes, response: str, now: datetime) -> None:
+        self.conn.execute(
+            insert(t.tokenize_requests).values(
+                principal=principal, request_id=request_id, fingerprint=fingerprint, response=response, created_at=now
+            )
+        )
+
+    # --- subjects and keys -----------------------------------------------------------
+    def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:
+        """The newest data key of each existing subject (absent subjects are left out)."""
+        if not subject_ids:
+            return {}
+        c = t.data_keys.c
+        newest = (
+            select(c.subject_id, func.max(c.version).label("version"))
+            .where(c.subject_id.in_(subject_ids))
+            .group_by(c.subject_id)
+            .subquery()
+        )
+        rows = self.conn.execute(
+            select(c.subject_id, c.version, c.wrapped, c.encryptions).join(
+                newest, and_(c.subject_id == newest.c.subject_id, c.version == newest.c.version)
+            )
+        )
+        return {r.subject_id: KeyRow(r.subject_id, r.version, r.wrapped, r.encryptions) for r in rows}
+
+    def add_subjects(self, rows: Sequence[dict]) -> None:
+        if rows:
+            self.conn.execute(insert(t.subjects), rows)
+
+    def add_keys(self, rows: Sequence[dict]) -> None:
+        if rows:
+            self.conn.execute(insert(t.data_keys), rows)
+
+    def count_encryptions(self, counts: Iterable[tuple[str, int, int]]) -> None:
+        """Add n to the encryption count of each (subject, version)."""
+        c = t.data_keys.c
+        stmt = (
+            update(t.data_keys)
+            .where(c.subject_id == bindparam("s"), c.version == bindparam("v"))
+            .values(encryptions=c.encryptions + bindparam("n"))
+        )
+        params = [{"s": s, "v": v, "n": n} for s, v, n in counts]
+        if params:
+            self.conn.execute(stmt, params)
+
+    # --- values ----------------------------------------------------------------------
+    def taken_tokens(self, field: str, tokens: Sequence[str]) -> set[str]:
+        c = t.field_values.c
+        return set(self.conn.scalars(select(c.token).where(c.field == field, c.token.in_(tokens))))
+
+    def existing_values(self, keys: Sequence[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which (token, field, subject_id) rows already exist (deterministic re-collection)."""
+        if not keys:
+            return set()
+        c = t.field_values.c
+        stmt = select(c.token, c.field, c.subject_id).where(tuple_(c.token, c.field, c.subject_id).in_(keys))
+        return {(r[0], r[1], r[2]) for r in self.conn.execute(stmt)}
+
+    def add_values(self, rows: Sequence[dict]) -> None:
+        if rows:
+            self.conn.execute(insert(t.field_values), rows)
+
+    def values_for_tokens(self, tokens: Sequence[str]) -> list[ValueRow]:
+        """Each value stored under one of `tokens`, with the wrapped key that proves it is live.
+
+        The join with data_keys is the point: a value whose key was shredded is not
+        returned, whatever any cache holds. On PostgreSQL the key rows are share-locked
+        so a concurrent shred waits for this transaction (and its access log) to commit.
+        """
+        if not tokens:
+            return []
+        v, k = t.field_values.c, t.data_keys.c
+        stmt = (
+            select(v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped)
+            .join(t.data_keys, and_(k.subject_id == v.subject_id, k.version == v.key_version))
+            .where(v.token.in_(tokens))
+            .order_by(v.id)
+        )
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update(read=True, of=t.data_keys)
+        return [ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in self.conn.execute(stmt)]
+
+    def find_by_index(self, keys: Sequence[tuple[str, bytes]]) -> list[IndexMatch]:
+        if not keys:
+            return []
+        c = t.field_values.c
+        stmt = (
+            select(c.field, c.blind_index, c.subject_id, c.token)
+            .where(tuple_(c.field, c.blind_index).in_(keys))
+            .order_by(c.id)
+        )
+        return [IndexMatch(r[0], bytes(r[1]), r[2], r[3]) for r in self.conn.execute(stmt)]
+
+    # --- access log ------------------------------------------------------------------
+    def log_access(self, rows: Sequence[dict]) -> None:
+        if rows:
+            self.conn.execute(insert(t.access_log), rows)
+

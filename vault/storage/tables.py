@@ -1,0 +1,100 @@
+"""Table definitions. migrations/ is the source of truth for the schema; these mirror it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Autoincrement ids must be BIGINT on PostgreSQL and INTEGER (rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("subject_id", String(32), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("wrapped", Text, nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    Column("encryptions", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["subject_id"], ["subjects.id"], ondelete="CASCADE"),
+    Index("ix_data_keys_kek_version", "kek_version"),
+)
+
+field_values = Table(
+    "field_values",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subject_id", String(32), nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("token", String(256), nullable=False),
+    Column("key_version", Integer, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("blind_index", LargeBinary, nullable=True),
+    Column("purpose", String(64), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("notice_id", String(200), nullable=True),
+    Column("collected_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["subject_id", "key_version"], ["data_keys.subject_id", "data_keys.version"], ondelete="CASCADE"
+    ),
+    Index("ux_field_values_token", "token", "field", "subject_id", unique=True),
+    Index("ix_field_values_index", "field", "blind_index"),
+    Index("ix_field_values_subject", "subject_id"),
+    Index("ix_field_values_expires", "expires_at"),
+)
+
+tokenize_requests = Table(
+    "tokenize_requests",
+    metadata,
+    Column("principal", String(200), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("fingerprint", LargeBinary, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+access_log = Table(
+    "access_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("subject_id", String(32), nullable=True),
+    Column("field", String(64), nullable=True),
+    Column("token", String(256), nullable=True),
+    Column("outcome", String(32), nullable=False),
+)
+
+wrapped_secrets = Table(
+    "wrapped_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("wrapped", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
