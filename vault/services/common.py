@@ -51,16 +51,6 @@ def access_row(
     subject_id: str | None = None,
     field: str | None = None,
     token: str | None = None,
-) -> dict:
-    """One access-log entry. Never a value: only who, what, why, which and how it went."""
-    return {
-        "at": at,
-        "request_id": caller.request_id,
-        "principal": caller.principal,
-        "action": action,
-        "purpose": purpose,
-        "subject_id": subject_id,
-        "field": field,
-        "token": token,
-        "outcome": outcome,
-    }
+) -> tuple:
+    """One access-log entry (ACCESS_COLUMNS order). Never a value: who, what, why, which, how it went."""
+    return (at, caller.request_id, caller.principal, action, purpose, subject_id, field, token, outcome)

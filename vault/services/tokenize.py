@@ -260,20 +260,14 @@ class TokenizeService:
     def _value_row(
         self, data_key: DataKey, subject_id: str, spec: FieldSpec, token: str, value: str,
         purpose: str, source: str, notice_id: str, now: datetime,
-    ) -> dict:
-        return {
-            "subject_id": subject_id,
-            "field": spec.name,
-            "token": token,
-            "key_version": data_key.version,
-            "ciphertext": data_key.seal(value.encode(), row_aad(subject_id, spec.name, token, data_key.version)),
-            "blind_index": blind_index(self.index_keys.index_key(spec.name), value) if spec.searchable else None,
-            "purpose": purpose,
-            "source": source,
-            "notice_id": notice_id or None,
-            "collected_at": now,
-            "expires_at": now + spec.retention_for(purpose),
-        }
+    ) -> tuple:
+        # VALUE_COLUMNS order.
+        return (
+            subject_id, spec.name, token, data_key.version,
+            data_key.seal(value.encode(), row_aad(subject_id, spec.name, token, data_key.version)),
+            blind_index(self.index_keys.index_key(spec.name), value) if spec.searchable else None,
+            purpose, source, notice_id or None, now, now + spec.retention_for(purpose),
+        )
 
     def _fingerprint(self, purpose: str, source: str, notice_id: str, atomic: bool, records: list[RecordIn]) -> bytes:
         # Keyed, so the stored fingerprint cannot be used to confirm a guessed value.
