@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Engine
-
 from vault.catalog import Catalog, load_catalog
 from vault.config import Settings
 from vault.keys.provider import KeyProvider
@@ -32,7 +30,6 @@ class App:
     """Everything a server or CLI command needs, built once."""
 
     settings: Settings
-    engine: Engine
     store: Store
     keys: KeyProvider
     keyring: KeyRing
@@ -43,7 +40,7 @@ class App:
 
     def close(self) -> None:
         self.keyring.clear()
-        self.engine.dispose()
+        self.store.close()
 
 
 def build_key_provider(settings: Settings) -> KeyProvider:
@@ -61,21 +58,20 @@ def bootstrap(
         KeyUnavailable: Vault sealed, unreachable, or the token may not use the KEK.
         ConfigError: a setting or the catalog is invalid.
     """
-    engine = create_store_engine(settings.database_url)
+    store = Store(create_store_engine(settings.database_url))
     try:
-        migrate.require_current(engine)
+        migrate.require_current(store.engine)
         keys = keys or build_key_provider(settings)
         keys.check()
-        store = Store(engine)
         catalog = load_catalog(settings.catalog_path)
         limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions)
         keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds)
         index_keys = IndexKeys.load_or_create(store, keys, clock)
     except Exception:
-        engine.dispose()
+        store.close()
         raise
     return App(
-        settings=settings, engine=engine, store=store, keys=keys, keyring=keyring, catalog=catalog,
+        settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
         tokenizer=TokenizeService(store, keyring, index_keys, catalog, limits, clock),
         detokenizer=DetokenizeService(store, keyring, catalog, limits, clock),
         finder=LookupService(store, index_keys, catalog, limits, clock),

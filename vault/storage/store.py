@@ -59,6 +59,9 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
 
+    def close(self) -> None:
+        self.engine.dispose()
+
     @contextmanager
     def transaction(self) -> Iterator["Tx"]:
         """Commit on normal exit, roll back on any exception; driver errors become domain errors."""

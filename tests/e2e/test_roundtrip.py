@@ -1,0 +1,131 @@
+"""Tokenize → detokenize → lookup through the generated client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from pdv_client import Record
+from pdv_client.errors import AlreadyExists, NotFound
+
+from tests.support.stack import Stack
+
+PURPOSE = "benefits_eligibility"
+
+
+def person(n: int = 0) -> dict[str, str]:
+    return {
+        "full_name": "Ada Lovelace",
+        "email": f"ada{n}@Example.org",
+        "phone": "(212) 555-0100",
+        "ssn": "123-45-6789",
+        "date_of_birth": "1985-12-10",
+    }
+
+
+def test_round_trip(stack: Stack) -> None:
+    client = stack.client()
+    (result,) = client.tokenize([Record(person())], purpose=PURPOSE, source="311")
+    assert result.subject_id.startswith("sub_")
+    assert set(result.tokens) == set(person())
+    values = {r.field: r.value for r in client.detokenize(list(result.tokens.values()) and
+              [(t, f) for f, t in result.tokens.items()], purpose=PURPOSE)}
+    assert values == {
+        "full_name": "Ada Lovelace", "email": "ada0@example.org", "phone": "2125550100",
+        "ssn": "123456789", "date_of_birth": "1985-12-10",
+    }
+    matches = client.lookup("email", "ADA0@example.org ", purpose=PURPOSE)
+    assert [(m.subject_id, m.token) for m in matches] == [(result.subject_id, result.tokens["email"])]
+
+
+def test_tokens_are_opaque_and_unlinkable(stack: Stack) -> None:
+    client = stack.client()
+    a, b = client.tokenize([Record(person(1)), Record(person(2))], purpose=PURPOSE, source="311")
+    assert a.subject_id != b.subject_id
+    assert a.tokens["full_name"] != b.tokens["full_name"]  # random tokens, same value
+    for token in (a.tokens["full_name"], a.tokens["phone"]):
+        assert token.startswith("pdv_") and len(token) == 26
+        assert "Ada" not in token and "212" not in token
+
+
+def test_deterministic_tokens_are_equal_across_calls_and_subjects(stack: Stack) -> None:
+    client = stack.client()
+    (a,) = client.tokenize([Record({"email": "same@example.org"})], purpose=PURPOSE, source="311")
+    (b,) = client.tokenize([Record({"email": "SAME@example.org"})], purpose=PURPOSE, source="web")
+    assert a.tokens["email"] == b.tokens["email"]
+    assert a.subject_id != b.subject_id
+    matches = client.lookup("email", "same@example.org", purpose=PURPOSE)
+    assert {m.subject_id for m in matches} == {a.subject_id, b.subject_id}
+    assert client.detokenize_one(a.tokens["email"], purpose=PURPOSE) == "same@example.org"
+
+
+def test_format_preserving_tokens_keep_the_shape(stack: Stack) -> None:
+    client = stack.client()
+    results = client.tokenize([Record({"ssn": f"123-45-{6000 + i}"}) for i in range(50)], purpose=PURPOSE, source="311")
+    tokens = [r.tokens["ssn"] for r in results]
+    assert all(len(t) == 9 and t.isdigit() for t in tokens)
+    assert len(set(tokens)) == 50
+    assert all(t != f"12345{6000 + i}" for i, t in enumerate(tokens))
+    assert client.detokenize_one(tokens[7], purpose=PURPOSE, field="ssn") == "123456007"
+    assert [m.token for m in client.lookup("ssn", "123 45 6007", purpose=PURPOSE)] == [tokens[7]]
+
+
+def test_retry_with_same_request_id_returns_same_tokens(stack: Stack) -> None:
+    client = stack.client()
+    records = [Record(person(i)) for i in range(3)]
+    first = client.tokenize(records, purpose=PURPOSE, source="311", request_id="batch-42")
+    again = client.tokenize(records, purpose=PURPOSE, source="311", request_id="batch-42")
+    assert [(r.subject_id, r.tokens) for r in again] == [(r.subject_id, r.tokens) for r in first]
+    assert len(client.lookup("email", "ada1@example.org", purpose=PURPOSE)) == 1
+
+
+def test_reused_request_id_with_other_content_is_refused(stack: Stack) -> None:
+    client = stack.client()
+    client.tokenize([Record(person(1))], purpose=PURPOSE, source="311", request_id="batch-7")
+    with pytest.raises(AlreadyExists, match="request_id"):
+        client.tokenize([Record(person(2))], purpose=PURPOSE, source="311", request_id="batch-7")
+
+
+def test_fields_added_to_an_existing_subject(stack: Stack) -> None:
+    client = stack.client()
+    (first,) = client.tokenize([Record({"full_name": "Grace Hopper"})], purpose=PURPOSE, source="311")
+    (more,) = client.tokenize(
+        [Record({"email": "grace@example.org"}, subject_id=first.subject_id)], purpose=PURPOSE, source="311"
+    )
+    assert more.subject_id == first.subject_id
+    assert client.detokenize_one(more.tokens["email"], purpose=PURPOSE) == "grace@example.org"
+
+
+def test_unknown_subject_is_not_found(stack: Stack) -> None:
+    client = stack.client()
+    with pytest.raises(NotFound, match=r"records\[0\]"):
+        client.tokenize([Record({"full_name": "Grace Hopper"}, subject_id="sub_" + "A" * 21 + "A")],
+                        purpose=PURPOSE, source="311")
+
+
+def test_partial_mode_commits_the_valid_records(stack: Stack) -> None:
+    client = stack.client()
+    results = client.tokenize(
+        [Record({"email": "ok@example.org"}), Record({"email": "not-an-email"}), Record({"shoe_size": "9"})],
+        purpose=PURPOSE, source="311", mode="partial",
+    )
+    assert results[0].ok and results[0].tokens
+    assert not results[1].ok and results[1].errors[0].field == "email"
+    assert not results[2].ok and "unknown field" in results[2].errors[0].message
+    assert client.detokenize_one(results[0].tokens["email"], purpose=PURPOSE) == "ok@example.org"
+
+
+def test_atomic_mode_stores_nothing_when_one_record_is_invalid(stack: Stack) -> None:
+    client = stack.client()
+    from pdv_client.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=r"records\[1\]\.fields\['email'\]"):
+        client.tokenize([Record({"email": "kept@example.org"}), Record({"email": "nope"})], purpose=PURPOSE, source="311")
+    assert client.lookup("email", "kept@example.org", purpose=PURPOSE) == []
+
+
+def test_batch_of_thousands(stack: Stack) -> None:
+    client = stack.client()
+    records = [Record({"email": f"user{i}@example.org", "full_name": "Alan Turing"}) for i in range(2500)]
+    results = client.tokenize(records, purpose=PURPOSE, source="bulk")
+    tokens = [(r.tokens["email"], "email") for r in results]
+    values = client.detokenize(tokens, purpose=PURPOSE)
+    assert [v.value for v in values] == [f"user{i}@example.org" for i in range(2500)]

@@ -1,0 +1,106 @@
+"""A real PDV stack for end-to-end tests: OpenBao, a database, a gRPC server on port 0, a client."""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from pdv_client import PdvClient
+
+from vault.api.server import PdvServer, create_server
+from vault.bootstrap import App, bootstrap
+from vault.config import ApiKey, Settings, hash_api_key, load_settings
+from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
+from vault.storage import migrate
+from vault.storage.engine import create_store_engine
+
+PRINCIPAL = "intake-311"
+
+
+def service_token(bao: OpenBaoServer, mount: str = "transit", key: str = "pdv-kek") -> str:
+    """Provision Transit and return a token holding only the least-privilege service policy."""
+    admin = bao.client()
+    provision_transit(admin, mount, key)
+    return create_service_token(admin, mount, key)
+
+
+def migrate_url(url: str) -> None:
+    engine = create_store_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    app: App
+    server: PdvServer
+    api_key: str
+    log: io.StringIO
+    clients: list[PdvClient] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> PdvClient:
+        c = PdvClient(self.target, api_key=self.api_key if api_key is None else api_key, **kwargs)
+        self.clients.append(c)
+        return c
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.server.stop(grace=1)
+        self.app.close()
+
+
+class _LogCapture:
+    """Everything the server logs, formatted as an operator would see it."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+        self.handler = logging.StreamHandler(self.buffer)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+
+    def __enter__(self) -> io.StringIO:
+        logging.getLogger().addHandler(self.handler)
+        logging.getLogger().setLevel(logging.DEBUG)
+        return self.buffer
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self.handler)
+
+
+def start_stack(bao: OpenBaoServer, database_url: str, token: str, migrate_first: bool = True, **overrides: Any) -> Stack:
+    """Migrate (optionally), bootstrap and serve on 127.0.0.1:0 with one API-key principal."""
+    if migrate_first:
+        migrate_url(database_url)
+    api_key = "pdvk_" + secrets.token_urlsafe(24)
+    settings = load_settings(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        vault_addr=bao.addr,
+        vault_token=token,
+        vault_timeout=2.0,
+        api_keys=[ApiKey(principal=PRINCIPAL, sha256=hash_api_key(api_key))],
+        **overrides,
+    )
+    capture = _LogCapture()
+    log = capture.__enter__()
+    app = bootstrap(settings)
+    server = create_server(app)
+    stack = Stack(settings, app, server, api_key, log)
+    original_stop = stack.stop
+
+    def stop() -> None:
+        original_stop()
+        capture.__exit__()
+
+    stack.stop = stop  # type: ignore[method-assign]
+    return stack
