@@ -1,0 +1,38 @@
+# PDV: `make dev` runs a local stack, `make test` runs every test. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: dev test lint proto bench clean
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("PDV needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e clients/python -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+dev: $(STAMP)
+	$(BIN)/pdv dev
+
+lint: $(STAMP) $(NODE_STAMP)
+	node_modules/.bin/buf lint
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest
+
+proto: $(STAMP)
+	$(BIN)/python scripts/gen_clients.py
+
+bench: $(STAMP)
+	$(BIN)/pdv bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

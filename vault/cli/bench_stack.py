@@ -1,0 +1,111 @@
+"""The throwaway stack `pdv bench` measures: OpenBao, a database and a `pdv serve` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from vault.crypto.aead import new_data_key
+from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
+from vault.keys.transit import TransitKeyProvider, make_client
+from vault.secret import SecretBytes
+from vault.storage import migrate
+from vault.storage.engine import create_store_engine
+from vault.storage.scratch import create_scratch_database, drop_database
+
+
+class BenchStack:
+    def __init__(self, database: str, pg_admin_url: str, api_key_sha256: str) -> None:
+        self.database, self.pg_admin_url, self.api_key_sha256 = database, pg_admin_url, api_key_sha256
+        self.workdir = Path(tempfile.mkdtemp(prefix="pdv-bench-"))
+        self.bao = OpenBaoServer(self.workdir / "openbao")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = _free_port()
+        self.url = ""
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "BenchStack":
+        self.bao.start()
+        admin = self.bao.client()
+        provision_transit(admin)
+        self.token = create_service_token(admin, "transit", "pdv-kek")
+        if self.database == "sqlite":
+            self.url = f"sqlite:///{self.workdir / 'pdv.db'}"
+        else:
+            self.url = create_scratch_database(self.pg_admin_url, "pdv_bench")
+        engine = create_store_engine(self.url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        env = dict(os.environ)
+        env.update({
+            "PDV_LISTEN": self.target, "PDV_DATABASE_URL": self.url, "PDV_VAULT_ADDR": self.bao.addr,
+            "PDV_VAULT_TOKEN": self.token,
+            "PDV_API_KEYS": json.dumps([{"principal": "bench", "sha256": self.api_key_sha256}]),
+        })
+        log = open(self.workdir / "server.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "vault.cli.main", "serve"], env=env, stdout=log, stderr=log)
+        self._wait_serving()
+
+    def restart_server(self) -> None:
+        self.stop_server()
+        self.start_server()
+
+    def stop_server(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def naive_transit_rate(self, fields: int) -> float:
+        """Fields/s when every field value is sent to Transit encrypt on its own."""
+        provider = TransitKeyProvider(make_client(self.bao.addr, self.token), "transit", "pdv-kek")
+        values = [SecretBytes(f"r{i}@example.org".encode()) for i in range(fields)]
+        start = time.perf_counter()
+        for value in values:
+            provider.wrap_keys([value])
+        return fields / (time.perf_counter() - start)
+
+    def _wait_serving(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"pdv serve exited; see {self.workdir / 'server.log'}")
+                try:
+                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    time.sleep(0.1)
+        raise RuntimeError("pdv serve did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_server()
+        self.bao.stop()
+        if self.database == "postgresql" and self.url:
+            drop_database(self.pg_admin_url, self.url)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
