@@ -7,11 +7,13 @@ uses. Driver errors become StoreUnavailable here, so callers never see SQLAlchem
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+import contextlib
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vault.errors import Conflict, StoreUnavailable
@@ -58,6 +60,10 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # SQLite has one writer at a time, and its busy handler sleeps (up to 100 ms a try)
+        # while another connection holds the lock. Queue this process's writers on a
+        # Python lock instead, so they hand over at once.
+        self._writer = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -66,7 +72,7 @@ class Store:
     def transaction(self) -> Iterator["Tx"]:
         """Commit on normal exit, roll back on any exception; driver errors become domain errors."""
         try:
-            with self.engine.begin() as conn:
+            with self._writer, self.engine.begin() as conn:
                 yield Tx(conn, self.dialect)
         except IntegrityError as exc:
             # A concurrent writer got there first (same request id, a shredded subject ...).
@@ -157,8 +163,10 @@ class Tx:
         if not keys:
             return set()
         c = t.field_values.c
-        stmt = select(c.token, c.field, c.subject_id).where(tuple_(c.token, c.field, c.subject_id).in_(keys))
-        return {(r[0], r[1], r[2]) for r in self.conn.execute(stmt)}
+        # Search by token (indexed) and filter here: SQLite scans for row-value IN lists.
+        stmt = select(c.token, c.field, c.subject_id).where(c.token.in_(sorted({k[0] for k in keys})))
+        wanted = set(keys)
+        return {row for row in ((r[0], r[1], r[2]) for r in self.conn.execute(stmt)) if row in wanted}
 
     def add_values(self, rows: Sequence[tuple]) -> None:
         """Insert value rows given as tuples in VALUE_COLUMNS order."""
@@ -185,14 +193,17 @@ class Tx:
         return [ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in self.conn.execute(stmt)]
 
     def find_by_index(self, keys: Sequence[tuple[str, bytes]]) -> list[IndexMatch]:
+        """Rows whose (field, blind index) is one of `keys`, oldest first."""
         if not keys:
             return []
         c = t.field_values.c
-        stmt = (
-            select(c.field, c.blind_index, c.subject_id, c.token)
-            .where(tuple_(c.field, c.blind_index).in_(keys))
-            .order_by(c.id)
-        )
+        by_field: dict[str, list[bytes]] = {}
+        for field, index in keys:
+            by_field.setdefault(field, []).append(index)
+        # One `field = ? AND blind_index IN (...)` per field: an index search on both
+        # databases, where a row-value IN list makes SQLite scan the table.
+        condition = or_(*(and_(c.field == f, c.blind_index.in_(ix)) for f, ix in sorted(by_field.items())))
+        stmt = select(c.field, c.blind_index, c.subject_id, c.token).where(condition).order_by(c.id)
         return [IndexMatch(r[0], bytes(r[1]), r[2], r[3]) for r in self.conn.execute(stmt)]
 
     # --- access log ------------------------------------------------------------------
