@@ -57,6 +57,11 @@ def upgrade() -> None:
     op.create_index("ix_field_values_subject", "field_values", ["subject_id"])
     op.create_index("ix_field_values_expires", "field_values", ["expires_at"])
     op.create_table(
+        "reserved_tokens",
+        sa.Column("field", sa.String(64), primary_key=True),
+        sa.Column("token", sa.String(256), primary_key=True),
+    )
+    op.create_table(
         "tokenize_requests",
         sa.Column("principal", sa.String(200), primary_key=True),
         sa.Column("request_id", sa.String(128), primary_key=True),
@@ -86,5 +91,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("wrapped_secrets", "access_log", "tokenize_requests", "field_values", "data_keys", "subjects"):
+    for table in ("wrapped_secrets", "access_log", "tokenize_requests", "reserved_tokens", "field_values", "data_keys", "subjects"):
         op.drop_table(table)

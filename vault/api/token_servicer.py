@@ -14,7 +14,8 @@ from vault.errors import PdvError
 from vault.services.common import Caller
 from vault.services.detokenize import DetokenizeItem, DetokenizeService
 from vault.services.lookup import LookupQuery, LookupService
-from vault.services.tokenize import RecordIn, TokenizeService
+from vault.services.tokenize import TokenizeService
+from vault.services.tokenize_model import RecordIn
 
 _OK = grpc.StatusCode.OK.value[0]
 

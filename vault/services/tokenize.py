@@ -1,14 +1,16 @@
-"""Tokenize: validate a batch, encrypt each field under its subject's DEK, store, log, answer."""
+"""Tokenize: validate a batch, encrypt each field under its subject's DEK, store, log, answer.
+
+The work is split so the write transaction stays short: validation, Vault calls,
+token generation and encryption happen before it; the transaction only re-checks
+what a concurrent writer could have changed and inserts.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field as dc_field
 from datetime import datetime
 
 from vault.catalog import Catalog, FieldSpec, TokenKind
@@ -16,52 +18,18 @@ from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
 from vault.crypto.index import blind_index
 from vault.domain import WrappedKey
-from vault.errors import InvalidInput, NotFound, PdvError, RequestIdReused
+from vault.errors import Conflict, InvalidInput, NotFound, PdvError, RequestIdReused
 from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_batch, require_label
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
+from vault.services.tokenize_model import (
+    ItemProblem, Plan, Prepared, RecordIn, TokenizeOutcome, is_subject_id, new_subject_id, summarize,
+)
 from vault.storage.store import KeyRow, Store, Tx
 
-SUBJECT_PREFIX = "sub_"
-
-
-def new_subject_id() -> str:
-    return SUBJECT_PREFIX + secrets.token_urlsafe(16)
-
-
-def is_subject_id(text: str) -> bool:
-    return len(text) == 26 and text.startswith(SUBJECT_PREFIX) and tk.is_opaque_token("pdv_" + text[4:])
-
-
-@dataclass(frozen=True)
-class RecordIn:
-    """One person's fields as sent. Holds personal values: never log or repr it."""
-
-    subject_id: str
-    fields: dict[str, str] = dc_field(repr=False)
-
-
-@dataclass(frozen=True)
-class ItemProblem:
-    index: int
-    field: str
-    error: PdvError
-
-
-@dataclass(frozen=True)
-class TokenizeOutcome:
-    results: list[tuple[str, dict[str, str]]]  # per record: (subject id, field → token); ("", {}) if rejected
-    errors: list[ItemProblem]
-
-    def to_json(self) -> str:
-        return json.dumps({"results": self.results, "errors": [[p.index, p.field, type(p.error).__name__, str(p.error)] for p in self.errors]})
-
-
-@dataclass
-class _Prepared:
-    index: int
-    subject_id: str  # "" for a new subject
-    values: list[tuple[FieldSpec, str]] = dc_field(repr=False)  # (spec, normalized value)
+# A concurrent writer can take a format-preserving token or the request id between our
+# read and our write; the loser starts again (and then sees the winner's result).
+ATTEMPTS = 3
 
 
 class TokenizeService:
@@ -79,6 +47,7 @@ class TokenizeService:
 
         Raises:
             InvalidInput: a batch-level problem, or (atomic mode) any invalid record; names items only.
+            NotFound: (atomic mode) a record names an unknown subject.
             RequestIdReused: the request id names a different earlier request.
             KeyUnavailable, StoreUnavailable: a dependency is down; nothing was written.
         """
@@ -89,48 +58,62 @@ class TokenizeService:
             require_label("notice_id", notice_id)
         require_batch("records", len(records), self.limits)
         require_batch("fields in the batch", sum(len(r.fields) for r in records), self.limits)
-
         fingerprint = self._fingerprint(purpose, source, notice_id, atomic, records)
-        with self.store.transaction() as tx:
+        for attempt in range(ATTEMPTS):
+            try:
+                return self._attempt(caller, purpose, source, notice_id, records, atomic, fingerprint)
+            except Conflict:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self, caller: Caller, purpose: str, source: str, notice_id: str, records: list[RecordIn], atomic: bool,
+        fingerprint: bytes,
+    ) -> TokenizeOutcome:
+        with self.store.snapshot() as tx:
             earlier = tx.get_request(caller.principal, caller.request_id)
-        if earlier is not None:
-            return self._replay(earlier, fingerprint)
-
-        prepared, problems = self._validate(purpose, records)
-        now = self.clock()
-        if problems and atomic:
-            self._log_rejected(caller, purpose, problems, now)
-            raise InvalidInput(_summarize(problems))
-        new_count = sum(1 for p in prepared if not p.subject_id)
-        fresh_keys = self.keyring.new_keys(new_count)  # Vault, before the transaction opens
-
+            if earlier is not None:
+                return _replay(earlier, fingerprint)
+            prepared, problems = self._validate(purpose, records)
+            now = self.clock()
+            if problems and atomic:
+                self._log_rejected(caller, purpose, problems, now)
+                raise InvalidInput(summarize(problems))
+            existing = self._existing_subjects(tx, prepared, problems, atomic)
+            plan = self._plan(caller, purpose, source, notice_id, prepared, problems, existing, len(records), now)
+            self._choose_shaped_tokens(tx, plan)
         with self.store.transaction() as tx:
-            outcome = self._store(
-                tx, caller, purpose, source, notice_id, prepared, problems, fresh_keys, now, atomic, len(records)
-            )
-            tx.log_access([access_row(now, caller, "tokenize", purpose, "invalid", field=p.field or None) for p in outcome.errors])
+            tx.reserve_tokens(plan.reserved)
+            known = tx.existing_values(plan.deterministic_keys)
+            tx.add_subjects(plan.subjects)
+            tx.add_keys(plan.keys)
+            tx.count_encryptions(plan.counts)
+            tx.add_values([row for row in plan.values if (row[2], row[1], row[0]) not in known])
+            tx.log_access(plan.log)
+            outcome = plan.outcome()
             tx.save_request(caller.principal, caller.request_id, fingerprint, outcome.to_json(), now)
         return outcome
 
-    # --- steps -----------------------------------------------------------------------
-    def _validate(self, purpose: str, records: list[RecordIn]) -> tuple[list[_Prepared], list[ItemProblem]]:
+    # --- before the write transaction --------------------------------------------------
+    def _validate(self, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
         prepared, problems = [], []
         for i, record in enumerate(records):
             try:
-                prepared.append(_Prepared(i, self._check_subject(record.subject_id), self._normalize(purpose, record)))
+                prepared.append(Prepared(i, self._check_subject(i, record.subject_id), self._normalize(i, purpose, record)))
             except _ItemError as err:
-                problems.append(ItemProblem(i, err.field, err.error))
+                problems.append(ItemProblem(err.index, err.field, err.error))
         return prepared, problems
 
     @staticmethod
-    def _check_subject(subject_id: str) -> str:
+    def _check_subject(index: int, subject_id: str) -> str:
         if subject_id and not is_subject_id(subject_id):
-            raise _ItemError("", InvalidInput("malformed subject_id"))
+            raise _ItemError(index, "", InvalidInput("malformed subject_id"))
         return subject_id
 
-    def _normalize(self, purpose: str, record: RecordIn) -> list[tuple[FieldSpec, str]]:
+    def _normalize(self, index: int, purpose: str, record: RecordIn) -> list[tuple[FieldSpec, str]]:
         if not record.fields:
-            raise _ItemError("", InvalidInput("record has no fields"))
+            raise _ItemError(index, "", InvalidInput("record has no fields"))
         out = []
         for name, value in record.fields.items():
             try:
@@ -143,128 +126,121 @@ class TokenizeService:
                     raise InvalidInput(f"value is larger than {self.limits.max_value_bytes} bytes")
                 out.append((spec, spec.normalize(value)))
             except PdvError as exc:
-                raise _ItemError(name, exc) from None
+                raise _ItemError(index, name, exc) from None
         return out
 
-    def _store(
-        self, tx: Tx, caller: Caller, purpose: str, source: str, notice_id: str, prepared: list[_Prepared],
-        problems: list[ItemProblem], fresh_keys: list, now: datetime, atomic: bool, record_count: int,
-    ) -> TokenizeOutcome:
-        keys = self._existing_keys(tx, prepared, problems, atomic, now)
-        tokens = self._tokens(tx, prepared)
-        # A deterministic value re-collected for an existing subject keeps its one row.
-        known = tx.existing_values(
-            [(tokens[(p.index, spec.name)], spec.name, p.subject_id)
-             for p in prepared if p.subject_id for spec, _ in p.values if spec.token_kind is TokenKind.DETERMINISTIC]
-        )
-        fresh = iter(fresh_keys)
-        subjects, key_rows, counts = [], [], []
+    def _existing_subjects(
+        self, tx: Tx, prepared: list[Prepared], problems: list[ItemProblem], atomic: bool
+    ) -> dict[str, KeyRow]:
+        rows = tx.current_keys(sorted({p.subject_id for p in prepared if p.subject_id}))
+        unknown = [p for p in prepared if p.subject_id and p.subject_id not in rows]
+        if unknown and atomic:
+            raise NotFound(summarize([ItemProblem(p.index, "", NotFound("unknown subject_id")) for p in unknown]))
+        for p in unknown:
+            problems.append(ItemProblem(p.index, "", NotFound("unknown subject_id")))
+            prepared.remove(p)
+        return rows
+
+    def _plan(
+        self, caller: Caller, purpose: str, source: str, notice_id: str, prepared: list[Prepared],
+        problems: list[ItemProblem], existing: dict[str, KeyRow], record_count: int, now: datetime,
+    ) -> Plan:
+        plan = Plan(record_count, problems)
+        new_ids = set()
         for p in prepared:
             if not p.subject_id:
-                secret, wrapped = next(fresh)
                 p.subject_id = new_subject_id()
-                keys[p.subject_id] = self.keyring.remember((p.subject_id, 1), secret)
-                subjects.append({"id": p.subject_id, "created_at": now, "created_by": caller.principal})
-                key_rows.append(_key_row(p.subject_id, 1, wrapped.ciphertext, len(p.values), now))
-            else:
-                counts.append((p.subject_id, keys[p.subject_id].version, len(p.values)))
-        value_rows, log_rows = [], []
-        results: list[tuple[str, dict[str, str]]] = [("", {}) for _ in range(record_count)]
+                new_ids.add(p.subject_id)
+                plan.subjects.append({"id": p.subject_id, "created_at": now, "created_by": caller.principal})
+        keys = self._data_keys(plan, prepared, existing, new_ids, now)
         for p in prepared:
             data_key = keys[p.subject_id]
-            record_tokens = {}
+            record_tokens: dict[str, str] = {}
             for spec, value in p.values:
-                token = tokens[(p.index, spec.name)]
+                token = self._token(spec, value)
                 record_tokens[spec.name] = token
-                log_rows.append(access_row(now, caller, "tokenize", purpose, "ok", p.subject_id, spec.name, token))
-                if (token, spec.name, p.subject_id) in known:
-                    continue
-                known.add((token, spec.name, p.subject_id))
-                value_rows.append(self._value_row(data_key, p.subject_id, spec, token, value, purpose, source, notice_id, now))
-            results[p.index] = (p.subject_id, record_tokens)
-        tx.add_subjects(subjects)
-        tx.add_keys(key_rows)
-        tx.count_encryptions(counts)
-        tx.add_values(value_rows)
-        tx.log_access(log_rows)
-        return TokenizeOutcome(results, sorted(problems, key=lambda p: p.index))
+                if spec.token_kind is TokenKind.DETERMINISTIC:
+                    plan.deterministic_keys.append((token, spec.name, p.subject_id))
+                elif spec.token_kind is TokenKind.FORMAT_PRESERVING:
+                    plan.shaped.append((len(plan.values), len(plan.log), p.index, spec, value, data_key))
+                plan.values.append(self._value_row(data_key, p.subject_id, spec, token, value, purpose, source, notice_id, now))
+                plan.log.append(access_row(now, caller, "tokenize", purpose, "ok", p.subject_id, spec.name, token))
+            plan.results[p.index] = (p.subject_id, record_tokens)
+        plan.log += [access_row(now, caller, "tokenize", purpose, "invalid", field=q.field or None) for q in problems]
+        return plan
 
-    def _existing_keys(
-        self, tx: Tx, prepared: list[_Prepared], problems: list[ItemProblem], atomic: bool, now: datetime
+    def _data_keys(
+        self, plan: Plan, prepared: list[Prepared], existing: dict[str, KeyRow], new_ids: set[str], now: datetime
     ) -> dict[str, DataKey]:
-        given = {p.subject_id for p in prepared if p.subject_id}
-        rows = tx.current_keys(sorted(given))
-        unknown = [p for p in prepared if p.subject_id and p.subject_id not in rows]
-        if unknown:
-            if atomic:
-                raise NotFound(_summarize([ItemProblem(p.index, "", NotFound("unknown subject_id")) for p in unknown]))
-            for p in unknown:
-                problems.append(ItemProblem(p.index, "", NotFound("unknown subject_id")))
-                prepared.remove(p)
+        """The DEK each record is sealed under: existing, fresh for new subjects, or rotated when worn."""
         needed: dict[str, int] = {}
         for p in prepared:
-            if p.subject_id:
+            if p.subject_id not in new_ids:
                 needed[p.subject_id] = needed.get(p.subject_id, 0) + len(p.values)
-        worn = [rows[s] for s, n in needed.items() if rows[s].encryptions + n > self.limits.dek_max_encryptions]
-        keys = {k[0]: v for k, v in self.keyring.data_keys({(r.subject_id, r.version): r.wrapped for r in rows.values() if r not in worn}).items()}
-        keys.update(self._rotate_worn(tx, worn, now))
+        worn = [existing[s] for s, n in needed.items() if existing[s].encryptions + n > self.limits.dek_max_encryptions]
+        worn_ids = {row.subject_id for row in worn}
+        keys = {
+            key_id[0]: key
+            for key_id, key in self.keyring.data_keys(
+                {(r.subject_id, r.version): r.wrapped for r in existing.values() if r.subject_id not in worn_ids}
+            ).items()
+        }
+        new_records = [p for p in prepared if p.subject_id in new_ids]
+        fresh = iter(self.keyring.new_keys(len(new_records) + len(worn)))  # one batched Vault call
+        for row in worn:
+            secret, wrapped = next(fresh)
+            keys[row.subject_id] = self.keyring.remember((row.subject_id, row.version + 1), secret)
+            plan.keys.append(_key_row(row.subject_id, row.version + 1, wrapped, needed[row.subject_id], now))
+        for subject_id, n in needed.items():
+            if subject_id not in worn_ids:
+                plan.counts.append((subject_id, keys[subject_id].version, n))
+        for p in new_records:
+            secret, wrapped = next(fresh)
+            keys[p.subject_id] = self.keyring.remember((p.subject_id, 1), secret)
+            plan.keys.append(_key_row(p.subject_id, 1, wrapped, len(p.values), now))
         return keys
 
-    def _rotate_worn(self, tx: Tx, worn: list[KeyRow], now: datetime) -> dict[str, DataKey]:
-        """Give a subject whose DEK is near its encryption bound a fresh DEK version."""
-        out = {}
-        rows = []
-        for row, (secret, wrapped) in zip(worn, self.keyring.new_keys(len(worn))):
-            version = row.version + 1
-            out[row.subject_id] = self.keyring.remember((row.subject_id, version), secret)
-            rows.append(_key_row(row.subject_id, version, wrapped.ciphertext, 0, now))
-        tx.add_keys(rows)
-        return out
+    def _token(self, spec: FieldSpec, value: str) -> str:
+        if spec.token_kind is TokenKind.DETERMINISTIC:
+            return tk.deterministic_token(self.index_keys.token_key(spec.name), value)
+        if spec.token_kind is TokenKind.FORMAT_PRESERVING:
+            return ""  # chosen by _choose_shaped_tokens, which checks uniqueness
+        return tk.random_token()
 
-    def _tokens(self, tx: Tx, prepared: list[_Prepared]) -> dict[tuple[int, str], str]:
-        out: dict[tuple[int, str], str] = {}
-        shaped: dict[str, list[tuple[int, str]]] = {}
-        for p in prepared:
-            for spec, value in p.values:
-                if spec.token_kind is TokenKind.DETERMINISTIC:
-                    out[(p.index, spec.name)] = tk.deterministic_token(self.index_keys.token_key(spec.name), value)
-                elif spec.token_kind is TokenKind.FORMAT_PRESERVING:
-                    shaped.setdefault(spec.name, []).append((p.index, value))
-                else:
-                    out[(p.index, spec.name)] = tk.random_token()
-        for name, items in shaped.items():
-            out.update(self._shaped_tokens(tx, name, items))
-        return out
-
-    @staticmethod
-    def _shaped_tokens(tx: Tx, name: str, items: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
-        """Format-preserving tokens, unique within the field and never equal to their value."""
-        out: dict[tuple[int, str], str] = {}
-        pending = items
+    def _choose_shaped_tokens(self, tx: Tx, plan: Plan) -> None:
+        """Give each format-preserving value a token unique in its field and unlike its value."""
+        pending = list(plan.shaped)
         for _ in range(64):
             if not pending:
-                return out
-            proposed = {i: tk.format_preserving_token(v) for i, v in pending}
-            taken = tx.taken_tokens(name, list(proposed.values())) | {t for t in out.values()}
+                return
+            proposals = [(item, tk.format_preserving_token(item[4])) for item in pending]
+            taken: dict[str, set[str]] = {}
+            for field in {item[3].name for item in pending}:
+                taken[field] = tx.taken_tokens(field, [tok for item, tok in proposals if item[3].name == field])
             retry = []
-            for i, value in pending:
-                token = proposed[i]
-                if token in taken or token == value:
-                    retry.append((i, value))
-                else:
-                    taken.add(token)
-                    out[(i, name)] = token
+            for item, token in proposals:
+                value_pos, log_pos, index, spec, value, data_key = item
+                if token == value or token in taken[spec.name]:
+                    retry.append(item)
+                    continue
+                taken[spec.name].add(token)
+                plan.place_shaped_token(item, token, self._reseal(plan.values[value_pos], data_key, token, value))
             pending = retry
-        raise InvalidInput(f"field {name!r}: no free format-preserving token; the token space is exhausted")
+        raise InvalidInput("no free format-preserving token left in a field; its token space is exhausted")
+
+    @staticmethod
+    def _reseal(row: tuple, data_key: DataKey, token: str, value: str) -> bytes:
+        subject_id, field = row[0], row[1]
+        return data_key.seal(value.encode(), row_aad(subject_id, field, token, data_key.version))
 
     def _value_row(
         self, data_key: DataKey, subject_id: str, spec: FieldSpec, token: str, value: str,
         purpose: str, source: str, notice_id: str, now: datetime,
     ) -> tuple:
-        # VALUE_COLUMNS order.
+        # VALUE_COLUMNS order. A format-preserving row is sealed once its token is chosen.
+        sealed = data_key.seal(value.encode(), row_aad(subject_id, spec.name, token, data_key.version)) if token else b""
         return (
-            subject_id, spec.name, token, data_key.version,
-            data_key.seal(value.encode(), row_aad(subject_id, spec.name, token, data_key.version)),
+            subject_id, spec.name, token, data_key.version, sealed,
             blind_index(self.index_keys.index_key(spec.name), value) if spec.searchable else None,
             purpose, source, notice_id or None, now, now + spec.retention_for(purpose),
         )
@@ -274,43 +250,25 @@ class TokenizeService:
         body = json.dumps([purpose, source, notice_id, atomic, [[r.subject_id, sorted(r.fields.items())] for r in records]])
         return hmac.digest(self.index_keys.fingerprint_key, body.encode(), hashlib.sha256)
 
-    @staticmethod
-    def _replay(earlier: tuple[bytes, str], fingerprint: bytes) -> TokenizeOutcome:
-        stored_fingerprint, response = earlier
-        if not hmac.compare_digest(stored_fingerprint, fingerprint):
-            raise RequestIdReused()
-        body = json.loads(response)
-        return TokenizeOutcome(
-            [(s, dict(t)) for s, t in body["results"]],
-            [ItemProblem(i, f, _ERRORS.get(kind, InvalidInput)(msg)) for i, f, kind, msg in body["errors"]],
-        )
-
     def _log_rejected(self, caller: Caller, purpose: str, problems: list[ItemProblem], now: datetime) -> None:
         with self.store.transaction() as tx:
             tx.log_access([access_row(now, caller, "tokenize", purpose, "invalid", field=p.field or None) for p in problems])
 
 
 class _ItemError(Exception):
-    def __init__(self, field: str, error: PdvError) -> None:
-        self.field, self.error = field, error
+    def __init__(self, index: int, field: str, error: PdvError) -> None:
+        self.index, self.field, self.error = index, field, error
 
 
-_ERRORS = {"InvalidInput": InvalidInput, "NotFound": NotFound, "UnknownField": InvalidInput, "InvalidValue": InvalidInput}
+def _replay(earlier: tuple[bytes, str], fingerprint: bytes) -> TokenizeOutcome:
+    stored_fingerprint, response = earlier
+    if not hmac.compare_digest(stored_fingerprint, fingerprint):
+        raise RequestIdReused()
+    return TokenizeOutcome.from_json(response)
 
 
-def _key_row(subject_id: str, version: int, wrapped: str, encryptions: int, now: datetime) -> dict:
+def _key_row(subject_id: str, version: int, wrapped: WrappedKey, encryptions: int, now: datetime) -> dict:
     return {
-        "subject_id": subject_id, "version": version, "wrapped": wrapped,
-        "kek_version": WrappedKey(wrapped).kek_version, "encryptions": encryptions, "created_at": now,
+        "subject_id": subject_id, "version": version, "wrapped": wrapped.ciphertext,
+        "kek_version": wrapped.kek_version, "encryptions": encryptions, "created_at": now,
     }
-
-
-def _summarize(problems: list[ItemProblem], shown: int = 5) -> str:
-    parts = [_describe(p) for p in problems[:shown]]
-    more = f" (and {len(problems) - shown} more)" if len(problems) > shown else ""
-    return "; ".join(parts) + more
-
-
-def _describe(p: ItemProblem) -> str:
-    where = f"records[{p.index}]" + (f".fields[{p.field!r}]" if p.field else "")
-    return f"{where}: {p.error}"

@@ -8,6 +8,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
+READ_ONLY = "pdv_read_only"
+
+
 def normalize_url(url: str) -> str:
     """Accept plain `postgresql://` URLs and use psycopg 3 for them."""
     parsed = make_url(url)
@@ -44,8 +47,9 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        # Every PDV transaction writes (at least the access log): take the write lock up
-        # front so a reader never fails to upgrade with SQLITE_BUSY_SNAPSHOT.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Write transactions take the write lock up front, so they never fail to upgrade
+        # with SQLITE_BUSY_SNAPSHOT; read-only snapshots take no lock at all (WAL).
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

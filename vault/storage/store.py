@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 import contextlib
+import logging
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vault.errors import Conflict, StoreUnavailable
 from vault.storage import tables as t
+from vault.storage.engine import READ_ONLY
+
+log = logging.getLogger("pdv.storage")
 
 
 # Column orders of the bulk inserts: the hot paths hand rows over as tuples in this order.
@@ -70,19 +74,41 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator["Tx"]:
-        """Commit on normal exit, roll back on any exception; driver errors become domain errors."""
-        try:
-            with self._writer, self.engine.begin() as conn:
+        """A write transaction: commit on normal exit, roll back on any exception."""
+        with self._translated(), self._writer, self.engine.begin() as conn:
+            yield Tx(conn, self.dialect)
+
+    @contextmanager
+    def snapshot(self) -> Iterator["Tx"]:
+        """A read-only transaction that never waits for writers (use it for reads that
+        precede a write transaction; re-check in the write transaction what must hold)."""
+        with self._translated(), self.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            with conn.begin():
                 yield Tx(conn, self.dialect)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Driver errors become domain errors, so callers never see SQLAlchemy."""
+        # `from None`: SQLAlchemy's messages quote statement parameters (tokens,
+        # ciphertexts); only the driver's error class reaches the log.
+        failure: Exception | None = None
+        try:
+            yield
         except IntegrityError as exc:
-            # A concurrent writer got there first (same request id, a shredded subject ...).
-            raise Conflict("the request conflicts with a concurrent change; retry it") from exc
+            log.info("integrity conflict (%s)", type(exc.orig).__name__)
+            failure = Conflict("the request conflicts with a concurrent change; retry it")
         except OperationalError as exc:
-            raise StoreUnavailable("database unavailable") from exc
+            log.warning("database unavailable (%s)", type(exc.orig).__name__)
+            failure = StoreUnavailable("database unavailable")
         except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("database unavailable") from exc
-            raise
+            if not exc.connection_invalidated:
+                log.error("database error (%s)", type(exc.orig).__name__)
+                failure = StoreUnavailable("database error")
+            else:
+                failure = StoreUnavailable("database unavailable")
+        if failure is not None:
+            raise failure
 
 
 class Tx:
@@ -155,8 +181,14 @@ class Tx:
 
     # --- values ----------------------------------------------------------------------
     def taken_tokens(self, field: str, tokens: Sequence[str]) -> set[str]:
-        c = t.field_values.c
+        """Which of `tokens` are already reserved as format-preserving tokens of `field`."""
+        c = t.reserved_tokens.c
         return set(self.conn.scalars(select(c.token).where(c.field == field, c.token.in_(tokens))))
+
+    def reserve_tokens(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Reserve (field, token) pairs for good; a pair taken concurrently raises Conflict."""
+        if rows:
+            self.conn.execute(insert(t.reserved_tokens), [{"field": f, "token": tok} for f, tok in rows])
 
     def existing_values(self, keys: Sequence[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
         """Which (token, field, subject_id) rows already exist (deterministic re-collection)."""

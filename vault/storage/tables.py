@@ -66,6 +66,15 @@ field_values = Table(
     Index("ix_field_values_expires", "expires_at"),
 )
 
+# Format-preserving tokens are unique per field and never reissued, even after a shred,
+# so a system holding a stale token can never be handed another person's value.
+reserved_tokens = Table(
+    "reserved_tokens",
+    metadata,
+    Column("field", String(64), primary_key=True),
+    Column("token", String(256), primary_key=True),
+)
+
 tokenize_requests = Table(
     "tokenize_requests",
     metadata,

@@ -1,0 +1,110 @@
+"""The values a tokenize passes between its steps. Some hold personal values: no reprs of them."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+from vault.catalog import FieldSpec
+from vault.crypto import tokens as tk
+from vault.errors import InvalidInput, NotFound, PdvError
+
+SUBJECT_PREFIX = "sub_"
+
+
+def new_subject_id() -> str:
+    """128 random bits, like a token: a subject id says nothing about the person."""
+    return SUBJECT_PREFIX + secrets.token_urlsafe(16)
+
+
+def is_subject_id(text: str) -> bool:
+    return len(text) == 26 and text.startswith(SUBJECT_PREFIX) and tk.is_opaque_token(tk.PREFIX + text[4:])
+
+
+@dataclass(frozen=True)
+class RecordIn:
+    """One person's fields as sent."""
+
+    subject_id: str
+    fields: dict[str, str] = dc_field(repr=False)
+
+
+@dataclass(frozen=True)
+class ItemProblem:
+    index: int
+    field: str
+    error: PdvError
+
+
+@dataclass
+class Prepared:
+    index: int
+    subject_id: str  # "" until a new subject is given its id
+    values: list[tuple[FieldSpec, str]] = dc_field(repr=False)  # (spec, normalized value)
+
+
+@dataclass(frozen=True)
+class TokenizeOutcome:
+    results: list[tuple[str, dict[str, str]]]  # per record: (subject id, field → token); ("", {}) if rejected
+    errors: list[ItemProblem]
+
+    def to_json(self) -> str:
+        """What a retry with the same request id gets back (ids and tokens only, no values)."""
+        problems = [[p.index, p.field, type(p.error).__name__, str(p.error)] for p in self.errors]
+        return json.dumps({"results": self.results, "errors": problems})
+
+    @classmethod
+    def from_json(cls, text: str) -> "TokenizeOutcome":
+        body = json.loads(text)
+        kinds = {"NotFound": NotFound}
+        return cls(
+            [(s, dict(t)) for s, t in body["results"]],
+            [ItemProblem(i, f, kinds.get(kind, InvalidInput)(msg)) for i, f, kind, msg in body["errors"]],
+        )
+
+
+@dataclass(repr=False)
+class Plan:
+    """Everything one tokenize will write, computed before the write transaction opens."""
+
+    record_count: int
+    problems: list[ItemProblem]
+    subjects: list[dict] = dc_field(default_factory=list)
+    keys: list[dict] = dc_field(default_factory=list)
+    counts: list[tuple[str, int, int]] = dc_field(default_factory=list)
+    values: list[tuple] = dc_field(default_factory=list)
+    log: list[tuple] = dc_field(default_factory=list)
+    deterministic_keys: list[tuple[str, str, str]] = dc_field(default_factory=list)
+    shaped: list[tuple] = dc_field(default_factory=list)  # (value pos, log pos, record index, spec, value, key)
+    reserved: list[tuple[str, str]] = dc_field(default_factory=list)
+    results: list[tuple[str, dict[str, str]]] = dc_field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = [("", {}) for _ in range(self.record_count)]
+
+    def place_shaped_token(self, item: tuple, token: str, sealed: bytes) -> None:
+        """Put a chosen format-preserving token (and the value sealed with it) everywhere it goes."""
+        value_pos, log_pos, index, spec = item[:4]
+        row = list(self.values[value_pos])
+        row[2], row[4] = token, sealed
+        self.values[value_pos] = tuple(row)
+        entry = list(self.log[log_pos])
+        entry[7] = token
+        self.log[log_pos] = tuple(entry)
+        self.results[index][1][spec.name] = token
+        self.reserved.append((spec.name, token))
+
+    def outcome(self) -> TokenizeOutcome:
+        return TokenizeOutcome(self.results, sorted(self.problems, key=lambda p: p.index))
+
+
+def summarize(problems: list[ItemProblem], shown: int = 5) -> str:
+    """`records[3].fields['email']: …; …` for the first few problems (names, never values)."""
+    parts = []
+    for p in problems[:shown]:
+        where = f"records[{p.index}]" + (f".fields[{p.field!r}]" if p.field else "")
+        parts.append(f"{where}: {p.error}")
+    more = f" (and {len(problems) - shown} more)" if len(problems) > shown else ""
+    return "; ".join(parts) + more
