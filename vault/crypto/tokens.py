@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import os
 import re
 import secrets
 import string
@@ -26,7 +27,7 @@ def _encode(raw: bytes) -> str:
 
 def random_token() -> str:
     """128 bits from the CSPRNG: no subject, time or sequence inside."""
-    return _encode(secrets.token_bytes(TOKEN_BYTES))
+    return _encode(os.urandom(TOKEN_BYTES))
 
 
 def deterministic_token(field_key: bytes, normalized_value: str) -> str:

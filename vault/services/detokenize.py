@@ -79,6 +79,12 @@ class DetokenizeService:
             raise InvalidInput(f"items[{index}]: malformed token")
         if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not tk.is_plausible_format_preserving(item.token):
             raise InvalidInput(f"items[{index}]: malformed token")
+        # A format-preserving token is drawn from its field's alphabet; anything else (a name or an
+        # email sent by mistake) is refused here, before it could be looked up or written to the access log.
+        if not set(item.token) <= set(spec.format_alphabet or "") or (
+            spec.max_length is not None and len(item.token) > spec.max_length
+        ):
+            raise InvalidInput(f"items[{index}]: malformed token")
 
     @staticmethod
     def _open(item: DetokenizeItem, row: ValueRow | None, keys: dict) -> Detokenized:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 import contextlib
+import functools
 import logging
 import threading
 from contextlib import contextmanager
@@ -269,6 +270,7 @@ def _sqlite_times(row: tuple, positions: tuple[int, ...]) -> tuple:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4096)  # a batch shares a few timestamps: format each once
 def _sqlite_time(value: datetime | None) -> str | None:
     # SQLAlchemy's SQLite DateTime storage format (UTC, no offset), so Core reads it back.
     if value is None:

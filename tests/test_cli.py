@@ -1,0 +1,135 @@
+"""The `pdv` command line: a newcomer's path (`pdv dev`, then the client commands) as a person runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.stack import Stack
+
+PDV = [sys.executable, "-m", "vault.cli.main"]
+PURPOSE = "benefits_eligibility"
+
+
+def pdv(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PDV, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=check)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_serving(target: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "pdv exited"
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise AssertionError("pdv did not start serving")
+
+
+def test_client_commands_round_trip(stack: Stack, tmp_path: Path) -> None:
+    env = {**os.environ, "PDV_TARGET": stack.target, "PDV_API_KEY": stack.api_key}
+    out = pdv("tokenize", "--purpose", PURPOSE, "--source", "311", "full_name=Ada Lovelace", "email=Ada@Example.org",
+              "ssn=123-45-6789", cwd=tmp_path, env=env)
+    created = json.loads(out.stdout)
+    assert created["subject_id"].startswith("sub_")
+    tokens = created["tokens"]
+    got = json.loads(pdv("detokenize", "--purpose", PURPOSE, tokens["email"], tokens["full_name"], cwd=tmp_path, env=env).stdout)
+    assert [(g["field"], g["value"]) for g in got] == [("email", "ada@example.org"), ("full_name", "Ada Lovelace")]
+    ssn = json.loads(pdv("detokenize", "--purpose", PURPOSE, "--field", "ssn", tokens["ssn"], cwd=tmp_path, env=env).stdout)
+    assert ssn[0]["value"] == "123456789"
+    found = json.loads(pdv("lookup", "--purpose", PURPOSE, "email", "ada@example.org", cwd=tmp_path, env=env).stdout)
+    assert found == [{"subject_id": created["subject_id"], "token": tokens["email"]}]
+
+
+def test_client_command_errors_are_clear_and_value_free(stack: Stack, tmp_path: Path) -> None:
+    env = {**os.environ, "PDV_TARGET": stack.target, "PDV_API_KEY": stack.api_key}
+    bad = pdv("tokenize", "--purpose", PURPOSE, "--source", "311", "email=CANARY-not-an-email", cwd=tmp_path, env=env, check=False)
+    assert bad.returncode == 1
+    assert "InvalidArgument" in bad.stderr and "email" in bad.stderr
+    assert "CANARY" not in bad.stderr + bad.stdout
+    wrong_key = {**env, "PDV_API_KEY": "pdvk_wrong"}
+    denied = pdv("lookup", "--purpose", PURPOSE, "email", "a@example.org", cwd=tmp_path, env=wrong_key, check=False)
+    assert denied.returncode == 1 and "Unauthenticated" in denied.stderr
+
+
+def test_pdv_dev_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
+    """`make dev`'s command: a local OpenBao + SQLite + server; data survives a restart."""
+    listen, vault_port = f"127.0.0.1:{free_port()}", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([*PDV, "dev", "--listen", listen, "--vault-port", str(vault_port)], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_serving(listen, proc)
+        return proc
+
+    def stop(proc: subprocess.Popen) -> str:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        return err
+
+    client_env = {**env, "PDV_TARGET": listen}  # the key comes from .pdv/dev-api-key, as the banner says
+    proc = start()
+    try:
+        created = json.loads(pdv("tokenize", "--purpose", PURPOSE, "--source", "311", "email=dev@example.org",
+                                 cwd=tmp_path, env=client_env).stdout)
+    finally:
+        banner = stop(proc)
+    assert "DEVELOPMENT MODE" in banner and "pdv tokenize" in banner
+    creds = tmp_path / ".pdv" / "openbao" / "credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / ".pdv" / "dev-api-key").stat().st_mode & 0o777 == 0o600
+    secrets_on_disk = json.loads(creds.read_text())
+    assert all(value not in banner for value in secrets_on_disk.values())
+
+    proc = start()
+    try:
+        got = json.loads(pdv("detokenize", "--purpose", PURPOSE, created["tokens"]["email"], cwd=tmp_path, env=client_env).stdout)
+        assert got[0]["value"] == "dev@example.org"
+        found = json.loads(pdv("lookup", "--purpose", PURPOSE, "email", "dev@example.org", cwd=tmp_path, env=client_env).stdout)
+        assert found[0]["subject_id"] == created["subject_id"]
+    finally:
+        stop(proc)
+
+
+def test_db_upgrade_and_serve_refuses_unmigrated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PDV_")}, "PDV_DATABASE_URL": url}
+    refused = pdv("serve", env={**env, "PDV_VAULT_TOKEN": "unused"}, cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "pdv db upgrade" in refused.stderr
+    upgraded = pdv("db", "upgrade", env=env, cwd=tmp_path)
+    assert "revision 0001" in upgraded.stdout
+
+
+def test_config_errors_name_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "pdv.toml"
+    config.write_text('listen = "0.0.0.0:50051"\n')
+    out = pdv("serve", "--config", str(config), cwd=tmp_path, check=False)
+    assert out.returncode == 2 and "listen" in out.stderr and "loopback" in out.stderr
+    config.write_text('listen = "127.0.0.1:50051"\nmax_batch_items = "lots"\n')
+    out = pdv("serve", "--config", str(config), cwd=tmp_path, check=False)
+    assert out.returncode == 2 and "max_batch_items" in out.stderr
+    config.write_text('listen = \n')
+    out = pdv("serve", "--config", str(config), cwd=tmp_path, check=False)
+    assert out.returncode == 2 and "line 1" in out.stderr
