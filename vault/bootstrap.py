@@ -12,6 +12,7 @@ from vault.keys.provider import KeyProvider
 from vault.keys.transit import TransitKeyProvider, make_client
 from vault.services.common import Limits
 from vault.services.detokenize import DetokenizeService
+from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.lookup import LookupService
@@ -65,14 +66,15 @@ def bootstrap(
         keys.check()
         catalog = load_catalog(settings.catalog_path)
         limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions)
-        keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds)
+        keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds, settings.dek_spare_keys)
         index_keys = IndexKeys.load_or_create(store, keys, clock)
     except Exception:
         store.close()
         raise
+    committer = GroupCommitter(store)
     return App(
         settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
-        tokenizer=TokenizeService(store, keyring, index_keys, catalog, limits, clock),
-        detokenizer=DetokenizeService(store, keyring, catalog, limits, clock),
-        finder=LookupService(store, index_keys, catalog, limits, clock),
+        tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock),
+        detokenizer=DetokenizeService(store, committer, keyring, catalog, limits, clock),
+        finder=LookupService(store, committer, index_keys, catalog, limits, clock),
     )

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     dek_max_encryptions: int = Field(default=1 << 20, ge=1, le=1 << 30)
     dek_cache_size: int = Field(default=100_000, ge=0)
     dek_cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    dek_spare_keys: int = Field(default=256, ge=0, le=100_000)
     max_workers: int = Field(default=16, ge=1, le=1024)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

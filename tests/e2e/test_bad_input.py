@@ -38,9 +38,16 @@ def assert_nothing_stored(stack: Stack) -> None:
 
 
 def assert_no_echo(stack: Stack, message: str, canary: str = CANARY) -> None:
-    """Neither the caller's message nor the operator's log holds the canary (in any case)."""
+    """Neither the caller's message, the operator's log nor the access log holds the canary (in any case)."""
     assert canary.lower() not in message.lower(), f"value echoed in error message: {message!r}"
     assert canary.lower() not in stack.log.getvalue().lower(), "value written to the server log"
+    with stack.app.store.engine.connect() as conn:
+        leaked = conn.execute(
+            text("SELECT count(*) FROM access_log WHERE lower(request_id || purpose || coalesce(field, '')"
+                 " || coalesce(token, '') || outcome) LIKE :pattern"),
+            {"pattern": f"%{canary.lower()}%"},
+        ).scalar_one()
+    assert leaked == 0, "value written to the access log"
 
 
 def rejected(stack: Stack, exc_info: pytest.ExceptionInfo[PdvError], *names: str, canary: str = CANARY) -> str:

@@ -139,13 +139,26 @@ def test_values_round_trip(store: Store) -> None:
             ValueRow("tok-name", "full_name", a, 1, b"\x01sealed-tok-name", f"vault:v1:wrapped-{a}-1"),
         ]
         assert all(type(r.ciphertext) is bytes for r in rows)
-        assert tx.taken_tokens("ssn", ["123450000", "999990000"]) == {"123450000"}
-        assert tx.taken_tokens("email", ["123450000"]) == set()  # uniqueness is per field
         assert tx.existing_values([("tok-shared", "email", a), ("tok-shared", "email", _subject(9)),
                                    ("tok-name", "email", a)]) == {("tok-shared", "email", a)}
         matches = tx.find_by_index([("email", idx), ("full_name", idx), ("email", os.urandom(16))])
         assert matches == [IndexMatch("email", idx, a, "tok-shared"), IndexMatch("email", idx, b, "tok-shared")]
         assert all(type(m.blind_index) is bytes for m in matches)
+
+
+def test_reserved_tokens(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.taken_tokens("ssn", ["123450000", "999990000"]) == set()
+        tx.reserve_tokens([("ssn", "123450000"), ("ssn", "123450001"), ("license_plate", "999990000")])
+        tx.reserve_tokens([])
+    with store.transaction() as tx:
+        assert tx.taken_tokens("ssn", ["123450000", "999990000", "123450002"]) == {"123450000"}
+        assert tx.taken_tokens("license_plate", ["999990000", "123450000"]) == {"999990000"}  # per field
+    with pytest.raises(Conflict):  # reserved for good: a second reservation is a conflict
+        with store.transaction() as tx:
+            tx.reserve_tokens([("ssn", "123450009"), ("ssn", "123450001")])
+    with store.transaction() as tx:
+        assert tx.taken_tokens("ssn", ["123450009"]) == set()
 
 
 def test_values_whose_key_row_is_gone_are_not_returned(store: Store) -> None:
@@ -158,6 +171,8 @@ def test_values_whose_key_row_is_gone_are_not_returned(store: Store) -> None:
         tx.conn.execute(delete(t.data_keys).where(k.subject_id == a, k.version == 1))  # a's old key shredded
     with store.transaction() as tx:
         assert [r.token for r in tx.values_for_tokens(["tok-a1", "tok-a2", "tok-b"])] == ["tok-a2", "tok-b"]
+        assert tx.live_keys([(a, 1), (a, 2), (b, 1), (b, 3), (_subject(9), 1)]) == {(a, 2), (b, 1)}
+        assert tx.live_keys([]) == set()
 
 
 def test_duplicate_value_is_a_conflict(store: Store) -> None:
@@ -225,6 +240,8 @@ def test_a_transaction_that_raises_rolls_back_everything(store: Store) -> None:
             tx.add_values([_value(a, "email", "tok")])
             tx.log_access([(NOW, "req", "intake-311", "tokenize", "billing", a, "email", "tok", "ok")])
             tx.save_request("intake-311", "req", b"fp", "{}", NOW)
+            tx.reserve_tokens([("ssn", "123450000")])
+            tx.count_encryptions([(a, 1, 1)])
             raise Boom()
     with store.engine.connect() as conn:
         for table in t.metadata.sorted_tables:
@@ -252,6 +269,18 @@ def test_duplicate_primary_key_is_a_conflict(store: Store, what: str) -> None:
     with store.transaction() as tx:  # the failed transaction left nothing behind
         assert tx.get_secret("index-root") == "vault:v1:abc"
         assert tx.conn.execute(select(t.access_log)).all() == []
+
+
+def test_a_snapshot_sees_only_committed_data_and_does_not_wait_for_writers(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.add_secret("committed", "vault:v1:a", NOW)
+    with store.transaction() as writer:
+        writer.add_secret("pending", "vault:v1:b", NOW)
+        with store.snapshot() as reader:  # would deadlock (SQLite) or block if it queued behind the writer
+            assert reader.get_secret("committed") == "vault:v1:a"
+            assert reader.get_secret("pending") is None
+    with store.snapshot() as reader:
+        assert reader.get_secret("pending") == "vault:v1:b"
 
 
 # --- migrations ----------------------------------------------------------------------

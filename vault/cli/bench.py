@@ -12,18 +12,14 @@ import argparse
 import json
 import os
 import secrets
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-import grpc
 from pdv.v1 import token_pb2 as pb
+from pdv_client.raw import RawTokenCalls
 
 from vault.cli.bench_stack import BenchStack
 from vault.config import hash_api_key
@@ -62,9 +58,9 @@ def run_bench(args: argparse.Namespace) -> int:
     results: dict[str, object] = {"database": args.database, "fields_per_record": FIELDS_PER_RECORD, "batch": args.batch}
     with ExitStack() as stack:
         bench = stack.enter_context(BenchStack(args.database, args.pg_admin_url, hash_api_key(api_key)))
-        channel = stack.enter_context(grpc.insecure_channel(bench.target, options=[("grpc.max_receive_message_length", 1 << 28)]))
-        meta = (("x-api-key", api_key),)
-        call = {name: channel.unary_unary(f"/pdv.v1.TokenService/{name}") for name in ("Tokenize", "Detokenize", "Lookup")}
+        raw = stack.enter_context(
+            RawTokenCalls(bench.target, api_key=api_key, options=[("grpc.max_receive_message_length", 1 << 28)])
+        )
         print(f"pdv bench: {args.database}, {args.records} records x {FIELDS_PER_RECORD} fields, batches of {args.batch}", file=sys.stderr)
 
         # Tokenize, new subjects, batched.
@@ -75,7 +71,7 @@ def run_bench(args: argparse.Namespace) -> int:
             ).SerializeToString()
             for start in range(0, args.records, args.batch)
         ]
-        replies, seconds, _ = timed(lambda body: call["Tokenize"](body, metadata=meta), requests, args.inflight)
+        replies, seconds, _ = timed(lambda body: raw.call("Tokenize", body), requests, args.inflight)
         fields = args.records * FIELDS_PER_RECORD
         results["tokenize_fields_per_s"] = fields / seconds
         tokenized = [pb.TokenizeResponse.FromString(r) for r in replies]
@@ -85,10 +81,10 @@ def run_bench(args: argparse.Namespace) -> int:
         bench.restart_server()
         one_per_subject = [(rec.tokens["email"], "email") for resp in tokenized for rec in resp.results]
         cold = _detokenize_requests(one_per_subject, args.batch)
-        _, seconds, _ = timed(lambda body: call["Detokenize"](body, metadata=meta), cold, args.inflight)
+        _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), cold, args.inflight)
         results["detokenize_cold_fields_per_s"] = len(one_per_subject) / seconds
         warm = _detokenize_requests(pairs, args.batch)
-        _, seconds, _ = timed(lambda body: call["Detokenize"](body, metadata=meta), warm, args.inflight)
+        _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), warm, args.inflight)
         results["detokenize_warm_fields_per_s"] = len(pairs) / seconds
 
         # Lookup, batched.
@@ -97,7 +93,7 @@ def run_bench(args: argparse.Namespace) -> int:
             pb.LookupRequest(purpose=PURPOSE, queries=[pb.LookupQuery(field=f, value=v) for f, v in queries[s:s + args.batch]]).SerializeToString()
             for s in range(0, len(queries), args.batch)
         ]
-        _, seconds, _ = timed(lambda body: call["Lookup"](body, metadata=meta), lookups, args.inflight)
+        _, seconds, _ = timed(lambda body: raw.call("Lookup", body), lookups, args.inflight)
         results["lookup_queries_per_s"] = len(queries) / seconds
 
         # Single-item calls, many in flight.
@@ -112,8 +108,8 @@ def run_bench(args: argparse.Namespace) -> int:
                          for i in range(n)],
         }
         for name, bodies in singles.items():
-            method = call[name.capitalize()]
-            _, seconds, latencies = timed(lambda body: method(body, metadata=meta), bodies, args.concurrency)
+            method = name.capitalize()
+            _, seconds, latencies = timed(lambda body: raw.call(method, body), bodies, args.concurrency)
             results[f"single_{name}_calls_per_s"] = len(bodies) / seconds
             results[f"single_{name}_p50_ms"] = percentile(latencies, 50) * 1000
             results[f"single_{name}_p99_ms"] = percentile(latencies, 99) * 1000

@@ -11,8 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pdv_client.raw import wait_until_serving
 
 from vault.crypto.aead import new_data_key
 from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
@@ -82,18 +81,10 @@ class BenchStack:
         return fields / (time.perf_counter() - start)
 
     def _wait_serving(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"pdv serve exited; see {self.workdir / 'server.log'}")
-                try:
-                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    time.sleep(0.1)
-        raise RuntimeError("pdv serve did not become ready")
+        try:
+            wait_until_serving(self.target, timeout, alive=lambda: self.proc is not None and self.proc.poll() is None)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}; see {self.workdir / 'server.log'}") from None
 
     def __exit__(self, *exc: object) -> None:
         self.stop_server()

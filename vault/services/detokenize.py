@@ -1,4 +1,9 @@
-"""Detokenize: resolve tokens to values, logging every item before any plaintext leaves."""
+"""Detokenize: resolve tokens to values, logging every item before any plaintext leaves.
+
+Reads and decryption happen on a snapshot, outside the write lock; the access log is
+then written by group commit in a transaction that first re-checks each data key
+still exists, so a value shredded in between is answered as not found.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from vault.crypto import tokens as tk
 from vault.crypto.aead import row_aad
 from vault.errors import DecryptionFailed, InvalidInput, KeyUnavailable, NotFound, PdvError, UnknownField
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
+from vault.services.group_commit import GroupCommitter
 from vault.services.keyring import KeyRing
-from vault.storage.store import Store, ValueRow
+from vault.storage.store import Store, Tx, ValueRow
 
 # One message for every miss, whatever the reason: no existence oracle.
 NOT_FOUND = "token not found"
@@ -34,8 +40,12 @@ class Detokenized:
 
 
 class DetokenizeService:
-    def __init__(self, store: Store, keyring: KeyRing, catalog: Catalog, limits: Limits, clock: Callable[[], datetime]) -> None:
-        self.store, self.keyring, self.catalog, self.limits, self.clock = store, keyring, catalog, limits, clock
+    def __init__(
+        self, store: Store, committer: GroupCommitter, keyring: KeyRing, catalog: Catalog, limits: Limits,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store, self.committer, self.keyring = store, committer, keyring
+        self.catalog, self.limits, self.clock = catalog, limits, clock
 
     def detokenize(self, caller: Caller, purpose: str, items: list[DetokenizeItem]) -> list[Detokenized]:
         """The value behind each token, in order; a miss is a per-item NotFound.
@@ -49,22 +59,32 @@ class DetokenizeService:
         for i, item in enumerate(items):
             self._check_syntax(i, item)
         now = self.clock()
+        with self.store.snapshot() as tx:
+            rows = _first_row_per_item(items, tx.values_for_tokens(sorted({it.token for it in items})))
         try:
-            with self.store.transaction() as tx:
-                rows = _first_row_per_item(items, tx.values_for_tokens(sorted({it.token for it in items})))
-                keys = self.keyring.data_keys({(r.subject_id, r.key_version): r.wrapped for r in rows if r})
-                results = [self._open(item, row, keys) for item, row in zip(items, rows)]
-                tx.log_access([
-                    access_row(now, caller, "detokenize", purpose, _outcome(res), row.subject_id if row else None,
-                               res.field or item.field or None, item.token)
-                    for item, row, res in zip(items, rows, results)
-                ])
+            keys = self.keyring.data_keys({(r.subject_id, r.key_version): r.wrapped for r in rows if r})
         except KeyUnavailable:
             self._log_failure(caller, purpose, items, now)
             raise
-        return results
+        results = [self._open(item, row, keys) for item, row in zip(items, rows)]
+
+        def record(tx: Tx) -> list[Detokenized]:
+            live = tx.live_keys((r.subject_id, r.key_version) for r in rows if r)
+            final = [
+                res if row is None or (row.subject_id, row.key_version) in live else _missing(item)
+                for item, row, res in zip(items, rows, results)
+            ]
+            tx.log_access([
+                access_row(now, caller, "detokenize", purpose, _outcome(res), row.subject_id if row else None,
+                           res.field or item.field or None, item.token)
+                for item, row, res in zip(items, rows, final)
+            ])
+            return final
+
+        return self.committer.run(record)
 
     def _check_syntax(self, index: int, item: DetokenizeItem) -> None:
+        """Strict token syntax before any lookup; the token itself is never echoed."""
         spec = None
         if item.field:
             try:
@@ -73,7 +93,7 @@ class DetokenizeService:
                 raise InvalidInput(f"items[{index}]: {exc}") from None
         if tk.is_opaque_token(item.token):
             return
-        if spec is None and not tk.is_opaque_token(item.token):
+        if spec is None:
             if tk.is_plausible_format_preserving(item.token):
                 raise InvalidInput(f"items[{index}]: a format-preserving token needs its field")
             raise InvalidInput(f"items[{index}]: malformed token")
@@ -89,7 +109,7 @@ class DetokenizeService:
     @staticmethod
     def _open(item: DetokenizeItem, row: ValueRow | None, keys: dict) -> Detokenized:
         if row is None:
-            return Detokenized(item.token, error=NotFound(NOT_FOUND))
+            return _missing(item)
         data_key = keys[(row.subject_id, row.key_version)]
         try:
             plain = data_key.open(row.ciphertext, row_aad(row.subject_id, row.field, row.token, row.key_version))
@@ -99,10 +119,16 @@ class DetokenizeService:
 
     def _log_failure(self, caller: Caller, purpose: str, items: list[DetokenizeItem], now: datetime) -> None:
         try:
-            with self.store.transaction() as tx:
-                tx.log_access([access_row(now, caller, "detokenize", purpose, "unavailable", field=it.field or None, token=it.token) for it in items])
+            self.committer.run(lambda tx: tx.log_access([
+                access_row(now, caller, "detokenize", purpose, "unavailable", field=it.field or None, token=it.token)
+                for it in items
+            ]))
         except PdvError:
             pass  # the request fails either way; the operational log says why
+
+
+def _missing(item: DetokenizeItem) -> Detokenized:
+    return Detokenized(item.token, error=NotFound(NOT_FOUND))
 
 
 def _first_row_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[ValueRow | None]:

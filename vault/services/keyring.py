@@ -22,17 +22,29 @@ class KeyRing:
     key whose database row the caller has just read, so a shredded key is never used.
     """
 
-    def __init__(self, provider: KeyProvider, cache_size: int = 100_000, ttl_seconds: float = 300.0) -> None:
+    def __init__(
+        self, provider: KeyProvider, cache_size: int = 100_000, ttl_seconds: float = 300.0, spare_keys: int = 256
+    ) -> None:
         self._provider = provider
         self._cache: TTLCache[KeyId, DataKey] = TTLCache(maxsize=cache_size, ttl=ttl_seconds)
         self._lock = threading.Lock()
+        # Fresh DEKs wrapped ahead of need, so a one-record tokenize does not pay a Vault
+        # round trip: whenever Vault is called anyway, it wraps this many extra.
+        self._spare_target = spare_keys
+        self._spares: list[tuple[SecretBytes, WrappedKey]] = []
 
     def new_keys(self, count: int) -> list[tuple[SecretBytes, WrappedKey]]:
-        """`count` fresh DEKs and their wrapped forms, wrapped in batched Vault calls."""
-        if count == 0:
-            return []
-        secrets = [new_data_key() for _ in range(count)]
-        return list(zip(secrets, self._provider.wrap_keys(secrets)))
+        """`count` fresh, never-used DEKs and their wrapped forms (at most one batched Vault call)."""
+        with self._lock:
+            taken, self._spares = self._spares[:count], self._spares[count:]
+        missing = count - len(taken)
+        if missing:
+            secrets = [new_data_key() for _ in range(missing + self._spare_target)]
+            made = list(zip(secrets, self._provider.wrap_keys(secrets)))
+            taken += made[:missing]
+            with self._lock:
+                self._spares = (self._spares + made[missing:])[: self._spare_target]
+        return taken
 
     def remember(self, key_id: KeyId, secret: SecretBytes) -> DataKey:
         data_key = DataKey(secret, key_id[1])
@@ -64,5 +76,7 @@ class KeyRing:
                 self._cache.pop(key_id, None)
 
     def clear(self) -> None:
+        """Forget every unwrapped key: the cache and the spare fresh keys."""
         with self._lock:
             self._cache.clear()
+            self._spares.clear()

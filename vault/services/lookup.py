@@ -11,6 +11,7 @@ from vault.catalog import Catalog
 from vault.crypto.index import blind_index
 from vault.errors import InvalidInput, PdvError
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
+from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.storage.store import Store
 
@@ -22,8 +23,12 @@ class LookupQuery:
 
 
 class LookupService:
-    def __init__(self, store: Store, index_keys: IndexKeys, catalog: Catalog, limits: Limits, clock: Callable[[], datetime]) -> None:
-        self.store, self.index_keys, self.catalog, self.limits, self.clock = store, index_keys, catalog, limits, clock
+    def __init__(
+        self, store: Store, committer: GroupCommitter, index_keys: IndexKeys, catalog: Catalog, limits: Limits,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store, self.committer, self.index_keys = store, committer, index_keys
+        self.catalog, self.limits, self.clock = catalog, limits, clock
 
     def lookup(self, caller: Caller, purpose: str, queries: list[LookupQuery]) -> list[list[tuple[str, str]]]:
         """Per query, the (subject id, token) pairs whose value equals it after normalization.
@@ -35,17 +40,18 @@ class LookupService:
         require_batch("queries", len(queries), self.limits)
         keys = [self._index_key(i, q) for i, q in enumerate(queries)]
         now = self.clock()
-        with self.store.transaction() as tx:
-            found: dict[tuple[str, bytes], list[tuple[str, str]]] = {}
-            for match in tx.find_by_index(sorted(set(keys))):
-                found.setdefault((match.field, match.blind_index), []).append((match.subject_id, match.token))
-            results = [found.get(k, []) for k in keys]
-            log = []
-            for (field_name, _), matches in zip(keys, results):
-                log += [access_row(now, caller, "lookup", purpose, "ok", s, field_name, t) for s, t in matches]
-                if not matches:
-                    log.append(access_row(now, caller, "lookup", purpose, "not_found", field=field_name))
-            tx.log_access(log)
+        with self.store.snapshot() as tx:
+            matched = tx.find_by_index(sorted(set(keys)))
+        found: dict[tuple[str, bytes], list[tuple[str, str]]] = {}
+        for match in matched:
+            found.setdefault((match.field, match.blind_index), []).append((match.subject_id, match.token))
+        results = [found.get(k, []) for k in keys]
+        log = []
+        for (field_name, _), matches in zip(keys, results):
+            log += [access_row(now, caller, "lookup", purpose, "ok", s, field_name, t) for s, t in matches]
+            if not matches:
+                log.append(access_row(now, caller, "lookup", purpose, "not_found", field=field_name))
+        self.committer.run(lambda tx: tx.log_access(log))  # logged before the answer leaves
         return results
 
     def _index_key(self, index: int, query: LookupQuery) -> tuple[str, bytes]:

@@ -20,6 +20,7 @@ from vault.crypto.index import blind_index
 from vault.domain import WrappedKey
 from vault.errors import Conflict, InvalidInput, NotFound, PdvError, RequestIdReused
 from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_batch, require_label
+from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.tokenize_model import (
@@ -34,10 +35,10 @@ ATTEMPTS = 3
 
 class TokenizeService:
     def __init__(
-        self, store: Store, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog, limits: Limits,
-        clock: Callable[[], datetime],
+        self, store: Store, committer: GroupCommitter, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog,
+        limits: Limits, clock: Callable[[], datetime],
     ) -> None:
-        self.store, self.keyring, self.index_keys = store, keyring, index_keys
+        self.store, self.committer, self.keyring, self.index_keys = store, committer, keyring, index_keys
         self.catalog, self.limits, self.clock = catalog, limits, clock
 
     def tokenize(
@@ -83,7 +84,8 @@ class TokenizeService:
             existing = self._existing_subjects(tx, prepared, problems, atomic)
             plan = self._plan(caller, purpose, source, notice_id, prepared, problems, existing, len(records), now)
             self._choose_shaped_tokens(tx, plan)
-        with self.store.transaction() as tx:
+
+        def write(tx: Tx) -> TokenizeOutcome:
             tx.reserve_tokens(plan.reserved)
             known = tx.existing_values(plan.deterministic_keys)
             tx.add_subjects(plan.subjects)
@@ -93,7 +95,9 @@ class TokenizeService:
             tx.log_access(plan.log)
             outcome = plan.outcome()
             tx.save_request(caller.principal, caller.request_id, fingerprint, outcome.to_json(), now)
-        return outcome
+            return outcome
+
+        return self.committer.run(write)
 
     # --- before the write transaction --------------------------------------------------
     def _validate(self, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
@@ -251,8 +255,8 @@ class TokenizeService:
         return hmac.digest(self.index_keys.fingerprint_key, body.encode(), hashlib.sha256)
 
     def _log_rejected(self, caller: Caller, purpose: str, problems: list[ItemProblem], now: datetime) -> None:
-        with self.store.transaction() as tx:
-            tx.log_access([access_row(now, caller, "tokenize", purpose, "invalid", field=p.field or None) for p in problems])
+        rows = [access_row(now, caller, "tokenize", purpose, "invalid", field=p.field or None) for p in problems]
+        self.committer.run(lambda tx: tx.log_access(rows))
 
 
 class _ItemError(Exception):

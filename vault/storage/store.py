@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import psycopg
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -96,11 +97,11 @@ class Store:
         failure: Exception | None = None
         try:
             yield
-        except IntegrityError as exc:
-            log.info("integrity conflict (%s)", type(exc.orig).__name__)
+        except (IntegrityError, psycopg.IntegrityError) as exc:  # psycopg's own: raised by COPY
+            log.info("integrity conflict (%s)", type(getattr(exc, "orig", exc)).__name__)
             failure = Conflict("the request conflicts with a concurrent change; retry it")
-        except OperationalError as exc:
-            log.warning("database unavailable (%s)", type(exc.orig).__name__)
+        except (OperationalError, psycopg.OperationalError) as exc:
+            log.warning("database unavailable (%s)", type(getattr(exc, "orig", exc)).__name__)
             failure = StoreUnavailable("database unavailable")
         except DBAPIError as exc:
             if not exc.connection_invalidated:
@@ -209,8 +210,7 @@ class Tx:
         """Each value stored under one of `tokens`, with the wrapped key that proves it is live.
 
         The join with data_keys is the point: a value whose key was shredded is not
-        returned, whatever any cache holds. On PostgreSQL the key rows are share-locked
-        so a concurrent shred waits for this transaction (and its access log) to commit.
+        returned, whatever any cache holds.
         """
         if not tokens:
             return []
@@ -221,9 +221,19 @@ class Tx:
             .where(v.token.in_(tokens))
             .order_by(v.id)
         )
-        if self.dialect == "postgresql":
-            stmt = stmt.with_for_update(read=True, of=t.data_keys)
         return [ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in self.conn.execute(stmt)]
+
+    def live_keys(self, key_ids: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which (subject, version) data keys still exist. On PostgreSQL the rows are
+        share-locked, so a concurrent shred waits until this transaction commits."""
+        wanted = set(key_ids)
+        if not wanted:
+            return set()
+        c = t.data_keys.c
+        stmt = select(c.subject_id, c.version).where(c.subject_id.in_(sorted({s for s, _ in wanted})))
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update(read=True)
+        return {(r[0], r[1]) for r in self.conn.execute(stmt)} & wanted
 
     def find_by_index(self, keys: Sequence[tuple[str, bytes]]) -> list[IndexMatch]:
         """Rows whose (field, blind index) is one of `keys`, oldest first."""
