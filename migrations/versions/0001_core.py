@@ -53,7 +53,11 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ux_field_values_token", "field_values", ["token", "field", "subject_id"], unique=True)
-    op.create_index("ix_field_values_index", "field_values", ["field", "blind_index"])
+    # Only searchable fields carry a blind index; the others stay out of the index.
+    op.create_index(
+        "ix_field_values_index", "field_values", ["field", "blind_index"],
+        sqlite_where=sa.text("blind_index IS NOT NULL"), postgresql_where=sa.text("blind_index IS NOT NULL"),
+    )
     op.create_index("ix_field_values_subject", "field_values", ["subject_id"])
     op.create_index("ix_field_values_expires", "field_values", ["expires_at"])
     op.create_table(

@@ -129,3 +129,29 @@ def test_batch_of_thousands(stack: Stack) -> None:
     tokens = [(r.tokens["email"], "email") for r in results]
     values = client.detokenize(tokens, purpose=PURPOSE)
     assert [v.value for v in values] == [f"user{i}@example.org" for i in range(2500)]
+
+
+def test_worn_data_key_is_replaced_and_old_values_still_decrypt(openbao, vault_token, database_url) -> None:  # type: ignore[no-untyped-def]
+    """Past dek_max_encryptions a subject gets a new DEK version; its tokens stay valid."""
+    from sqlalchemy import text
+
+    from tests.support.stack import start_stack
+
+    stack = start_stack(openbao, database_url, vault_token, dek_max_encryptions=3)
+    try:
+        client = stack.client()
+        (first,) = client.tokenize([Record({"full_name": "Ada Lovelace", "email": "a@example.org"})], purpose=PURPOSE, source="311")
+        subject = first.subject_id
+        later = [
+            client.tokenize([Record({"phone": f"212555010{i}"}, subject_id=subject)], purpose=PURPOSE, source="311")[0]
+            for i in range(4)
+        ]
+        with stack.app.store.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT version, encryptions FROM data_keys WHERE subject_id = :s ORDER BY version"), {"s": subject}
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, 3), (2, 3)]  # 2 + 1 under v1, then 3 under v2
+        assert client.detokenize_one(first.tokens["email"], purpose=PURPOSE) == "a@example.org"
+        assert [client.detokenize_one(r.tokens["phone"], purpose=PURPOSE) for r in later] == [f"212555010{i}" for i in range(4)]
+    finally:
+        stack.stop()

@@ -245,7 +245,9 @@ class Tx:
             by_field.setdefault(field, []).append(index)
         # One `field = ? AND blind_index IN (...)` per field: an index search on both
         # databases, where a row-value IN list makes SQLite scan the table.
-        condition = or_(*(and_(c.field == f, c.blind_index.in_(ix)) for f, ix in sorted(by_field.items())))
+        condition = or_(
+            *(and_(c.field == f, c.blind_index.isnot(None), c.blind_index.in_(ix)) for f, ix in sorted(by_field.items()))
+        )
         stmt = select(c.field, c.blind_index, c.subject_id, c.token).where(condition).order_by(c.id)
         return [IndexMatch(r[0], bytes(r[1]), r[2], r[3]) for r in self.conn.execute(stmt)]
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -61,7 +62,10 @@ field_values = Table(
         ["subject_id", "key_version"], ["data_keys.subject_id", "data_keys.version"], ondelete="CASCADE"
     ),
     Index("ux_field_values_token", "token", "field", "subject_id", unique=True),
-    Index("ix_field_values_index", "field", "blind_index"),
+    Index(
+        "ix_field_values_index", "field", "blind_index",
+        sqlite_where=text("blind_index IS NOT NULL"), postgresql_where=text("blind_index IS NOT NULL"),
+    ),
     Index("ix_field_values_subject", "subject_id"),
     Index("ix_field_values_expires", "expires_at"),
 )
