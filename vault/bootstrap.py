@@ -59,7 +59,7 @@ def bootstrap(
         KeyUnavailable: Vault sealed, unreachable, or the token may not use the KEK.
         ConfigError: a setting or the catalog is invalid.
     """
-    store = Store(create_store_engine(settings.database_url))
+    store = Store(create_store_engine(settings.database_url, pool_size=settings.max_workers + 4))
     try:
         migrate.require_current(store.engine)
         keys = keys or build_key_provider(settings)
@@ -75,6 +75,6 @@ def bootstrap(
     return App(
         settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
         tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock),
-        detokenizer=DetokenizeService(store, committer, keyring, catalog, limits, clock),
-        finder=LookupService(store, committer, index_keys, catalog, limits, clock),
+        detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock),
+        finder=LookupService(committer, index_keys, catalog, limits, clock),
     )

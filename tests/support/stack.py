@@ -49,6 +49,7 @@ class Stack:
         return f"127.0.0.1:{self.server.port}"
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> PdvClient:
+        kwargs.setdefault("options", [("grpc.use_local_subchannel_pool", 1)])
         c = PdvClient(self.target, api_key=self.api_key if api_key is None else api_key, **kwargs)
         self.clients.append(c)
         return c

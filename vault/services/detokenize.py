@@ -1,8 +1,10 @@
 """Detokenize: resolve tokens to values, logging every item before any plaintext leaves.
 
-Reads and decryption happen on a snapshot, outside the write lock; the access log is
-then written by group commit in a transaction that first re-checks each data key
-still exists, so a value shredded in between is answered as not found.
+Each call is one unit of a group-committed transaction that reads the values with
+their data-key rows, decrypts with cached DEKs and appends the access log, so the
+log commits before the answer leaves and a shredded key is never used. When a DEK
+is not cached, the unit stops without writing, the DEK is unwrapped by Vault outside
+any transaction, and the unit runs again.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from datetime import datetime
 
 from vault.catalog import Catalog, TokenKind
 from vault.crypto import tokens as tk
-from vault.crypto.aead import row_aad
-from vault.errors import DecryptionFailed, InvalidInput, KeyUnavailable, NotFound, PdvError, UnknownField
+from vault.crypto.aead import DataKey, row_aad
+from vault.errors import DecryptionFailed, InvalidInput, KeyUnavailable, NotFound, PdvError, Unavailable, UnknownField
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
-from vault.services.keyring import KeyRing
-from vault.storage.store import Store, Tx, ValueRow
+from vault.services.keyring import KeyId, KeyRing
+from vault.storage.store import Tx, ValueRow
 
 # One message for every miss, whatever the reason: no existence oracle.
 NOT_FOUND = "token not found"
+# Unwrap-and-retry rounds before giving up (a key can fall out of the cache in between).
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,10 @@ class Detokenized:
 
 class DetokenizeService:
     def __init__(
-        self, store: Store, committer: GroupCommitter, keyring: KeyRing, catalog: Catalog, limits: Limits,
+        self, committer: GroupCommitter, keyring: KeyRing, catalog: Catalog, limits: Limits,
         clock: Callable[[], datetime],
     ) -> None:
-        self.store, self.committer, self.keyring = store, committer, keyring
+        self.committer, self.keyring = committer, keyring
         self.catalog, self.limits, self.clock = catalog, limits, clock
 
     def detokenize(self, caller: Caller, purpose: str, items: list[DetokenizeItem]) -> list[Detokenized]:
@@ -59,29 +63,34 @@ class DetokenizeService:
         for i, item in enumerate(items):
             self._check_syntax(i, item)
         now = self.clock()
-        with self.store.snapshot() as tx:
-            rows = _first_row_per_item(items, tx.values_for_tokens(sorted({it.token for it in items})))
-        try:
-            keys = self.keyring.data_keys({(r.subject_id, r.key_version): r.wrapped for r in rows if r})
-        except KeyUnavailable:
-            self._log_failure(caller, purpose, items, now)
-            raise
-        results = [self._open(item, row, keys) for item, row in zip(items, rows)]
+        tokens = sorted({it.token for it in items})
+        for _ in range(ROUNDS):
+            answer = self.committer.run(lambda tx: self._resolve(tx, caller, purpose, items, tokens, now))
+            if isinstance(answer, list):
+                return answer
+            try:
+                self.keyring.data_keys(answer)  # unwrap what was missing, outside any transaction
+            except KeyUnavailable:
+                self._log_failure(caller, purpose, items, now)
+                raise
+        raise Unavailable("data keys keep expiring from the cache; retry")
 
-        def record(tx: Tx) -> list[Detokenized]:
-            live = tx.live_keys((r.subject_id, r.key_version) for r in rows if r)
-            final = [
-                res if row is None or (row.subject_id, row.key_version) in live else _missing(item)
-                for item, row, res in zip(items, rows, results)
-            ]
-            tx.log_access([
-                access_row(now, caller, "detokenize", purpose, _outcome(res), row.subject_id if row else None,
-                           res.field or item.field or None, item.token)
-                for item, row, res in zip(items, rows, final)
-            ])
-            return final
-
-        return self.committer.run(record)
+    def _resolve(
+        self, tx: Tx, caller: Caller, purpose: str, items: list[DetokenizeItem], tokens: list[str], now: datetime
+    ) -> list[Detokenized] | dict[KeyId, str]:
+        """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""
+        rows = _first_row_per_item(items, tx.values_for_tokens(tokens))
+        wanted = {(r.subject_id, r.key_version): r.wrapped for r in rows if r}
+        keys, missing = self.keyring.cached(wanted)
+        if missing:
+            return {key_id: wanted[key_id] for key_id in missing}
+        results = [_open(item, row, keys) for item, row in zip(items, rows)]
+        tx.log_access([
+            access_row(now, caller, "detokenize", purpose, _outcome(res), row.subject_id if row else None,
+                       res.field or item.field or None, item.token)
+            for item, row, res in zip(items, rows, results)
+        ])
+        return results
 
     def _check_syntax(self, index: int, item: DetokenizeItem) -> None:
         """Strict token syntax before any lookup; the token itself is never echoed."""
@@ -106,17 +115,6 @@ class DetokenizeService:
         ):
             raise InvalidInput(f"items[{index}]: malformed token")
 
-    @staticmethod
-    def _open(item: DetokenizeItem, row: ValueRow | None, keys: dict) -> Detokenized:
-        if row is None:
-            return _missing(item)
-        data_key = keys[(row.subject_id, row.key_version)]
-        try:
-            plain = data_key.open(row.ciphertext, row_aad(row.subject_id, row.field, row.token, row.key_version))
-        except DecryptionFailed as exc:
-            return Detokenized(item.token, row.field, error=exc)
-        return Detokenized(item.token, row.field, plain.decode())
-
     def _log_failure(self, caller: Caller, purpose: str, items: list[DetokenizeItem], now: datetime) -> None:
         try:
             self.committer.run(lambda tx: tx.log_access([
@@ -127,8 +125,15 @@ class DetokenizeService:
             pass  # the request fails either way; the operational log says why
 
 
-def _missing(item: DetokenizeItem) -> Detokenized:
-    return Detokenized(item.token, error=NotFound(NOT_FOUND))
+def _open(item: DetokenizeItem, row: ValueRow | None, keys: dict[KeyId, DataKey]) -> Detokenized:
+    if row is None:
+        return Detokenized(item.token, error=NotFound(NOT_FOUND))
+    data_key = keys[(row.subject_id, row.key_version)]
+    try:
+        plain = data_key.open(row.ciphertext, row_aad(row.subject_id, row.field, row.token, row.key_version))
+    except DecryptionFailed as exc:
+        return Detokenized(item.token, row.field, error=exc)
+    return Detokenized(item.token, row.field, plain.decode())
 
 
 def _first_row_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[ValueRow | None]:

@@ -32,8 +32,8 @@ class GroupCommitter:
         self._store = store
         self._max_units = max_units
         self._queue: list[_Unit] = []
-        self._queue_lock = threading.Lock()
-        self._turn = threading.Lock()  # one transaction at a time
+        self._leading = False  # someone is committing; newcomers queue behind them
+        self._changed = threading.Condition()
 
     def run(self, work: Callable[[Tx], T]) -> T:
         """Run `work` inside a committed write transaction (shared with concurrent callers).
@@ -41,18 +41,33 @@ class GroupCommitter:
         Raises whatever the transaction raised (StoreUnavailable, Conflict ...).
         """
         unit: _Unit[T] = _Unit(work)
-        with self._queue_lock:
+        with self._changed:
             self._queue.append(unit)
-        while not unit.done:
-            with self._turn:
-                if unit.done:
-                    break
-                with self._queue_lock:
-                    batch, self._queue = self._queue[: self._max_units], self._queue[self._max_units :]
-                self._commit(batch)
+            # Waiters sleep on the condition rather than queueing on a lock, so one commit
+            # wakes all of its units at once instead of handing a lock down a convoy.
+            while not unit.done and self._leading:
+                self._changed.wait()
+            lead = not unit.done
+            if lead:
+                self._leading = True
+        if lead:
+            self._lead()
         if unit.error is not None:
             raise unit.error
         return unit.result  # type: ignore[return-value]
+
+    def _lead(self) -> None:
+        """Commit batches until the queue is empty, then hand leadership back."""
+        while True:
+            with self._changed:
+                batch, self._queue = self._queue[: self._max_units], self._queue[self._max_units :]
+                if not batch:
+                    self._leading = False
+                    self._changed.notify_all()
+                    return
+            self._commit(batch)
+            with self._changed:
+                self._changed.notify_all()
 
     def _commit(self, batch: list[_Unit]) -> None:
         try:

@@ -52,8 +52,8 @@ class KeyRing:
             self._cache[key_id] = data_key
         return data_key
 
-    def data_keys(self, wanted: Mapping[KeyId, str]) -> dict[KeyId, DataKey]:
-        """The DEKs for `wanted` (key id → wrapped text just read from the database)."""
+    def cached(self, wanted: Iterable[KeyId]) -> tuple[dict[KeyId, DataKey], list[KeyId]]:
+        """The DEKs already unwrapped, and the ids of those that are not (no Vault call)."""
         found: dict[KeyId, DataKey] = {}
         missing: list[KeyId] = []
         with self._lock:
@@ -63,6 +63,11 @@ class KeyRing:
                     missing.append(key_id)
                 else:
                     found[key_id] = data_key
+        return found, missing
+
+    def data_keys(self, wanted: Mapping[KeyId, str]) -> dict[KeyId, DataKey]:
+        """The DEKs for `wanted` (key id → wrapped text just read from the database)."""
+        found, missing = self.cached(wanted)
         if missing:
             secrets = self._provider.unwrap_keys([WrappedKey(wanted[k]) for k in missing])
             for key_id, secret in zip(missing, secrets):

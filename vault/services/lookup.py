@@ -13,7 +13,7 @@ from vault.errors import InvalidInput, PdvError
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
-from vault.storage.store import Store
+from vault.storage.store import Tx
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,10 @@ class LookupQuery:
 
 class LookupService:
     def __init__(
-        self, store: Store, committer: GroupCommitter, index_keys: IndexKeys, catalog: Catalog, limits: Limits,
+        self, committer: GroupCommitter, index_keys: IndexKeys, catalog: Catalog, limits: Limits,
         clock: Callable[[], datetime],
     ) -> None:
-        self.store, self.committer, self.index_keys = store, committer, index_keys
+        self.committer, self.index_keys = committer, index_keys
         self.catalog, self.limits, self.clock = catalog, limits, clock
 
     def lookup(self, caller: Caller, purpose: str, queries: list[LookupQuery]) -> list[list[tuple[str, str]]]:
@@ -40,10 +40,13 @@ class LookupService:
         require_batch("queries", len(queries), self.limits)
         keys = [self._index_key(i, q) for i, q in enumerate(queries)]
         now = self.clock()
-        with self.store.snapshot() as tx:
-            matched = tx.find_by_index(sorted(set(keys)))
+        return self.committer.run(lambda tx: self._find(tx, caller, purpose, keys, now))
+
+    @staticmethod
+    def _find(tx: Tx, caller: Caller, purpose: str, keys: list[tuple[str, bytes]], now: datetime) -> list[list[tuple[str, str]]]:
+        """Inside the shared transaction: the matches, logged before they leave."""
         found: dict[tuple[str, bytes], list[tuple[str, str]]] = {}
-        for match in matched:
+        for match in tx.find_by_index(sorted(set(keys))):
             found.setdefault((match.field, match.blind_index), []).append((match.subject_id, match.token))
         results = [found.get(k, []) for k in keys]
         log = []
@@ -51,7 +54,7 @@ class LookupService:
             log += [access_row(now, caller, "lookup", purpose, "ok", s, field_name, t) for s, t in matches]
             if not matches:
                 log.append(access_row(now, caller, "lookup", purpose, "not_found", field=field_name))
-        self.committer.run(lambda tx: tx.log_access(log))  # logged before the answer leaves
+        tx.log_access(log)
         return results
 
     def _index_key(self, index: int, query: LookupQuery) -> tuple[str, bytes]:

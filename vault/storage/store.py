@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import psycopg
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vault.errors import Conflict, StoreUnavailable
@@ -119,6 +119,15 @@ class Tx:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.dialect = dialect
+        self._mark = "%s" if dialect == "postgresql" else "?"
+
+    def _marks(self, n: int) -> str:
+        return ", ".join([self._mark] * n)
+
+    def _fetch(self, sql: str, params: Sequence) -> list:
+        # The per-call hot queries go to the driver directly: Core's statement building
+        # and result processing cost more than the query itself on a one-item call.
+        return self.conn.exec_driver_sql(sql, tuple(params)).fetchall()
 
     # --- wrapped secrets -------------------------------------------------------------
     def get_secret(self, name: str) -> str | None:
@@ -210,46 +219,35 @@ class Tx:
         """Each value stored under one of `tokens`, with the wrapped key that proves it is live.
 
         The join with data_keys is the point: a value whose key was shredded is not
-        returned, whatever any cache holds.
+        returned, whatever any cache holds. On PostgreSQL the key rows are share-locked,
+        so a concurrent shred waits until this transaction (and its access log) commits.
         """
         if not tokens:
             return []
-        v, k = t.field_values.c, t.data_keys.c
-        stmt = (
-            select(v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped)
-            .join(t.data_keys, and_(k.subject_id == v.subject_id, k.version == v.key_version))
-            .where(v.token.in_(tokens))
-            .order_by(v.id)
+        sql = (
+            "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped "
+            "FROM field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
+            f"WHERE v.token IN ({self._marks(len(tokens))}) ORDER BY v.id"
         )
-        return [ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in self.conn.execute(stmt)]
-
-    def live_keys(self, key_ids: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Which (subject, version) data keys still exist. On PostgreSQL the rows are
-        share-locked, so a concurrent shred waits until this transaction commits."""
-        wanted = set(key_ids)
-        if not wanted:
-            return set()
-        c = t.data_keys.c
-        stmt = select(c.subject_id, c.version).where(c.subject_id.in_(sorted({s for s, _ in wanted})))
         if self.dialect == "postgresql":
-            stmt = stmt.with_for_update(read=True)
-        return {(r[0], r[1]) for r in self.conn.execute(stmt)} & wanted
+            sql += " FOR SHARE OF k"
+        return [ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in self._fetch(sql, tokens)]
 
     def find_by_index(self, keys: Sequence[tuple[str, bytes]]) -> list[IndexMatch]:
         """Rows whose (field, blind index) is one of `keys`, oldest first."""
         if not keys:
             return []
-        c = t.field_values.c
         by_field: dict[str, list[bytes]] = {}
         for field, index in keys:
             by_field.setdefault(field, []).append(index)
         # One `field = ? AND blind_index IN (...)` per field: an index search on both
         # databases, where a row-value IN list makes SQLite scan the table.
-        condition = or_(
-            *(and_(c.field == f, c.blind_index.isnot(None), c.blind_index.in_(ix)) for f, ix in sorted(by_field.items()))
-        )
-        stmt = select(c.field, c.blind_index, c.subject_id, c.token).where(condition).order_by(c.id)
-        return [IndexMatch(r[0], bytes(r[1]), r[2], r[3]) for r in self.conn.execute(stmt)]
+        clauses, params = [], []
+        for field, indexes in sorted(by_field.items()):
+            clauses.append(f"(field = {self._mark} AND blind_index IS NOT NULL AND blind_index IN ({self._marks(len(indexes))}))")
+            params += [field, *indexes]
+        sql = f"SELECT field, blind_index, subject_id, token FROM field_values WHERE {' OR '.join(clauses)} ORDER BY id"
+        return [IndexMatch(r[0], bytes(r[1]), r[2], r[3]) for r in self._fetch(sql, params)]
 
     # --- access log ------------------------------------------------------------------
     def log_access(self, rows: Sequence[tuple]) -> None:
