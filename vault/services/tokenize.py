@@ -72,20 +72,25 @@ class TokenizeService:
         self, caller: Caller, purpose: str, source: str, notice_id: str, records: list[RecordIn], atomic: bool,
         fingerprint: bytes,
     ) -> TokenizeOutcome:
-        with self.store.snapshot() as tx:
+        prepared, problems = self._validate(purpose, records)
+        now = self.clock()
+        if problems and atomic:
+            self._log_rejected(caller, purpose, problems, now)
+            raise InvalidInput(summarize(problems))
+        if any(p.subject_id or any(spec.token_kind is TokenKind.FORMAT_PRESERVING for spec, _ in p.values) for p in prepared):
+            # Existing subjects' keys and taken format-preserving tokens are read first, on a
+            # snapshot; the write re-checks what a concurrent writer could have changed.
+            with self.store.snapshot() as tx:
+                existing = self._existing_subjects(tx, prepared, problems, atomic)
+                plan = self._plan(caller, purpose, source, notice_id, prepared, problems, existing, len(records), now)
+                self._choose_shaped_tokens(tx, plan)
+        else:
+            plan = self._plan(caller, purpose, source, notice_id, prepared, problems, {}, len(records), now)
+
+        def write(tx: Tx) -> TokenizeOutcome | tuple[bytes, str]:
             earlier = tx.get_request(caller.principal, caller.request_id)
             if earlier is not None:
-                return _replay(earlier, fingerprint)
-            prepared, problems = self._validate(purpose, records)
-            now = self.clock()
-            if problems and atomic:
-                self._log_rejected(caller, purpose, problems, now)
-                raise InvalidInput(summarize(problems))
-            existing = self._existing_subjects(tx, prepared, problems, atomic)
-            plan = self._plan(caller, purpose, source, notice_id, prepared, problems, existing, len(records), now)
-            self._choose_shaped_tokens(tx, plan)
-
-        def write(tx: Tx) -> TokenizeOutcome:
+                return earlier  # a retry: answer as the first time, write nothing
             tx.reserve_tokens(plan.reserved)
             known = tx.existing_values(plan.deterministic_keys)
             tx.add_subjects(plan.subjects)
@@ -97,7 +102,8 @@ class TokenizeService:
             tx.save_request(caller.principal, caller.request_id, fingerprint, outcome.to_json(), now)
             return outcome
 
-        return self.committer.run(write)
+        written = self.committer.run(write)
+        return _replay(written, fingerprint) if isinstance(written, tuple) else written
 
     # --- before the write transaction --------------------------------------------------
     def _validate(self, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
