@@ -33,16 +33,14 @@ def _subject(n: int) -> str:
     return f"sub_{n:022d}"
 
 
-def _key_row(subject_id: str, version: int, encryptions: int = 0) -> dict:
-    return {
-        "subject_id": subject_id, "version": version, "wrapped": f"vault:v1:wrapped-{subject_id}-{version}",
-        "kek_version": 1, "encryptions": encryptions, "created_at": NOW,
-    }
+def _key_row(subject_id: str, version: int, encryptions: int = 0) -> tuple:
+    # KEY_COLUMNS order
+    return (subject_id, version, f"vault:v1:wrapped-{subject_id}-{version}", 1, encryptions, NOW)
 
 
 def _add_subjects(store: Store, *subject_ids: str, versions: int = 1) -> None:
     with store.transaction() as tx:
-        tx.add_subjects([{"id": s, "created_at": NOW, "created_by": "intake-311"} for s in subject_ids])
+        tx.add_subjects([(s, NOW, "intake-311") for s in subject_ids])
         tx.add_keys([_key_row(s, v) for s in subject_ids for v in range(1, versions + 1)])
 
 
@@ -233,7 +231,7 @@ def test_a_transaction_that_raises_rolls_back_everything(store: Store) -> None:
     with pytest.raises(Boom):
         with store.transaction() as tx:
             tx.add_secret("index-root", "vault:v1:abc", NOW)
-            tx.add_subjects([{"id": a, "created_at": NOW, "created_by": "intake-311"}])
+            tx.add_subjects([(a, NOW, "intake-311")])
             tx.add_keys([_key_row(a, 1)])
             tx.add_values([_value(a, "email", "tok")])
             tx.log_access([(NOW, "req", "intake-311", "tokenize", "billing", a, "email", "tok", "ok")])
@@ -257,7 +255,7 @@ def test_duplicate_primary_key_is_a_conflict(store: Store, what: str) -> None:
         with store.transaction() as tx:
             tx.log_access([(NOW, "req", "intake-311", "tokenize", "billing", a, None, None, "ok")])
             if what == "subject":
-                tx.add_subjects([{"id": a, "created_at": NOW, "created_by": "intake-311"}])
+                tx.add_subjects([(a, NOW, "intake-311")])
             elif what == "key":
                 tx.add_keys([_key_row(a, 1)])
             elif what == "secret":

@@ -161,7 +161,7 @@ class TokenizeService:
             if not p.subject_id:
                 p.subject_id = new_subject_id()
                 new_ids.add(p.subject_id)
-                plan.subjects.append({"id": p.subject_id, "created_at": now, "created_by": caller.principal})
+                plan.subjects.append((p.subject_id, now, caller.principal))  # SUBJECT_COLUMNS
         keys = self._data_keys(plan, prepared, existing, new_ids, now)
         for p in prepared:
             data_key = keys[p.subject_id]
@@ -169,7 +169,7 @@ class TokenizeService:
             for spec, value in p.values:
                 token = self._token(spec, value)
                 record_tokens[spec.name] = token
-                if spec.token_kind is TokenKind.DETERMINISTIC:
+                if spec.token_kind is TokenKind.DETERMINISTIC and p.subject_id not in new_ids:
                     plan.deterministic_keys.append((token, spec.name, p.subject_id))
                 elif spec.token_kind is TokenKind.FORMAT_PRESERVING:
                     plan.shaped.append((len(plan.values), len(plan.log), p.index, spec, value, data_key))
@@ -277,8 +277,5 @@ def _replay(earlier: tuple[bytes, str], fingerprint: bytes) -> TokenizeOutcome:
     return TokenizeOutcome.from_json(response)
 
 
-def _key_row(subject_id: str, version: int, wrapped: WrappedKey, encryptions: int, now: datetime) -> dict:
-    return {
-        "subject_id": subject_id, "version": version, "wrapped": wrapped.ciphertext,
-        "kek_version": wrapped.kek_version, "encryptions": encryptions, "created_at": now,
-    }
+def _key_row(subject_id: str, version: int, wrapped: WrappedKey, encryptions: int, now: datetime) -> tuple:
+    return (subject_id, version, wrapped.ciphertext, wrapped.kek_version, encryptions, now)  # KEY_COLUMNS

@@ -71,8 +71,8 @@ class Plan:
 
     record_count: int
     problems: list[ItemProblem]
-    subjects: list[dict] = dc_field(default_factory=list)
-    keys: list[dict] = dc_field(default_factory=list)
+    subjects: list[tuple] = dc_field(default_factory=list)
+    keys: list[tuple] = dc_field(default_factory=list)
     counts: list[tuple[str, int, int]] = dc_field(default_factory=list)
     values: list[tuple] = dc_field(default_factory=list)
     log: list[tuple] = dc_field(default_factory=list)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import psycopg
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vault.errors import Conflict, StoreUnavailable
@@ -31,6 +31,9 @@ VALUE_COLUMNS = (
     "subject_id", "field", "token", "key_version", "ciphertext", "blind_index",
     "purpose", "source", "notice_id", "collected_at", "expires_at",
 )
+SUBJECT_COLUMNS = ("id", "created_at", "created_by")
+KEY_COLUMNS = ("subject_id", "version", "wrapped", "kek_version", "encryptions", "created_at")
+REQUEST_COLUMNS = ("principal", "request_id", "fingerprint", "response", "created_at")
 ACCESS_COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome")
 
 
@@ -138,18 +141,14 @@ class Tx:
 
     # --- idempotency -----------------------------------------------------------------
     def get_request(self, principal: str, request_id: str) -> tuple[bytes, str] | None:
-        c = t.tokenize_requests.c
-        row = self.conn.execute(
-            select(c.fingerprint, c.response).where(c.principal == principal, c.request_id == request_id)
-        ).first()
-        return (bytes(row[0]), row[1]) if row else None
+        rows = self._fetch(
+            f"SELECT fingerprint, response FROM tokenize_requests WHERE principal = {self._mark} AND request_id = {self._mark}",
+            (principal, request_id),
+        )
+        return (bytes(rows[0][0]), rows[0][1]) if rows else None
 
     def save_request(self, principal: str, request_id: str, fingerprint: bytes, response: str, now: datetime) -> None:
-        self.conn.execute(
-            insert(t.tokenize_requests).values(
-                principal=principal, request_id=request_id, fingerprint=fingerprint, response=response, created_at=now
-            )
-        )
+        self._bulk_insert("tokenize_requests", REQUEST_COLUMNS, [(principal, request_id, fingerprint, response, now)], (4,))
 
     # --- subjects and keys -----------------------------------------------------------
     def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:
@@ -170,25 +169,22 @@ class Tx:
         )
         return {r.subject_id: KeyRow(r.subject_id, r.version, r.wrapped, r.encryptions) for r in rows}
 
-    def add_subjects(self, rows: Sequence[dict]) -> None:
-        if rows:
-            self.conn.execute(insert(t.subjects), rows)
+    def add_subjects(self, rows: Sequence[tuple]) -> None:
+        """Insert subjects given as tuples in SUBJECT_COLUMNS order."""
+        self._bulk_insert("subjects", SUBJECT_COLUMNS, rows, (1,))
 
-    def add_keys(self, rows: Sequence[dict]) -> None:
-        if rows:
-            self.conn.execute(insert(t.data_keys), rows)
+    def add_keys(self, rows: Sequence[tuple]) -> None:
+        """Insert wrapped data keys given as tuples in KEY_COLUMNS order."""
+        self._bulk_insert("data_keys", KEY_COLUMNS, rows, (5,))
 
     def count_encryptions(self, counts: Iterable[tuple[str, int, int]]) -> None:
         """Add n to the encryption count of each (subject, version)."""
-        c = t.data_keys.c
-        stmt = (
-            update(t.data_keys)
-            .where(c.subject_id == bindparam("s"), c.version == bindparam("v"))
-            .values(encryptions=c.encryptions + bindparam("n"))
-        )
-        params = [{"s": s, "v": v, "n": n} for s, v, n in counts]
+        params = [(n, s, v) for s, v, n in counts]
         if params:
-            self.conn.execute(stmt, params)
+            m = self._mark
+            self.conn.exec_driver_sql(
+                f"UPDATE data_keys SET encryptions = encryptions + {m} WHERE subject_id = {m} AND version = {m}", params
+            )
 
     # --- values ----------------------------------------------------------------------
     def taken_tokens(self, field: str, tokens: Sequence[str]) -> set[str]:
