@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vault.errors import ConfigError
@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     dek_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     dek_spare_keys: int = Field(default=256, ge=0, le=100_000)
     max_workers: int = Field(default=16, ge=1, le=1024)
+    processes: int = Field(default=1, ge=1, le=64)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
@@ -65,6 +66,12 @@ class Settings(BaseSettings):
         if not loopback:
             raise ValueError("plaintext gRPC is only allowed on a loopback address (127.0.0.1, [::1], localhost)")
         return value
+
+    @model_validator(mode="after")
+    def _processes_need_a_port(self) -> "Settings":
+        if self.processes > 1 and self.listen.rpartition(":")[2] == "0":
+            raise ValueError("processes > 1 needs a fixed listen port (they share it with SO_REUSEPORT)")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -39,7 +39,13 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
         interceptors=[ApiKeyAuthenticator(settings.principal_for_key())],
-        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            # Several `processes` share one port on purpose; a lone server must not
+            # silently share its port with a stray one.
+            ("grpc.so_reuseport", 1 if settings.processes > 1 else 0),
+        ],
         maximum_concurrent_rpcs=settings.max_workers * 8,
     )
     token_pb2_grpc.add_TokenServiceServicer_to_server(

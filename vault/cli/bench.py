@@ -9,6 +9,7 @@ before the clock starts, so the client's protobuf work is not counted as the ser
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import secrets
@@ -38,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--single-calls", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=16, help="single-item calls in flight")
     p.add_argument("--naive-fields", type=int, default=2000)
+    p.add_argument("--server-processes", type=int, default=1, help="pdv serve processes sharing the port")
     p.add_argument("--json", type=Path, default=None, help="write results here (default bench-<database>.json)")
     p.set_defaults(run=run_bench)
 
@@ -55,12 +57,24 @@ def person(i: int) -> dict[str, str]:
 
 def run_bench(args: argparse.Namespace) -> int:
     api_key = "pdvk_" + secrets.token_urlsafe(24)
-    results: dict[str, object] = {"database": args.database, "fields_per_record": FIELDS_PER_RECORD, "batch": args.batch}
+    results: dict[str, object] = {
+        "database": args.database, "server_processes": args.server_processes,
+        "fields_per_record": FIELDS_PER_RECORD, "batch": args.batch,
+    }
     with ExitStack() as stack:
-        bench = stack.enter_context(BenchStack(args.database, args.pg_admin_url, hash_api_key(api_key)))
-        raw = stack.enter_context(
-            RawTokenCalls(bench.target, api_key=api_key, options=[("grpc.max_receive_message_length", 1 << 28)])
+        bench = stack.enter_context(
+            BenchStack(args.database, args.pg_admin_url, hash_api_key(api_key), args.server_processes)
         )
+        # Several connections, as a fleet of callers would make, so that the kernel can
+        # spread them over the server processes.
+        channels = [
+            stack.enter_context(RawTokenCalls(
+                bench.target, api_key=api_key,
+                options=[("grpc.max_receive_message_length", 1 << 28), ("grpc.use_local_subchannel_pool", 1)],
+            ))
+            for _ in range(max(1, 4 * args.server_processes if args.server_processes > 1 else 1))
+        ]
+        raw = _RoundRobin(channels)
         print(f"pdv bench: {args.database}, {args.records} records x {FIELDS_PER_RECORD} fields, batches of {args.batch}", file=sys.stderr)
 
         # Tokenize, new subjects, batched.
@@ -122,6 +136,17 @@ def run_bench(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}", file=sys.stderr)
     return 0
+
+
+class _RoundRobin:
+    """Spreads calls over several connections."""
+
+    def __init__(self, channels: list[RawTokenCalls]) -> None:
+        self._channels = channels
+        self._next = itertools.count()
+
+    def call(self, method: str, body: bytes) -> bytes:
+        return self._channels[next(self._next) % len(self._channels)].call(method, body)
 
 
 def _detokenize_requests(pairs: list[tuple[str, str]], batch: int) -> list[bytes]:

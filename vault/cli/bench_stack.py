@@ -23,8 +23,9 @@ from vault.storage.scratch import create_scratch_database, drop_database
 
 
 class BenchStack:
-    def __init__(self, database: str, pg_admin_url: str, api_key_sha256: str) -> None:
+    def __init__(self, database: str, pg_admin_url: str, api_key_sha256: str, processes: int = 1) -> None:
         self.database, self.pg_admin_url, self.api_key_sha256 = database, pg_admin_url, api_key_sha256
+        self.processes = processes
         self.workdir = Path(tempfile.mkdtemp(prefix="pdv-bench-"))
         self.bao = OpenBaoServer(self.workdir / "openbao")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -54,7 +55,7 @@ class BenchStack:
         env = dict(os.environ)
         env.update({
             "PDV_LISTEN": self.target, "PDV_DATABASE_URL": self.url, "PDV_VAULT_ADDR": self.bao.addr,
-            "PDV_VAULT_TOKEN": self.token,
+            "PDV_VAULT_TOKEN": self.token, "PDV_PROCESSES": str(self.processes),
             "PDV_API_KEYS": json.dumps([{"principal": "bench", "sha256": self.api_key_sha256}]),
         })
         log = open(self.workdir / "server.log", "ab")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+import os
 import signal
 import threading
+from pathlib import Path
 
 from vault.api.server import PdvServer, create_server
 from vault.bootstrap import bootstrap
@@ -28,8 +31,43 @@ def run_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    serve_until_signalled(load_settings(args.config))
+    settings = load_settings(args.config)
+    if settings.processes == 1:
+        serve_until_signalled(settings)
+        return 0
+    return serve_processes(args.config, settings)
+
+
+def serve_processes(config: Path | None, settings: Settings) -> int:
+    """Run `processes` servers on one port (SO_REUSEPORT): Python's GIL caps one process at
+    one core. Each worker is a full, stateless replica; the kernel spreads connections.
+    SIGTERM/SIGINT drain every worker; if one dies, the rest are stopped too, so the
+    supervisor sees the failure instead of a quietly shrunken pool."""
+    # spawn, not fork: a forked child must not inherit any gRPC or database state.
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_worker, args=(config,), name=f"pdv-worker-{i}") for i in range(settings.processes)]
+    for worker in workers:
+        worker.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set() and all(w.is_alive() for w in workers):
+        stop.wait(0.5)
+    failed = [w.name for w in workers if not w.is_alive() and w.exitcode not in (0, None)]
+    for worker in workers:
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGTERM)  # type: ignore[arg-type]
+    for worker in workers:
+        worker.join(settings.shutdown_grace_seconds + 5)
+    if failed:
+        log.error("worker(s) exited unexpectedly: %s", ", ".join(failed))
+        return 1
     return 0
+
+
+def _worker(config: Path | None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve_until_signalled(load_settings(config))
 
 
 def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: ignore[no-untyped-def]
