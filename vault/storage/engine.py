@@ -46,6 +46,8 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (a shredded wrapped DEK above all) are overwritten, not left in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
