@@ -51,21 +51,36 @@ class Settings(BaseSettings):
     processes: int = Field(default=1, ge=1, le=64)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    tls_principals: list[str] | None = None
 
     @field_validator("listen")
     @classmethod
-    def _loopback_only(cls, value: str) -> str:
+    def _host_and_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("listen must be host:port")
-        host = host.strip("[]")
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise ValueError("plaintext gRPC is only allowed on a loopback address (127.0.0.1, [::1], localhost)")
         return value
+
+    @model_validator(mode="after")
+    def _tls_or_loopback(self) -> "Settings":
+        files = (self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+        if any(f is not None for f in files) and not all(f is not None for f in files):
+            raise ValueError("tls_cert_file, tls_key_file and tls_client_ca_file go together: set all three or none")
+        if self.tls_principals is not None and not self.tls_enabled:
+            raise ValueError("tls_principals needs TLS (tls_cert_file, tls_key_file, tls_client_ca_file)")
+        if not self.tls_enabled and not is_loopback(self.listen):
+            raise ValueError(
+                "listen: plaintext gRPC is only allowed on a loopback address (127.0.0.1, [::1], localhost); "
+                "set tls_cert_file, tls_key_file and tls_client_ca_file to listen elsewhere with mTLS"
+            )
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None and self.tls_key_file is not None and self.tls_client_ca_file is not None
 
     @model_validator(mode="after")
     def _processes_need_a_port(self) -> "Settings":
@@ -99,6 +114,14 @@ class Settings(BaseSettings):
 
 
 _FILE_VALUES: dict[type, dict[str, Any]] = {}
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def hash_api_key(key: str) -> str:

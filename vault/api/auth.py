@@ -1,14 +1,28 @@
-"""Authentication: one interceptor names the principal of every call (API keys for now)."""
+"""Authentication: one interceptor names the principal of every call, unary or streaming.
+
+Credentials, in order:
+1. an ``x-api-key`` header, if the call sends one (over plaintext loopback or TLS): a known
+   key names its principal, an unknown one is UNAUTHENTICATED — never a fallback;
+2. otherwise, on a TLS connection, the client certificate (vault.tls.principal_of). The
+   TLS handshake already checked it against tls_client_ca_file, so a missing, expired or
+   foreign certificate never reaches here (the client sees UNAVAILABLE). A certificate
+   that names no principal is UNAUTHENTICATED; one whose principal is not in
+   ``tls_principals`` (when set) is PERMISSION_DENIED.
+
+Interceptors see no servicer context and so no peer certificate; the check therefore runs
+inside the wrapped handler behaviour, where `context.auth_context()` is available.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import grpc
 
 from vault.domain import Principal
+from vault.tls import principal_of_pem
 
 API_KEY_HEADER = "x-api-key"
 _OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
@@ -16,43 +30,55 @@ _OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerRef
 current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("current_principal")
 
 
-class ApiKeyAuthenticator(grpc.ServerInterceptor):
-    """Rejects calls without a known API key with UNAUTHENTICATED; the key is never logged.
+class Authenticator(grpc.ServerInterceptor):
+    """Sets `current_principal` for each call, or aborts it; credentials are never logged.
 
     Keys are compared by SHA-256: API keys are long random strings, so a fast hash is
     enough, and a dictionary lookup on the digest leaks nothing useful through timing.
     """
 
-    def __init__(self, principals_by_sha256: Mapping[str, str]) -> None:
+    def __init__(self, principals_by_sha256: Mapping[str, str], tls_principals: Collection[str] | None = None) -> None:
         self._principals = dict(principals_by_sha256)
+        self._allowed = None if tls_principals is None else frozenset(tls_principals)
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(_OPEN_SERVICES):
             return handler
-        principal = self._principal(handler_call_details.invocation_metadata)
-        if principal is None:
-            return _deny(handler)
-        return _with_principal(handler, Principal(principal))
+        api_key = _api_key(handler_call_details.invocation_metadata)
+        return _replace(handler, lambda behaviour: self._guard(behaviour, api_key, handler.response_streaming))
 
-    def _principal(self, metadata: tuple) -> str | None:
-        for key, value in metadata or ():
-            if key == API_KEY_HEADER and isinstance(value, str):
-                return self._principals.get(hashlib.sha256(value.encode()).hexdigest())
-        return None
+    def authenticate(self, api_key: str | None, context: grpc.ServicerContext) -> Principal:
+        """The caller's principal, or abort the call (UNAUTHENTICATED / PERMISSION_DENIED)."""
+        if api_key is not None:
+            name = self._principals.get(hashlib.sha256(api_key.encode()).hexdigest())
+            if name is None:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key")
+            return Principal(name)
+        pems = context.auth_context().get("x509_pem_cert")
+        if not pems:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key")
+        name = principal_of_pem(pems[0])
+        if name is None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate names no principal")
+        if self._allowed is not None and name not in self._allowed:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "this certificate's principal is not accepted")
+        return Principal(name)
 
+    def _guard(self, behaviour: Callable, api_key: str | None, streaming_response: bool) -> Callable:
+        if streaming_response:
+            # Streaming responses run while the generator is consumed, after the behaviour returns.
+            def stream(request, context):  # type: ignore[no-untyped-def]
+                token = current_principal.set(self.authenticate(api_key, context))
+                try:
+                    yield from behaviour(request, context)
+                finally:
+                    current_principal.reset(token)
 
-def _deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    def abort(_request, context):  # type: ignore[no-untyped-def]
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key")
+            return stream
 
-    return _replace(handler, lambda _behaviour: abort)
-
-
-def _with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
-    def wrap(behaviour):  # type: ignore[no-untyped-def]
         def call(request, context):  # type: ignore[no-untyped-def]
-            token = current_principal.set(principal)
+            token = current_principal.set(self.authenticate(api_key, context))
             try:
                 return behaviour(request, context)
             finally:
@@ -60,7 +86,12 @@ def _with_principal(handler: grpc.RpcMethodHandler, principal: Principal) -> grp
 
         return call
 
-    return _replace(handler, wrap)
+
+def _api_key(metadata: tuple | None) -> str | None:
+    for key, value in metadata or ():
+        if key == API_KEY_HEADER and isinstance(value, str):
+            return value
+    return None
 
 
 def _replace(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:

@@ -10,9 +10,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pdv.v1 import token_pb2, token_pb2_grpc
 
-from vault.api.auth import ApiKeyAuthenticator
+from vault.api.auth import Authenticator
 from vault.api.token_servicer import TokenServicer
 from vault.bootstrap import App
+from vault.config import is_loopback
+from vault.errors import ConfigError
+from vault.tls import ServerTls, load_server_tls
 
 log = logging.getLogger("pdv.server")
 
@@ -33,12 +36,20 @@ class PdvServer:
 
 
 def create_server(app: App, address: str | None = None) -> PdvServer:
-    """Build and start a server for `app` on `address` (port 0 picks a free one)."""
+    """Build and start a server for `app` on `address` (port 0 picks a free one).
+
+    With the TLS settings the port requires a client certificate signed by
+    tls_client_ca_file (mTLS); without them it is plaintext (config allows that on
+    loopback only). Raises ConfigError if the TLS files are missing or inconsistent.
+    """
     settings = app.settings
+    tls = load_server_tls(settings)
+    if tls is None and address is not None and not is_loopback(address):
+        raise ConfigError(f"plaintext gRPC is only allowed on a loopback address, not {address}; configure TLS")
     limit = settings.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
-        interceptors=[ApiKeyAuthenticator(settings.principal_for_key())],
+        interceptors=[Authenticator(settings.principal_for_key(), settings.tls_principals)],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -59,9 +70,18 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(service_names, server)
-    port = server.add_insecure_port(address or settings.listen)
+    port = _add_port(server, address or settings.listen, tls)
     server.start()
     for name in ("", service_names[0]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving on port %d", port)
+    log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
     return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds)
+
+
+def _add_port(server: grpc.Server, address: str, tls: ServerTls | None) -> int:
+    if tls is None:
+        return server.add_insecure_port(address)
+    credentials = grpc.ssl_server_credentials(
+        [(tls.private_key.reveal(), tls.cert_chain)], root_certificates=tls.client_ca, require_client_auth=True
+    )
+    return server.add_secure_port(address, credentials)

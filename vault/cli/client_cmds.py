@@ -11,6 +11,7 @@ from pathlib import Path
 from pdv_client import PdvClient
 from pdv_client.errors import PdvError as ClientError
 from pdv_client.models import Record
+from pdv_client.tls import tls_credentials
 
 from vault.errors import InvalidInput
 
@@ -45,20 +46,51 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=os.environ.get("PDV_TARGET", "127.0.0.1:50051"))
     p.add_argument(
         "--api-key-file", type=Path, default=None,
-        help="file holding the API key (default: $PDV_API_KEY, else .pdv/dev-api-key)",
+        help="file holding the API key (default: $PDV_API_KEY, else .pdv/dev-api-key unless --cert is given)",
     )
+    p.add_argument("--ca", type=Path, default=_env_path("PDV_TLS_CA"),
+                   help="CA certificate of a TLS server (default $PDV_TLS_CA); without it the call is plaintext")
+    p.add_argument("--cert", type=Path, default=_env_path("PDV_TLS_CERT"),
+                   help="client certificate for mTLS (default $PDV_TLS_CERT)")
+    p.add_argument("--key", type=Path, default=_env_path("PDV_TLS_KEY"),
+                   help="the client certificate's private key (default $PDV_TLS_KEY)")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 def _client(args: argparse.Namespace) -> PdvClient:
     # Keys come from a file or the environment, never argv (visible in the process list).
+    # With a client certificate, the certificate is the credential unless a key is asked for.
     key = os.environ.get("PDV_API_KEY")
-    path = args.api_key_file or (None if key else Path(".pdv/dev-api-key"))
+    path = args.api_key_file or (None if key or args.cert else Path(".pdv/dev-api-key"))
     if path is not None:
         try:
             key = path.read_text().strip()
         except OSError:
             raise InvalidInput(f"cannot read the API key file {path}") from None
-    return PdvClient(args.target, api_key=key)
+    return PdvClient(args.target, api_key=key, credentials=_credentials(args))
+
+
+def _credentials(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.ca is None:
+        if args.cert or args.key:
+            raise InvalidInput("--cert and --key need --ca (the server's CA certificate)")
+        return None
+    if (args.cert is None) != (args.key is None):
+        raise InvalidInput("give both --cert and --key, or neither")
+    return tls_credentials(*(_read_pem(flag, p) for flag, p in (("--ca", args.ca), ("--cert", args.cert), ("--key", args.key))))
+
+
+def _read_pem(flag: str, path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{flag} {path}: {exc.strerror}") from None
 
 
 def _print(obj: object) -> None:

@@ -12,6 +12,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from vault.certs import DEFAULT_HOSTS, DevPkiPaths, dev_pki_is_current, write_dev_pki
 from vault.cli.serve import serve_until_signalled
 from vault.config import ApiKey, hash_api_key, load_settings
 from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
@@ -31,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, default=Path(".pdv"))
     p.add_argument("--listen", default="127.0.0.1:50051")
     p.add_argument("--vault-port", type=int, default=8200)
+    p.add_argument("--tls", action="store_true",
+                   help="serve with mTLS, using dev certificates made under DATA_DIR/certs (as `pdv certs dev`)")
     p.set_defaults(run=run_dev)
 
 
@@ -61,23 +64,46 @@ def run_dev(args: argparse.Namespace) -> int:
         token_file = data_dir / "service-token"
         write_private(token_file, create_service_token(admin, "transit", "pdv-kek") + "\n")
         api_key = dev_api_key(data_dir)
+        pki = dev_pki(data_dir / "certs", args.listen) if args.tls else None
         settings = load_settings(
             listen=args.listen,
             database_url=f"sqlite:///{data_dir / 'pdv.db'}",
             vault_addr=bao.addr,
             vault_token_file=token_file,
             api_keys=[ApiKey(principal=DEV_PRINCIPAL, sha256=hash_api_key(api_key))],
+            **(_tls_settings(pki) if pki else {}),
         )
         engine = create_store_engine(settings.database_url)
         migrate.upgrade(engine)
         engine.dispose()
-        serve_until_signalled(settings, on_ready=lambda server: _print_howto(args.listen, data_dir))
+        serve_until_signalled(settings, on_ready=lambda server: _print_howto(args.listen, data_dir, pki))
     finally:
         bao.stop()
     return 0
 
 
-def _print_howto(listen: str, data_dir: Path) -> None:
+def dev_pki(out: Path, listen: str) -> DevPkiPaths:
+    """Dev certificates under `out`: made once, remade when the server certificate is
+    missing, expires within a week, or does not cover the listen host."""
+    paths = DevPkiPaths(out)
+    host = listen.rpartition(":")[0].strip("[]")
+    hosts = list(dict.fromkeys([*DEFAULT_HOSTS, host]))
+    if not dev_pki_is_current(paths, DEV_PRINCIPAL, host):
+        write_dev_pki(out, [DEV_PRINCIPAL], hosts)
+    return paths
+
+
+def _tls_settings(pki: DevPkiPaths) -> dict[str, object]:
+    return {
+        "tls_cert_file": pki.server_cert, "tls_key_file": pki.server_key, "tls_client_ca_file": pki.ca,
+        "tls_principals": [DEV_PRINCIPAL],
+    }
+
+
+def _print_howto(listen: str, data_dir: Path, pki: DevPkiPaths | None = None) -> None:
+    if pki is not None:
+        _print_tls_howto(listen, pki)
+        return
     key_file = data_dir / "dev-api-key"
     print(
         f"""
@@ -88,6 +114,26 @@ The dev API key is in {key_file}. From another shell in this directory:
   .venv/bin/pdv tokenize --purpose service_delivery --source 311 full_name='Ada Lovelace' email=ada@example.org
   .venv/bin/pdv detokenize --purpose service_delivery <token>
   .venv/bin/pdv lookup --purpose service_delivery email ada@example.org
+""",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _print_tls_howto(listen: str, pki: DevPkiPaths) -> None:
+    print(
+        f"""
+PDV dev server with mTLS on {listen} (certificates under {pki.out}; Ctrl-C stops it; data is kept).
+A call needs a client certificate signed by {pki.ca}; the dev one names principal {DEV_PRINCIPAL!r}.
+Calls without a valid certificate fail the TLS handshake (the client sees UNAVAILABLE).
+From another shell in this directory:
+
+  export PDV_TARGET={listen} PDV_TLS_CA={pki.ca}
+  export PDV_TLS_CERT={pki.client_cert(DEV_PRINCIPAL)} PDV_TLS_KEY={pki.client_key(DEV_PRINCIPAL)}
+  .venv/bin/pdv tokenize --purpose service_delivery --source 311 full_name='Ada Lovelace' email=ada@example.org
+  .venv/bin/pdv detokenize --purpose service_delivery <token>
+
+More client certificates: pdv certs dev --out {pki.out} --principal NAME (keeps the CA; add NAME to tls_principals).
 """,
         file=sys.stderr,
         flush=True,

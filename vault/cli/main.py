@@ -15,7 +15,7 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vault.cli import bench, client_cmds, dev, serve
+    from vault.cli import bench, certs, client_cmds, dev, serve
 
     parser = argparse.ArgumentParser(prog="pdv", description="PDV, the city's personal-data vault")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=serve.run_db_upgrade)
 
     dev.add_parser(sub)
+    certs.add_parser(sub)
     client_cmds.add_parsers(sub)
     bench.add_parser(sub)
     return parser

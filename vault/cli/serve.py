@@ -15,6 +15,7 @@ from vault.bootstrap import bootstrap
 from vault.config import Settings, load_settings
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
+from vault.tls import load_server_tls
 
 log = logging.getLogger("pdv.serve")
 
@@ -72,6 +73,7 @@ def _worker(config: Path | None) -> None:
 
 def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: ignore[no-untyped-def]
     """Serve until SIGINT/SIGTERM, then drain in-flight calls for the grace period."""
+    load_server_tls(settings)  # check the TLS files before connecting to anything
     app = bootstrap(settings)
     server = create_server(app)
     stop = threading.Event()
