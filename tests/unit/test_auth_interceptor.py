@@ -1,0 +1,70 @@
+"""The authentication interceptor wraps every handler kind; streaming responses see the principal too."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import grpc
+import pytest
+
+from vault.api.auth import Authenticator, current_principal
+from vault.certs import make_ca, make_client_cert
+
+
+class Aborted(Exception):
+    pass
+
+
+class FakeContext:
+    def __init__(self, pem: bytes | None = None) -> None:
+        self._auth = {"x509_pem_cert": [pem]} if pem else {"transport_security_type": [b"insecure"]}
+        self.code: grpc.StatusCode | None = None
+
+    def auth_context(self) -> dict:
+        return self._auth
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.code = code
+        raise Aborted(details)
+
+
+def intercepted(handler: grpc.RpcMethodHandler, api_key: str | None = None, allowed: list[str] | None = None) -> grpc.RpcMethodHandler:
+    auth = Authenticator({}, allowed)
+    metadata = (("x-api-key", api_key),) if api_key else ()
+    return auth.intercept_service(lambda _d: handler, SimpleNamespace(method="/pdv.v1.X/Y", invocation_metadata=metadata))
+
+
+def test_a_streaming_response_runs_under_the_certificates_principal() -> None:
+    def numbers(_request, _context):  # type: ignore[no-untyped-def]
+        for i in range(3):
+            yield (i, current_principal.get().name)
+
+    pem = make_client_cert(make_ca(), "gis-batch").cert_pem()
+    handler = intercepted(grpc.unary_stream_rpc_method_handler(numbers))
+    assert list(handler.unary_stream(None, FakeContext(pem))) == [(0, "gis-batch"), (1, "gis-batch"), (2, "gis-batch")]
+    assert current_principal.get(None) is None
+
+
+@pytest.mark.parametrize(("kind", "factory"), [
+    ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler),
+])
+def test_each_kind_is_guarded(kind: str, factory) -> None:  # type: ignore[no-untyped-def]
+    handler = intercepted(factory(lambda _r, _c: current_principal.get().name))
+    context = FakeContext()
+    with pytest.raises(Aborted):
+        getattr(handler, kind)(None, context)
+    assert context.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_certificate_outside_the_allow_list_is_permission_denied_and_an_unknown_key_never_falls_back() -> None:
+    pem = make_client_cert(make_ca(), "gis-batch").cert_pem()
+    call = lambda _r, _c: "ran"  # noqa: E731
+    context = FakeContext(pem)
+    with pytest.raises(Aborted):
+        intercepted(grpc.unary_unary_rpc_method_handler(call), allowed=["intake-311"]).unary_unary(None, context)
+    assert context.code == grpc.StatusCode.PERMISSION_DENIED
+    context = FakeContext(pem)
+    with pytest.raises(Aborted):
+        intercepted(grpc.unary_unary_rpc_method_handler(call), api_key="pdvk_wrong").unary_unary(None, context)
+    assert context.code == grpc.StatusCode.UNAUTHENTICATED
