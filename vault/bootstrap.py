@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from vault.catalog import Catalog, load_catalog
 from vault.config import Settings
+from vault.keys.transit_admin import TransitKeyAdmin
+from vault.services.rotation import RotationService
 from vault.keys.provider import KeyProvider
 from vault.keys.transit import TransitKeyProvider, make_client
 from vault.services.common import Limits
@@ -19,6 +22,7 @@ from vault.services.lookup import LookupService
 from vault.services.tokenize import TokenizeService
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
+from vault.storage.rotation import RotationRepository
 from vault.storage.store import Store
 
 
@@ -78,3 +82,21 @@ def bootstrap(
         detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock),
         finder=LookupService(committer, index_keys, catalog, limits, clock),
     )
+
+
+@contextmanager
+def rotation_service(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Iterator[RotationService]:
+    """The KEK rotation use case for `pdv keys …`, on the admin token; closes the database after.
+
+    Raises:
+        ConfigError: no admin token configured.
+        StoreUnavailable: database down or not migrated.
+    """
+    admin_client = make_client(settings.vault_addr, settings.vault_admin_token_value(), timeout=max(settings.vault_timeout, 30.0))
+    store = Store(create_store_engine(settings.database_url, pool_size=4))
+    try:
+        migrate.require_current(store.engine)
+        admin = TransitKeyAdmin(admin_client, settings.transit_mount, settings.kek_name, batch_size=min(settings.vault_batch_size, 1000))
+        yield RotationService(RotationRepository(store), admin, clock, timedelta(days=settings.backup_horizon_days))
+    finally:
+        store.close()

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     vault_token: SecretStr | None = None
     vault_token_file: Path | None = None
     vault_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Only `pdv keys …` (KEK rotation) reads these; never give the server an admin token.
+    vault_admin_token: SecretStr | None = None
+    vault_admin_token_file: Path | None = None
+    # How long database backups are kept: old KEK versions are trimmed only this long after
+    # they were superseded, since trimming makes every older backup unrecoverable.
+    backup_horizon_days: float = Field(default=35.0, ge=0)
     vault_batch_size: int = Field(default=1000, ge=1, le=10_000)
     transit_mount: str = "transit"
     kek_name: str = "pdv-kek"
@@ -107,6 +113,16 @@ class Settings(BaseSettings):
             except OSError as exc:
                 raise ConfigError(f"vault_token_file {self.vault_token_file}: {exc.strerror}") from None
         raise ConfigError("no Vault token: set PDV_VAULT_TOKEN or vault_token_file")
+
+    def vault_admin_token_value(self) -> str:
+        if self.vault_admin_token is not None:
+            return self.vault_admin_token.get_secret_value()
+        if self.vault_admin_token_file is not None:
+            try:
+                return self.vault_admin_token_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"vault_admin_token_file {self.vault_admin_token_file}: {exc.strerror}") from None
+        raise ConfigError("no Vault admin token: set PDV_VAULT_ADMIN_TOKEN or vault_admin_token_file")
 
     def principal_for_key(self) -> dict[str, str]:
         """SHA-256 hex of an API key → principal name."""

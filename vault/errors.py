@@ -69,3 +69,7 @@ class DecryptionFailed(PdvError):
 
 class ConfigError(PdvError):
     """A configuration, catalog or policy file is invalid; the message names the place."""
+
+
+class RotationRefused(PdvError):
+    """A KEK operation (trim) was refused because its preconditions do not hold; the message says which."""

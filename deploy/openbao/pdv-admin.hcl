@@ -1,51 +1,52 @@
-# pdv-admin: for operators running `pdv keys rotate` / trim and one-off provisioning.
-# Everything pdv-service may do, plus managing the KEK's versions and the PDV signing keys.
-# Never give this to the running service.
+# pdv-admin: for operators running `pdv keys rotate | rewrap | status | trim` and one-off
+# provisioning. Exactly what those commands call, plus managing the receipt signing key.
+# Never give this to the running service. It cannot encrypt or decrypt with the KEK, export
+# it, back it up or delete it.
+#
+# Shipped for the default mount `transit` and key `pdv-kek`; vault.keys.openbao.render_admin_policy
+# rewrites every `transit/<op>/pdv-kek…` path for another mount / key name.
 
-# What the service does (the rotation job rewraps every stored DEK).
-path "transit/encrypt/pdv-kek" {
-  capabilities = ["update"]
-}
-
-path "transit/decrypt/pdv-kek" {
-  capabilities = ["update"]
-}
-
-path "transit/rewrap/pdv-kek" {
-  capabilities = ["update"]
-}
-
-# Read the KEK's metadata (versions, min_decryption_version) — never its material.
+# pdv keys status / trim: the KEK's metadata (versions, their creation times, minimum
+# versions) — never its material.
 path "transit/keys/pdv-kek" {
   capabilities = ["read"]
 }
 
-# New KEK version.
+# pdv keys rotate: a new KEK version.
 path "transit/keys/pdv-kek/rotate" {
   capabilities = ["update"]
 }
 
-# Raise min_decryption_version / min_encryption_version once every DEK is rewrapped.
+# pdv keys rewrap: re-encrypt wrapped DEKs under the latest version; the DEKs stay inside Vault.
+path "transit/rewrap/pdv-kek" {
+  capabilities = ["update"]
+}
+
+# pdv keys trim: raise min_decryption_version / min_encryption_version (trim needs both) ...
 path "transit/keys/pdv-kek/config" {
   capabilities = ["update"]
 }
 
-# Delete versions below min_available_version after the backup horizon.
+# ... then delete the versions below min_available_version, after the backup horizon.
 path "transit/keys/pdv-kek/trim" {
   capabilities = ["update"]
 }
 
-# The signing keys PDV will use (transit/keys/pdv-*): create, read, rotate, configure.
-# Deletion stays with root on purpose (deletion_allowed is not granted either).
-path "transit/keys/pdv-*" {
+# The ed25519 key that signs shred receipts (provisioned next to the KEK): create, read,
+# rotate. Deletion stays with root on purpose (deletion_allowed is not granted either).
+path "transit/keys/pdv-kek-signing" {
   capabilities = ["create", "read", "update"]
 }
 
-path "transit/sign/pdv-*" {
+path "transit/keys/pdv-kek-signing/rotate" {
   capabilities = ["update"]
 }
 
-path "transit/verify/pdv-*" {
+path "transit/sign/pdv-kek-signing" {
+  capabilities = ["update"]
+}
+
+path "transit/verify/pdv-kek-signing" {
   capabilities = ["update"]
 }
 

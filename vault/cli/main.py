@@ -15,6 +15,7 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vault.cli import keys as key_cmds
     from vault.cli import bench, certs, client_cmds, dev, serve
 
     parser = argparse.ArgumentParser(prog="pdv", description="PDV, the city's personal-data vault")
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_parser(sub)
     client_cmds.add_parsers(sub)
     bench.add_parser(sub)
+    key_cmds.add_parsers(sub)
     return parser
 
 

@@ -375,3 +375,31 @@ def _check_names(mount: str, key_name: str) -> None:
         raise ConfigError(f"invalid transit mount name {mount!r}")
     if not _NAME_RE.fullmatch(key_name):
         raise ConfigError(f"invalid transit key name {key_name!r}")
+
+
+_ADMIN_POLICY = _DEPLOY_DIR / "pdv-admin.hcl"
+
+
+def render_admin_policy(mount: str = _DEFAULT_MOUNT, key_name: str = _DEFAULT_KEY) -> str:
+    """deploy/openbao/pdv-admin.hcl with its Transit paths pointed at `mount` and `key_name`."""
+    _check_names(mount, key_name)
+    try:
+        template = _ADMIN_POLICY.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"admin policy template missing: {_ADMIN_POLICY}") from None
+    # transit/<op>/pdv-kek, pdv-kek/<action>, pdv-kek-signing…: the key's name is a prefix of each.
+    pattern = re.compile(rf'path "{re.escape(_DEFAULT_MOUNT)}/([a-z]+)/{re.escape(_DEFAULT_KEY)}([-/a-z]*)"')
+    rendered, count = pattern.subn(lambda m: f'path "{mount}/{m.group(1)}/{key_name}{m.group(2)}"', template)
+    if count == 0:
+        raise ConfigError(f"{_ADMIN_POLICY}: no transit/<op>/pdv-kek paths to substitute")
+    return rendered
+
+
+def create_admin_token(client: hvac.Client, mount: str, key_name: str, ttl: str = "1h") -> str:
+    """Write the admin policy for (`mount`, `key_name`) and return a short-lived token holding only it."""
+    name = f"pdv-admin-{mount.replace('/', '-')}-{key_name}"
+    client.sys.create_or_update_policy(name=name, policy=render_admin_policy(mount, key_name))
+    result = client.auth.token.create_orphan(
+        policies=[name], no_default_policy=True, ttl=ttl, renewable=False, display_name="pdv-admin",
+    )
+    return result["auth"]["client_token"]

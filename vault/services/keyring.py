@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from cachetools import TTLCache
 
@@ -23,7 +24,8 @@ class KeyRing:
     """
 
     def __init__(
-        self, provider: KeyProvider, cache_size: int = 100_000, ttl_seconds: float = 300.0, spare_keys: int = 256
+        self, provider: KeyProvider, cache_size: int = 100_000, ttl_seconds: float = 300.0, spare_keys: int = 256,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._provider = provider
         self._cache: TTLCache[KeyId, DataKey] = TTLCache(maxsize=cache_size, ttl=ttl_seconds)
@@ -31,19 +33,27 @@ class KeyRing:
         # Fresh DEKs wrapped ahead of need, so a one-record tokenize does not pay a Vault
         # round trip: whenever Vault is called anyway, it wraps this many extra.
         self._spare_target = spare_keys
-        self._spares: list[tuple[SecretBytes, WrappedKey]] = []
+        # Spares expire with the cache TTL: after a KEK rotation, a spare wrapped under the old
+        # version would add rows that `pdv keys rewrap` has to chase and that block the trim.
+        self._spare_max_age = ttl_seconds
+        self._clock = clock
+        self._spares: list[tuple[SecretBytes, WrappedKey, float]] = []  # (DEK, wrapped, made at)
 
     def new_keys(self, count: int) -> list[tuple[SecretBytes, WrappedKey]]:
         """`count` fresh, never-used DEKs and their wrapped forms (at most one batched Vault call)."""
+        now = self._clock()
         with self._lock:
-            taken, self._spares = self._spares[:count], self._spares[count:]
+            if self._spares and now - self._spares[0][2] >= self._spare_max_age:  # oldest first
+                self._spares = [s for s in self._spares if now - s[2] < self._spare_max_age]
+            taken = [(s[0], s[1]) for s in self._spares[:count]]
+            self._spares = self._spares[count:]
         missing = count - len(taken)
         if missing:
             secrets = [new_data_key() for _ in range(missing + self._spare_target)]
             made = list(zip(secrets, self._provider.wrap_keys(secrets)))
             taken += made[:missing]
             with self._lock:
-                self._spares = (self._spares + made[missing:])[: self._spare_target]
+                self._spares = (self._spares + [(s, w, now) for s, w in made[missing:]])[: self._spare_target]
         return taken
 
     def remember(self, key_id: KeyId, secret: SecretBytes) -> DataKey:

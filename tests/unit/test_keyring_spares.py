@@ -1,0 +1,35 @@
+"""Spare pre-wrapped DEKs never outlive a KEK rotation for long (so a rewrap stays finished)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vault.domain import WrappedKey
+from vault.secret import SecretBytes
+from vault.services.keyring import KeyRing
+
+
+class FakeKek:
+    def __init__(self) -> None:
+        self.version, self.calls = 1, 0
+
+    def wrap_keys(self, keys: Sequence[SecretBytes]) -> list[WrappedKey]:
+        self.calls += 1
+        return [WrappedKey(f"vault:v{self.version}:{i}") for i in range(len(keys))]
+
+    def unwrap_keys(self, wrapped: Sequence[WrappedKey]) -> list[SecretBytes]:
+        raise AssertionError("not used")
+
+    def check(self) -> None:
+        pass
+
+
+def test_spares_expire_with_the_cache_ttl() -> None:
+    kek, now = FakeKek(), [0.0]
+    ring = KeyRing(kek, ttl_seconds=60, spare_keys=4, clock=lambda: now[0])
+    ring.new_keys(1)  # one Vault call: 1 used, 4 spares under v1
+    kek.version = 2  # `pdv keys rotate`
+    assert [w.kek_version for _, w in ring.new_keys(1)] == [1] and kek.calls == 1  # a spare, still fresh
+    now[0] = 61.0
+    assert [w.kek_version for _, w in ring.new_keys(1)] == [2] and kek.calls == 2  # expired: wrapped anew
+
