@@ -11,14 +11,16 @@ from vault.catalog import Catalog, load_catalog
 from vault.config import Settings
 from vault.keys.transit_admin import TransitKeyAdmin
 from vault.services.rotation import RotationService
-from vault.keys.provider import KeyProvider
-from vault.keys.transit import TransitKeyProvider, make_client
+from vault.keys.provider import KeyProvider, Signer
+from vault.keys.transit import TransitKeyProvider, TransitSigner, make_client, signing_key_name
 from vault.services.common import Limits
 from vault.services.detokenize import DetokenizeService
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
+from vault.services.ledger import TombstoneLedger
 from vault.services.lookup import LookupService
+from vault.services.shred import ShredService
 from vault.services.tokenize import TokenizeService
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
@@ -42,21 +44,25 @@ class App:
     tokenizer: TokenizeService
     detokenizer: DetokenizeService
     finder: LookupService
+    shredder: ShredService
 
     def close(self) -> None:
         self.keyring.clear()
         self.store.close()
 
 
-def build_key_provider(settings: Settings) -> KeyProvider:
+def build_vault(settings: Settings) -> tuple[KeyProvider, Signer]:
     client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
-    return TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=settings.vault_batch_size)
+    return (
+        TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=settings.vault_batch_size),
+        TransitSigner(client, settings.transit_mount, signing_key_name(settings.kek_name)),
+    )
 
 
-def bootstrap(
-    settings: Settings, keys: KeyProvider | None = None, clock: Callable[[], datetime] = utc_now
-) -> App:
-    """Build the app; refuses an un-migrated database and an unusable Vault up front.
+def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> App:
+    """Build the app; refuses an un-migrated database and an unusable Vault up front, and
+    re-applies the tombstone ledger so a database restored from an older copy serves no
+    shredded subject.
 
     Raises:
         StoreUnavailable: database down or not migrated (the message says how to fix it).
@@ -66,12 +72,14 @@ def bootstrap(
     store = Store(create_store_engine(settings.database_url, pool_size=settings.max_workers + 4))
     try:
         migrate.require_current(store.engine)
-        keys = keys or build_key_provider(settings)
+        keys, signer = build_vault(settings)
         keys.check()
         catalog = load_catalog(settings.catalog_path)
         limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions)
         keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds, settings.dek_spare_keys)
         index_keys = IndexKeys.load_or_create(store, keys, clock)
+        shredder = ShredService(store, keyring, signer, catalog, limits, TombstoneLedger(settings.tombstone_ledger), clock)
+        shredder.reapply_ledger()
     except Exception:
         store.close()
         raise
@@ -81,6 +89,7 @@ def bootstrap(
         tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock),
         detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock),
         finder=LookupService(committer, index_keys, catalog, limits, clock),
+        shredder=shredder,
     )
 
 

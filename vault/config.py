@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     transit_mount: str = "transit"
     kek_name: str = "pdv-kek"
     catalog_path: Path | None = None
+    tombstone_ledger: Path | None = None
+    admin_principals: list[str] = Field(default_factory=list)
     api_keys: list[ApiKey] = Field(default_factory=list)
     max_value_bytes: int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)
     max_batch_items: int = Field(default=10_000, ge=1, le=1_000_000)

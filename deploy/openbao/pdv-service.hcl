@@ -1,5 +1,5 @@
 # pdv-service: the token the PDV service runs with. Least privilege: it can wrap, unwrap and
-# rewrap data-encryption keys with the KEK, and nothing else — it cannot read, rotate,
+# rewrap data-encryption keys with the KEK, sign and verify with its signing key, and nothing else — it cannot read, rotate,
 # configure, trim, export or delete the key, nor touch any other key or mount.
 #
 # Shipped for the default mount `transit` and key `pdv-kek`. vault.keys.openbao.create_service_token
@@ -15,6 +15,15 @@ path "transit/decrypt/pdv-kek" {
 }
 
 path "transit/rewrap/pdv-kek" {
+  capabilities = ["update"]
+}
+
+# Sign shred receipts with the ed25519 signing key, and check them.
+path "transit/sign/pdv-kek-signing" {
+  capabilities = ["update"]
+}
+
+path "transit/verify/pdv-kek-signing" {
   capabilities = ["update"]
 }
 

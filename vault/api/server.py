@@ -8,9 +8,10 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from pdv.v1 import token_pb2, token_pb2_grpc
+from pdv.v1 import subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 
 from vault.api.auth import Authenticator
+from vault.api.subject_servicer import SubjectServicer
 from vault.api.token_servicer import TokenServicer
 from vault.bootstrap import App
 from vault.config import is_loopback
@@ -62,17 +63,21 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     token_pb2_grpc.add_TokenServiceServicer_to_server(
         TokenServicer(app.tokenizer, app.detokenizer, app.finder), server
     )
+    subject_pb2_grpc.add_SubjectServiceServicer_to_server(
+        SubjectServicer(app.shredder, settings.admin_principals), server
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
         token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
+        subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(service_names, server)
     port = _add_port(server, address or settings.listen, tls)
     server.start()
-    for name in ("", service_names[0]):
+    for name in ("", *service_names[:2]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
     return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds)

@@ -98,10 +98,16 @@ def _print(obj: object) -> None:
     sys.stdout.write("\n")
 
 
-def _call(args: argparse.Namespace, fn) -> int:  # type: ignore[no-untyped-def]
+def _call(args: argparse.Namespace, fn, lines: bool = False) -> int:  # type: ignore[no-untyped-def]
+    """Run `fn(client)` and print its result as JSON (one line per item with `lines`)."""
     try:
         with _client(args) as client:
-            _print(fn(client))
+            result = fn(client)
+        if lines:
+            for item in result:
+                print(json.dumps(item))
+        else:
+            _print(result)
         return 0
     except ClientError as exc:
         print(f"pdv: {type(exc).__name__}: {exc}", file=sys.stderr)

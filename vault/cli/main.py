@@ -16,7 +16,7 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from vault.cli import keys as key_cmds
-    from vault.cli import bench, certs, client_cmds, dev, serve
+    from vault.cli import bench, certs, client_cmds, dev, serve, subject_cmds
 
     parser = argparse.ArgumentParser(prog="pdv", description="PDV, the city's personal-data vault")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_parser(sub)
     certs.add_parser(sub)
     client_cmds.add_parsers(sub)
+    subject_cmds.add_parsers(sub)
     bench.add_parser(sub)
     key_cmds.add_parsers(sub)
     return parser

@@ -27,6 +27,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from vault.keys.transit import signing_key_name
 from vault.errors import ConfigError
 
 # The listener's JSON limits. OpenBao's default max_request_json_strings (1000) counts every
@@ -314,18 +315,18 @@ class OpenBaoServer:
 def provision_transit(
     client: hvac.Client, mount: str = _DEFAULT_MOUNT, key_name: str = _DEFAULT_KEY
 ) -> None:
-    """Enable Transit at `mount` and create the aes256-gcm96 KEK `key_name`, unless present."""
+    """Enable Transit at `mount`; create the aes256-gcm96 KEK `key_name` and its ed25519
+    signing key (`signing_key_name`), unless present."""
     _check_names(mount, key_name)
     mounts = client.sys.list_mounted_secrets_engines()
     mounts = mounts.get("data", mounts)
     if f"{mount}/" not in mounts:
         client.sys.enable_secrets_engine("transit", path=mount)
-    try:
-        client.secrets.transit.read_key(name=key_name, mount_point=mount)
-    except hvac.exceptions.InvalidPath:
-        client.secrets.transit.create_key(
-            name=key_name, key_type="aes256-gcm96", mount_point=mount
-        )
+    for name, key_type in ((key_name, "aes256-gcm96"), (signing_key_name(key_name), "ed25519")):
+        try:
+            client.secrets.transit.read_key(name=name, mount_point=mount)
+        except hvac.exceptions.InvalidPath:
+            client.secrets.transit.create_key(name=name, key_type=key_type, mount_point=mount)
 
 
 def render_service_policy(mount: str = _DEFAULT_MOUNT, key_name: str = _DEFAULT_KEY) -> str:
@@ -336,9 +337,11 @@ def render_service_policy(mount: str = _DEFAULT_MOUNT, key_name: str = _DEFAULT_
     except FileNotFoundError:
         raise ConfigError(f"service policy template missing: {_SERVICE_POLICY}") from None
     pattern = re.compile(
-        rf'path "{re.escape(_DEFAULT_MOUNT)}/([a-z]+)/{re.escape(_DEFAULT_KEY)}"'
+        rf'path "{re.escape(_DEFAULT_MOUNT)}/([a-z]+)/{re.escape(_DEFAULT_KEY)}(-signing)?"'
     )
-    rendered, count = pattern.subn(lambda m: f'path "{mount}/{m.group(1)}/{key_name}"', template)
+    rendered, count = pattern.subn(
+        lambda m: f'path "{mount}/{m.group(1)}/{key_name}{m.group(2) or ""}"', template
+    )
     if count == 0:
         raise ConfigError(f"{_SERVICE_POLICY}: no transit/<op>/pdv-kek paths to substitute")
     return rendered

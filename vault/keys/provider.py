@@ -31,3 +31,19 @@ class KeyProvider(Protocol):
     def check(self) -> None:
         """Raise KeyUnavailable unless the backend is reachable, unsealed and the KEK usable."""
         ...
+
+
+class Signer(Protocol):
+    """Signs with a key that never leaves Vault, and checks such signatures."""
+
+    def sign(self, payloads: Sequence[bytes]) -> list[str]:
+        """One signature per payload, in order, batching calls.
+
+        Raises:
+            KeyUnavailable: the backend is sealed, unreachable or refused.
+        """
+        ...
+
+    def verify(self, payload: bytes, signature: str) -> bool:
+        """True only for a valid signature of this key over `payload`."""
+        ...

@@ -31,6 +31,11 @@ _REJECTED = "vault rejected the key request; check the key name and the listener
 _PROBE = base64.b64encode(b"\0" * 32).decode("ascii")
 
 
+def signing_key_name(key_name: str) -> str:
+    """The ed25519 Transit key that signs shred receipts: the KEK's name + "-signing"."""
+    return f"{key_name}-signing"
+
+
 def make_client(addr: str, token: str, timeout: float = 5.0) -> hvac.Client:
     """An hvac client whose every call gives up after `timeout` seconds (connect and read)."""
     return hvac.Client(url=addr, token=token, timeout=timeout)
@@ -144,3 +149,52 @@ def _batch_results(response: object) -> list[dict[str, Any]]:
         # Not JSON, or not a batch answer: no body in the message.
         raise KeyUnavailable("vault returned an unexpected response")
     return response["data"]["batch_results"]  # type: ignore[index]
+
+
+class TransitSigner:
+    """Signs and verifies with an ed25519 Transit key (shred receipts). The key never leaves Vault."""
+
+    def __init__(self, client: hvac.Client, mount: str, key_name: str) -> None:
+        self._client = client
+        self._sign_path = f"/v1/{mount.strip('/')}/sign/{key_name}"
+        self._verify_path = f"/v1/{mount.strip('/')}/verify/{key_name}"
+
+    def __repr__(self) -> str:
+        return "TransitSigner()"
+
+    def sign(self, payloads: Sequence[bytes]) -> list[str]:
+        """Vault's signature text (`vault:vN:...`) over each payload, in batched calls.
+
+        Raises:
+            KeyUnavailable: Vault sealed, unreachable, or the token may not sign.
+        """
+        out: list[str] = []
+        for start in range(0, len(payloads), 500):
+            batch = [{"input": base64.b64encode(p).decode("ascii")} for p in payloads[start : start + 500]]
+            results = self._call(self._sign_path, {"batch_input": batch}).get("batch_results")  # type: ignore[dict-item]
+            if not isinstance(results, list) or len(results) != len(batch) or any(r.get("error") for r in results):
+                raise KeyUnavailable(_REJECTED)
+            out += [str(r["signature"]) for r in results]
+        return out
+
+    def verify(self, payload: bytes, signature: str) -> bool:
+        """True only if `signature` is this key's signature over `payload`."""
+        body = {"input": base64.b64encode(payload).decode("ascii"), "signature": signature}
+        data = self._call(self._verify_path, body, malformed_is_invalid=True)
+        return data.get("valid") is True
+
+    def _call(self, path: str, body: dict[str, Any], malformed_is_invalid: bool = False) -> dict[str, Any]:
+        failure: Exception | None = None
+        try:
+            response = self._client.adapter.post(path, json=body)
+        except hvac.exceptions.InvalidRequest as e:
+            if malformed_is_invalid:
+                return {"valid": False}  # Vault refuses a malformed signature: it is simply not valid
+            failure = _translate(e, decrypting=False)
+        except (*_TRANSPORT_ERRORS, hvac.exceptions.VaultError) as e:
+            failure = _translate(e, decrypting=False)
+        if failure is not None:
+            raise failure
+        if not isinstance(response, dict) or not isinstance(response.get("data"), dict):
+            raise KeyUnavailable("vault returned an unexpected response")
+        return response["data"]

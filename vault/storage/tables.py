@@ -111,3 +111,31 @@ wrapped_secrets = Table(
     Column("wrapped", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# A shred leaves a tombstone: who, when, why, how many — never a value — and a receipt
+# signed by Vault. Tombstones are also what a restored older database is checked against.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subject_id", String(32), nullable=False),
+    Column("fields", Text, nullable=True),
+    Column("shredded_at", DateTime(timezone=True), nullable=False),
+    Column("receipt", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+    Index("ix_tombstones_subject", "subject_id"),
+)
+
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("subject_id", String(32), nullable=False),
+    Column("case_id", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("placed_by", String(200), nullable=False),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("released_by", String(200), nullable=True),
+    Column("released_at", DateTime(timezone=True), nullable=True),
+    Index("ix_legal_holds_subject", "subject_id"),
+)

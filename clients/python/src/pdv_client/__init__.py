@@ -25,7 +25,7 @@ from pdv_client.errors import (
     Unavailable,
     error_for_status,
 )
-from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens
+from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -36,6 +36,7 @@ __all__ = [
     "ItemError",
     "DetokenizeResult",
     "Match",
+    "ShredOutcome",
     "PdvError",
     "InvalidArgument",
     "NotFound",

@@ -14,9 +14,9 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 import grpc
 
-from pdv.v1 import token_pb2, token_pb2_grpc
+from pdv.v1 import subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 from pdv_client.errors import Internal, error_for_status
-from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens
+from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome
 
 __all__ = ["PdvClient", "DEFAULT_BATCH_SIZE", "DEFAULT_TIMEOUT"]
 
@@ -122,6 +122,7 @@ class PdvClient:
         self._closed = False
         # The generated grpc module has no type stubs (protoc --pyi_out covers _pb2 only).
         self._stub = token_pb2_grpc.TokenServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._subjects = subject_pb2_grpc.SubjectServiceStub(channel)  # type: ignore[no-untyped-call]
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -312,6 +313,48 @@ class PdvClient:
             )
         return results
 
+    # -- subjects (admin principals only) ---------------------------------------
+
+    def shred_subjects(
+        self, subject_ids: Sequence[str], *, reason: str, batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: float | None = None, progress: Callable[[int], None] | None = None,
+    ) -> list[ShredOutcome]:
+        """Crypto-shred each subject (idempotent); a legal hold blocks it and says so.
+
+        `progress`, if given, is called with the number of subjects done after each batch.
+        """
+        outcomes: list[ShredOutcome] = []
+        for _, batch_id, batch in _batches(list(subject_ids), None, batch_size):
+            request = subject_pb2.ShredSubjectsRequest(subject_ids=batch, reason=reason)
+            response = self._call(self._subjects.ShredSubjects, request, batch_id, timeout)
+            _check_count(len(response.outcomes), len(batch), batch_id)
+            outcomes.extend(_shred_outcome(o) for o in response.outcomes)
+            if progress is not None:
+                progress(len(batch))
+        return outcomes
+
+    def shred_fields(
+        self, subject_id: str, fields: Sequence[str], *, reason: str, timeout: float | None = None
+    ) -> ShredOutcome:
+        """Crypto-shred some fields of one subject."""
+        request = subject_pb2.ShredFieldsRequest(subject_id=subject_id, fields=list(fields), reason=reason)
+        return _shred_outcome(self._call(self._subjects.ShredFields, request, "", timeout).outcome)
+
+    def place_hold(self, subject_id: str, *, case_id: str, reason: str, timeout: float | None = None) -> bool:
+        """Block disposal of the subject; False if this case already held it."""
+        request = subject_pb2.PlaceHoldRequest(subject_id=subject_id, case_id=case_id, reason=reason)
+        return self._call(self._subjects.PlaceHold, request, "", timeout).placed
+
+    def release_hold(self, subject_id: str, *, case_id: str, timeout: float | None = None) -> int:
+        """Release this case's hold; returns how many holds ended (0 or 1)."""
+        request = subject_pb2.ReleaseHoldRequest(subject_id=subject_id, case_id=case_id)
+        return self._call(self._subjects.ReleaseHold, request, "", timeout).released
+
+    def verify_receipt(self, receipt: str, signature: str, *, timeout: float | None = None) -> bool:
+        """True only for an untampered shred receipt signed by the vault's key."""
+        request = subject_pb2.VerifyReceiptRequest(receipt=receipt, signature=signature)
+        return self._call(self._subjects.VerifyReceipt, request, "", timeout).valid
+
     # -- helpers ---------------------------------------------------------------
 
     def _call(
@@ -327,6 +370,18 @@ class PdvClient:
             )
         except grpc.RpcError as err:
             raise error_for_status(err, request_id=request_id) from err
+
+
+_SHRED_STATUS = {
+    subject_pb2.SHRED_STATUS_SHREDDED: "shredded",
+    subject_pb2.SHRED_STATUS_ALREADY_SHREDDED: "already_shredded",
+    subject_pb2.SHRED_STATUS_ON_HOLD: "on_hold",
+    subject_pb2.SHRED_STATUS_NOT_FOUND: "not_found",
+}
+
+
+def _shred_outcome(o: Any) -> ShredOutcome:
+    return ShredOutcome(o.subject_id, _SHRED_STATUS.get(o.status, "unknown"), tuple(o.hold_case_ids), o.receipt, o.signature)
 
 
 def _batches(

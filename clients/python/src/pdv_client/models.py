@@ -13,7 +13,7 @@ from dataclasses import field as dataclass_field
 
 from pdv_client.errors import PdvError, error_for_status
 
-__all__ = ["Record", "ItemError", "RecordTokens", "DetokenizeResult", "Match"]
+__all__ = ["Record", "ItemError", "RecordTokens", "DetokenizeResult", "Match", "ShredOutcome"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,22 @@ class Match:
 
     subject_id: str
     token: str
+
+
+@dataclass(frozen=True)
+class ShredOutcome:
+    """What a shred did to one subject.
+
+    Attributes:
+        subject_id: the subject.
+        status: "shredded", "already_shredded", "on_hold" or "not_found".
+        hold_case_ids: the legal cases that blocked it (status "on_hold").
+        receipt: the signed receipt (canonical JSON, no personal data); empty if none.
+        signature: Vault's signature over the receipt.
+    """
+
+    subject_id: str
+    status: str
+    hold_case_ids: tuple[str, ...] = ()
+    receipt: str = ""
+    signature: str = ""

@@ -1,0 +1,109 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ShredStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SHRED_STATUS_UNSPECIFIED: _ClassVar[ShredStatus]
+    SHRED_STATUS_SHREDDED: _ClassVar[ShredStatus]
+    SHRED_STATUS_ALREADY_SHREDDED: _ClassVar[ShredStatus]
+    SHRED_STATUS_ON_HOLD: _ClassVar[ShredStatus]
+    SHRED_STATUS_NOT_FOUND: _ClassVar[ShredStatus]
+SHRED_STATUS_UNSPECIFIED: ShredStatus
+SHRED_STATUS_SHREDDED: ShredStatus
+SHRED_STATUS_ALREADY_SHREDDED: ShredStatus
+SHRED_STATUS_ON_HOLD: ShredStatus
+SHRED_STATUS_NOT_FOUND: ShredStatus
+
+class ShredSubjectsRequest(_message.Message):
+    __slots__ = ("subject_ids", "reason")
+    SUBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subject_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, subject_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ShredOutcome(_message.Message):
+    __slots__ = ("subject_id", "status", "hold_case_ids", "receipt", "signature")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_CASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    status: ShredStatus
+    hold_case_ids: _containers.RepeatedScalarFieldContainer[str]
+    receipt: str
+    signature: str
+    def __init__(self, subject_id: _Optional[str] = ..., status: _Optional[_Union[ShredStatus, str]] = ..., hold_case_ids: _Optional[_Iterable[str]] = ..., receipt: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+
+class ShredSubjectsResponse(_message.Message):
+    __slots__ = ("outcomes",)
+    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
+    outcomes: _containers.RepeatedCompositeFieldContainer[ShredOutcome]
+    def __init__(self, outcomes: _Optional[_Iterable[_Union[ShredOutcome, _Mapping]]] = ...) -> None: ...
+
+class ShredFieldsRequest(_message.Message):
+    __slots__ = ("subject_id", "fields", "reason")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, subject_id: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ShredFieldsResponse(_message.Message):
+    __slots__ = ("outcome",)
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    outcome: ShredOutcome
+    def __init__(self, outcome: _Optional[_Union[ShredOutcome, _Mapping]] = ...) -> None: ...
+
+class PlaceHoldRequest(_message.Message):
+    __slots__ = ("subject_id", "case_id", "reason")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    case_id: str
+    reason: str
+    def __init__(self, subject_id: _Optional[str] = ..., case_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PlaceHoldResponse(_message.Message):
+    __slots__ = ("placed",)
+    PLACED_FIELD_NUMBER: _ClassVar[int]
+    placed: bool
+    def __init__(self, placed: _Optional[bool] = ...) -> None: ...
+
+class ReleaseHoldRequest(_message.Message):
+    __slots__ = ("subject_id", "case_id")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    case_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., case_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseHoldResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: int
+    def __init__(self, released: _Optional[int] = ...) -> None: ...
+
+class VerifyReceiptRequest(_message.Message):
+    __slots__ = ("receipt", "signature")
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    receipt: str
+    signature: str
+    def __init__(self, receipt: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+
+class VerifyReceiptResponse(_message.Message):
+    __slots__ = ("valid",)
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    valid: bool
+    def __init__(self, valid: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,53 @@
+"""The tombstone ledger: signed shred receipts appended to a file outside the database.
+
+A database restored from a copy taken before a shred has lost that shred's tombstone;
+the ledger has not, and is re-applied at start so the restored copy never serves
+shredded data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("pdv.ledger")
+
+
+class TombstoneLedger:
+    """Append-only JSON lines of (subject_id, receipt, signature) for whole-subject shreds."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def append(self, signed: list[tuple[str, str]]) -> None:
+        if self.path is None or not signed:
+            return
+        lines = "".join(json.dumps({"receipt": r, "signature": s}) + "\n" for r, s in signed)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, lines.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # The shred itself is committed; an operator must know the ledger is behind.
+            log.error("could not append %d receipt(s) to the tombstone ledger (%s)", len(signed), exc.strerror)
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        """(subject_id, receipt, signature) of every whole-subject shred in the ledger."""
+        if self.path is None or not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                receipt = json.loads(entry["receipt"])
+                if receipt.get("fields") is None:
+                    out.append((receipt["subject_id"], entry["receipt"], entry["signature"]))
+            except (ValueError, KeyError, TypeError):
+                log.warning("skipping a malformed tombstone ledger line")
+        return out

@@ -1,0 +1,199 @@
+"""Crypto-shredding and legal holds.
+
+A shred deletes a subject's wrapped DEKs, ciphertexts and blind indexes in one
+transaction, with a tombstone and a receipt signed by Vault (signed before the
+commit: if Vault cannot sign, nothing is destroyed). With the DEK gone, every copy
+of the ciphertexts is noise; database backups taken earlier hold the wrapped DEK
+until the KEK versions that wrapped it are trimmed, and the receipt says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from vault.catalog import Catalog
+from vault.errors import InvalidInput, NotFound, UnknownField
+from vault.keys.provider import Signer
+from vault.services.common import Caller, Limits, access_row, require_batch, require_label
+from vault.services.keyring import KeyRing
+from vault.services.ledger import TombstoneLedger
+from vault.services.tokenize_model import is_subject_id
+from vault.storage import lifecycle as db
+from vault.storage.store import Store
+
+log = logging.getLogger("pdv.shred")
+
+RECEIPT_TYPE = "pdv.shred-receipt.v1"
+BACKUPS = (
+    "Database copies taken before shredded_at still hold the wrapped data key. They become "
+    "unrecoverable when Vault KEK versions up to kek_versions' highest are trimmed (pdv keys trim, "
+    "after the backup horizon). Until then, restoring such a copy is caught by the tombstone ledger."
+)
+
+
+@dataclass(frozen=True)
+class ShredResult:
+    subject_id: str
+    status: str  # shredded | already_shredded | on_hold | not_found
+    hold_case_ids: tuple[str, ...] = ()
+    receipt: str = ""
+    signature: str = ""
+
+
+class ShredService:
+    def __init__(
+        self, store: Store, keyring: KeyRing, signer: Signer, catalog: Catalog, limits: Limits,
+        ledger: TombstoneLedger, clock: Callable[[], datetime],
+    ) -> None:
+        self.store, self.keyring, self.signer, self.catalog = store, keyring, signer, catalog
+        self.limits, self.ledger, self.clock = limits, ledger, clock
+
+    def shred_subjects(self, caller: Caller, subject_ids: list[str], reason: str) -> list[ShredResult]:
+        """Destroy each subject's data for good, unless a legal hold blocks it (idempotent).
+
+        Raises:
+            InvalidInput: no reason, too many ids, or a malformed id (named by index).
+            KeyUnavailable: Vault cannot sign the receipts; nothing was destroyed.
+        """
+        require_label("reason", reason, 1000)
+        require_batch("subject_ids", len(subject_ids), self.limits)
+        for i, subject_id in enumerate(subject_ids):
+            if not is_subject_id(subject_id):
+                raise InvalidInput(f"subject_ids[{i}]: malformed subject id")
+        return self._shred(caller, list(dict.fromkeys(subject_ids)), None, reason)
+
+    def shred_fields(self, caller: Caller, subject_id: str, fields: list[str], reason: str) -> ShredResult:
+        """Destroy some fields of one subject (its DEK stays for the rest)."""
+        require_label("reason", reason, 1000)
+        if not is_subject_id(subject_id):
+            raise InvalidInput("malformed subject id")
+        if not fields:
+            raise InvalidInput("fields is empty")
+        for name in fields:
+            try:
+                self.catalog.field(name)
+            except UnknownField as exc:
+                raise InvalidInput(str(exc)) from None
+        (result,) = self._shred(caller, [subject_id], sorted(set(fields)), reason)
+        return result
+
+    def _shred(self, caller: Caller, subject_ids: list[str], fields: list[str] | None, reason: str) -> list[ShredResult]:
+        now = self.clock()
+        with self.store.transaction() as tx:
+            holds = db.active_holds(tx, subject_ids)
+            earlier = db.subject_tombstones(tx, subject_ids)
+            existing = db.existing_subjects(tx, subject_ids)
+            targets = [s for s in subject_ids if s in existing and s not in holds]
+            kek_versions = db.subject_keys(tx, targets)
+            counts = db.value_counts(tx, targets, fields)
+            receipts = [
+                _receipt(s, fields, now, caller.principal, reason, counts.get(s, 0),
+                         0 if fields else len(kek_versions.get(s, [])), sorted(set(kek_versions.get(s, []))))
+                for s in targets
+            ]
+            signatures = self.signer.sign([r.encode() for r in receipts]) if targets else []
+            if fields is None:
+                db.destroy_subjects(tx, targets)
+            else:
+                for s in targets:
+                    db.destroy_fields(tx, s, fields)
+            db.add_tombstones(tx, [
+                {"subject_id": s, "fields": ",".join(fields) if fields else None, "shredded_at": now,
+                 "receipt": r, "signature": sig}
+                for s, r, sig in zip(targets, receipts, signatures)
+            ])
+            tx.log_access([
+                access_row(now, caller, "shred", "disposal", _status(s, existing, holds, earlier, targets), s,
+                           ",".join(fields) if fields else None)
+                for s in subject_ids
+            ])
+        self.keyring.evict(targets)
+        signed = dict(zip(targets, zip(receipts, signatures)))
+        self.ledger.append([signed[s] for s in targets])
+        results = []
+        for s in subject_ids:
+            status = _status(s, existing, holds, earlier, targets)
+            receipt, signature = signed.get(s) or earlier.get(s) or ("", "")
+            results.append(ShredResult(s, status, tuple(holds.get(s, ())), receipt, signature))
+        log.info("shred: %d destroyed, %d held, %d already, %d unknown", len(targets),
+                 sum(1 for s in subject_ids if s in holds), sum(1 for s in subject_ids if s in earlier and s not in existing),
+                 sum(1 for r in results if r.status == "not_found"))
+        return results
+
+    def place_hold(self, caller: Caller, subject_id: str, case_id: str, reason: str) -> bool:
+        """Block every disposal of the subject until the case's hold is released."""
+        require_label("case_id", case_id)
+        require_label("reason", reason, 1000)
+        if not is_subject_id(subject_id):
+            raise InvalidInput("malformed subject id")
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if not db.existing_subjects(tx, [subject_id]):
+                raise NotFound("unknown subject_id")
+            placed = db.place_hold(tx, subject_id, case_id, reason, caller.principal, now)
+            tx.log_access([access_row(now, caller, "hold", "legal_hold", "placed" if placed else "already_held", subject_id)])
+        return placed
+
+    def release_hold(self, caller: Caller, subject_id: str, case_id: str) -> int:
+        require_label("case_id", case_id)
+        if not is_subject_id(subject_id):
+            raise InvalidInput("malformed subject id")
+        now = self.clock()
+        with self.store.transaction() as tx:
+            released = db.release_hold(tx, subject_id, case_id, caller.principal, now)
+            tx.log_access([access_row(now, caller, "release_hold", "legal_hold", "released" if released else "no_hold", subject_id)])
+        return released
+
+    def verify_receipt(self, receipt: str, signature: str) -> bool:
+        """True only if Vault's signing key signed exactly this receipt text."""
+        try:
+            json.loads(receipt)
+        except ValueError:
+            return False
+        return self.signer.verify(receipt.encode(), signature)
+
+    def reapply_ledger(self) -> int:
+        """Destroy again any subject the ledger says was shredded but the database still holds
+        (a database restored from an older copy). Only entries whose signature verifies count."""
+        entries = self.ledger.entries()
+        if not entries:
+            return 0
+        with self.store.snapshot() as tx:
+            alive = db.existing_subjects(tx, sorted({e[0] for e in entries}))
+        revived = [(s, r, sig) for s, r, sig in entries if s in alive and self.signer.verify(r.encode(), sig)]
+        if not revived:
+            return 0
+        with self.store.transaction() as tx:
+            ids = sorted({s for s, _, _ in revived})
+            db.destroy_subjects(tx, ids)
+            known = db.subject_tombstones(tx, ids)
+            db.add_tombstones(tx, [
+                {"subject_id": s, "fields": None, "shredded_at": datetime.fromisoformat(json.loads(r)["shredded_at"]),
+                 "receipt": r, "signature": sig}
+                for s, r, sig in revived if s not in known
+            ])
+        self.keyring.evict(ids)
+        log.warning("re-applied %d shred(s) from the tombstone ledger (database restored from an older copy?)", len(ids))
+        return len(ids)
+
+
+def _status(subject_id: str, existing: set[str], holds: dict, earlier: dict, targets: list[str]) -> str:
+    if subject_id in holds and subject_id in existing:
+        return "on_hold"
+    if subject_id in targets:
+        return "shredded"
+    return "already_shredded" if subject_id in earlier else "not_found"
+
+
+def _receipt(subject_id: str, fields: list[str] | None, now: datetime, actor: str, reason: str,
+             values: int, keys: int, kek_versions: list[int]) -> str:
+    """Canonical JSON (sorted keys, no spaces): the exact bytes Vault signs."""
+    return json.dumps({
+        "type": RECEIPT_TYPE, "subject_id": subject_id, "fields": fields, "shredded_at": now.isoformat(),
+        "actor": actor, "reason": reason, "values_destroyed": values, "data_keys_destroyed": keys,
+        "kek_versions": kek_versions, "backups": BACKUPS,
+    }, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,101 @@
+"""Queries of disposal: legal holds, shredding and tombstones. Not on a hot path: plain Core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+
+from vault.storage import tables as t
+from vault.storage.store import Tx
+
+
+def active_holds(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Case ids of the unreleased holds on each subject that has any."""
+    c = t.legal_holds.c
+    rows = tx.conn.execute(
+        select(c.subject_id, c.case_id).where(c.subject_id.in_(subject_ids), c.released_at.is_(None)).order_by(c.id)
+    )
+    out: dict[str, list[str]] = {}
+    for subject_id, case_id in rows:
+        out.setdefault(subject_id, []).append(case_id)
+    return out
+
+
+def place_hold(tx: Tx, subject_id: str, case_id: str, reason: str, actor: str, now: datetime) -> bool:
+    """Place a hold unless the same case already holds the subject; True if placed."""
+    if case_id in active_holds(tx, [subject_id]).get(subject_id, []):
+        return False
+    tx.conn.execute(insert(t.legal_holds).values(
+        subject_id=subject_id, case_id=case_id, reason=reason, placed_by=actor, placed_at=now,
+    ))
+    return True
+
+
+def release_hold(tx: Tx, subject_id: str, case_id: str, actor: str, now: datetime) -> int:
+    c = t.legal_holds.c
+    result = tx.conn.execute(
+        update(t.legal_holds)
+        .where(c.subject_id == subject_id, c.case_id == case_id, c.released_at.is_(None))
+        .values(released_by=actor, released_at=now)
+    )
+    return result.rowcount
+
+
+def existing_subjects(tx: Tx, subject_ids: Sequence[str]) -> set[str]:
+    c = t.subjects.c
+    return set(tx.conn.scalars(select(c.id).where(c.id.in_(subject_ids))))
+
+
+def subject_keys(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[int]]:
+    """KEK versions of each subject's wrapped DEKs (what a backup of them depends on)."""
+    c = t.data_keys.c
+    out: dict[str, list[int]] = {}
+    for subject_id, kek_version in tx.conn.execute(
+        select(c.subject_id, c.kek_version).where(c.subject_id.in_(subject_ids))
+    ):
+        out.setdefault(subject_id, []).append(kek_version)
+    return out
+
+
+def value_counts(tx: Tx, subject_ids: Sequence[str], fields: Sequence[str] | None = None) -> dict[str, int]:
+    c = t.field_values.c
+    stmt = select(c.subject_id, func.count()).where(c.subject_id.in_(subject_ids)).group_by(c.subject_id)
+    if fields is not None:
+        stmt = stmt.where(c.field.in_(fields))
+    return {s: n for s, n in tx.conn.execute(stmt)}
+
+
+def destroy_subjects(tx: Tx, subject_ids: Sequence[str]) -> None:
+    """Delete the values, blind indexes, wrapped DEKs and subject rows: with the DEK gone,
+    any copy of a ciphertext is noise. Reserved format-preserving tokens stay reserved, so
+    a shredded token is never issued again."""
+    tx.conn.execute(delete(t.field_values).where(t.field_values.c.subject_id.in_(subject_ids)))
+    tx.conn.execute(delete(t.data_keys).where(t.data_keys.c.subject_id.in_(subject_ids)))
+    tx.conn.execute(delete(t.subjects).where(t.subjects.c.id.in_(subject_ids)))
+
+
+def destroy_fields(tx: Tx, subject_id: str, fields: Sequence[str]) -> None:
+    c = t.field_values.c
+    tx.conn.execute(delete(t.field_values).where(c.subject_id == subject_id, c.field.in_(fields)))
+
+
+def add_tombstones(tx: Tx, rows: Sequence[dict]) -> None:
+    if rows:
+        tx.conn.execute(insert(t.tombstones), list(rows))
+
+
+def subject_tombstones(tx: Tx, subject_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """The receipt and signature of each whole-subject shred among `subject_ids`."""
+    c = t.tombstones.c
+    rows = tx.conn.execute(
+        select(c.subject_id, c.receipt, c.signature).where(c.subject_id.in_(subject_ids), c.fields.is_(None))
+    )
+    return {s: (r, sig) for s, r, sig in rows}
+
+
+def shredded_subject_ids(tx: Tx) -> list[str]:
+    """Every subject ever shredded whole (the ledger re-applied to a restored database)."""
+    c = t.tombstones.c
+    return list(tx.conn.scalars(select(c.subject_id).where(c.fields.is_(None)).distinct()))
