@@ -71,6 +71,8 @@ def run_dev(args: argparse.Namespace) -> int:
             vault_addr=bao.addr,
             vault_token_file=token_file,
             api_keys=[ApiKey(principal=DEV_PRINCIPAL, sha256=hash_api_key(api_key))],
+            admin_principals=[DEV_PRINCIPAL],  # so a newcomer can try pdv shred / pdv hold
+            tombstone_ledger=data_dir / "tombstones.jsonl",
             **(_tls_settings(pki) if pki else {}),
         )
         engine = create_store_engine(settings.database_url)
