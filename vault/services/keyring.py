@@ -84,10 +84,11 @@ class KeyRing:
                 found[key_id] = self.remember(key_id, secret)
         return found
 
-    def evict(self, subject_ids: Iterable[str]) -> None:
-        gone = set(subject_ids)
+    def evict(self, key_ids: Iterable[KeyId]) -> None:
+        """Forget these DEKs now (a shred). Reads would not use them anyway: they need the
+        key's database row, which the shred deleted."""
         with self._lock:
-            for key_id in [k for k in self._cache if k[0] in gone]:
+            for key_id in key_ids:
                 self._cache.pop(key_id, None)
 
     def clear(self) -> None:

@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vault.catalog import Catalog
-from vault.errors import InvalidInput, NotFound, UnknownField
+from vault.errors import Conflict, InvalidInput, NotFound, UnknownField
 from vault.keys.provider import Signer
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.tokenize_model import is_subject_id
 from vault.storage import lifecycle as db
-from vault.storage.store import Store
+from vault.storage.store import Store, Tx
 
 log = logging.getLogger("pdv.shred")
 
 RECEIPT_TYPE = "pdv.shred-receipt.v1"
+ATTEMPTS = 3
 BACKUPS = (
     "Database copies taken before shredded_at still hold the wrapped data key. They become "
     "unrecoverable when Vault KEK versions up to kek_versions' highest are trimmed (pdv keys trim, "
@@ -82,36 +83,28 @@ class ShredService:
         return result
 
     def _shred(self, caller: Caller, subject_ids: list[str], fields: list[str] | None, reason: str) -> list[ShredResult]:
-        now = self.clock()
-        with self.store.transaction() as tx:
-            holds = db.active_holds(tx, subject_ids)
-            earlier = db.subject_tombstones(tx, subject_ids)
-            existing = db.existing_subjects(tx, subject_ids)
-            targets = [s for s in subject_ids if s in existing and s not in holds]
-            kek_versions = db.subject_keys(tx, targets)
-            counts = db.value_counts(tx, targets, fields)
+        # Vault signs outside the write lock: survey on a snapshot, sign, then destroy in a
+        # transaction that first checks the survey still holds (else survey again).
+        for _ in range(ATTEMPTS):
+            now = self.clock()
+            with self.store.snapshot() as tx:
+                survey = _Survey.take(tx, subject_ids, fields)
             receipts = [
-                _receipt(s, fields, now, caller.principal, reason, counts.get(s, 0),
-                         0 if fields else len(kek_versions.get(s, [])), sorted(set(kek_versions.get(s, []))))
-                for s in targets
+                _receipt(s, fields, now, caller.principal, reason, survey.counts.get(s, 0),
+                         0 if fields else len(survey.kek_versions.get(s, [])), sorted(set(survey.kek_versions.get(s, []))))
+                for s in survey.targets
             ]
-            signatures = self.signer.sign([r.encode() for r in receipts]) if targets else []
-            if fields is None:
-                db.destroy_subjects(tx, targets)
-            else:
-                for s in targets:
-                    db.destroy_fields(tx, s, fields)
-            db.add_tombstones(tx, [
-                {"subject_id": s, "fields": ",".join(fields) if fields else None, "shredded_at": now,
-                 "receipt": r, "signature": sig}
-                for s, r, sig in zip(targets, receipts, signatures)
-            ])
-            tx.log_access([
-                access_row(now, caller, "shred", "disposal", _status(s, existing, holds, earlier, targets), s,
-                           ",".join(fields) if fields else None)
-                for s in subject_ids
-            ])
-        self.keyring.evict(targets)
+            signatures = self.signer.sign([r.encode() for r in receipts]) if receipts else []
+            with self.store.transaction() as tx:
+                if _Survey.take(tx, subject_ids, fields) != survey:
+                    continue  # a concurrent hold, shred or tokenize changed what the receipts say
+                self._destroy(tx, caller, subject_ids, fields, survey, receipts, signatures, now)
+            break
+        else:
+            raise Conflict("the subjects kept changing during the shred; retry it")
+        holds, earlier, existing, targets = survey.holds, survey.earlier, survey.existing, survey.targets
+        if fields is None:  # DEK versions of a subject are 1..n
+            self.keyring.evict((s, v) for s in targets for v in range(1, len(survey.kek_versions.get(s, [])) + 1))
         signed = dict(zip(targets, zip(receipts, signatures)))
         self.ledger.append([signed[s] for s in targets])
         results = []
@@ -123,6 +116,27 @@ class ShredService:
                  sum(1 for s in subject_ids if s in holds), sum(1 for s in subject_ids if s in earlier and s not in existing),
                  sum(1 for r in results if r.status == "not_found"))
         return results
+
+    @staticmethod
+    def _destroy(tx: Tx, caller: Caller, subject_ids: list[str], fields: list[str] | None, survey: "_Survey",
+                 receipts: list[str], signatures: list[str], now: datetime) -> None:
+        targets = survey.targets
+        if fields is None:
+            db.destroy_subjects(tx, targets)
+        else:
+            for s in targets:
+                db.destroy_fields(tx, s, fields)
+        db.add_tombstones(tx, [
+            {"subject_id": s, "fields": ",".join(fields) if fields else None, "shredded_at": now,
+             "receipt": r, "signature": sig}
+            for s, r, sig in zip(targets, receipts, signatures)
+        ])
+        tx.log_access([
+            access_row(now, caller, "shred", "disposal",
+                       _status(s, survey.existing, survey.holds, survey.earlier, targets), s,
+                       ",".join(fields) if fields else None)
+            for s in subject_ids
+        ])
 
     def place_hold(self, caller: Caller, subject_id: str, case_id: str, reason: str) -> bool:
         """Block every disposal of the subject until the case's hold is released."""
@@ -176,9 +190,31 @@ class ShredService:
                  "receipt": r, "signature": sig}
                 for s, r, sig in revived if s not in known
             ])
-        self.keyring.evict(ids)
+        # Runs at start, before any DEK is cached: nothing to evict.
         log.warning("re-applied %d shred(s) from the tombstone ledger (database restored from an older copy?)", len(ids))
         return len(ids)
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """What a shred is about to destroy: everything its receipts state."""
+
+    holds: dict[str, list[str]]
+    earlier: dict[str, tuple[str, str]]
+    existing: set[str]
+    targets: list[str]
+    kek_versions: dict[str, list[int]]
+    counts: dict[str, int]
+
+    @classmethod
+    def take(cls, tx: Tx, subject_ids: list[str], fields: list[str] | None) -> "_Survey":
+        holds = db.active_holds(tx, subject_ids)
+        existing = db.existing_subjects(tx, subject_ids)
+        targets = [s for s in subject_ids if s in existing and s not in holds]
+        return cls(
+            holds, db.subject_tombstones(tx, subject_ids), existing, targets,
+            {s: sorted(v) for s, v in db.subject_keys(tx, targets).items()}, db.value_counts(tx, targets, fields),
+        )
 
 
 def _status(subject_id: str, existing: set[str], holds: dict, earlier: dict, targets: list[str]) -> str:

@@ -12,7 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pdv_client.client import API_KEY_METADATA
 from pdv_client.errors import error_for_status
 
-_METHODS = ("Tokenize", "Detokenize", "Lookup")
+_METHODS = {
+    "Tokenize": "TokenService", "Detokenize": "TokenService", "Lookup": "TokenService",
+    "ShredSubjects": "SubjectService", "ShredFields": "SubjectService",
+}
 
 
 def wait_until_serving(target: str, timeout: float = 30.0, alive: Callable[[], bool] | None = None) -> None:
@@ -39,7 +42,7 @@ def wait_until_serving(target: str, timeout: float = 30.0, alive: Callable[[], b
 
 
 class RawTokenCalls:
-    """TokenService calls that take and return serialized messages.
+    """TokenService (and SubjectService shred) calls that take and return serialized messages.
 
     A load generator serializes its requests before it starts the clock, so that what
     it measures is the server, not its own protobuf work.
@@ -48,13 +51,13 @@ class RawTokenCalls:
     def __init__(self, target: str, *, api_key: str, options: list[tuple[str, Any]] | None = None) -> None:
         self._channel = grpc.insecure_channel(target, options=options or [])
         self._metadata = ((API_KEY_METADATA, api_key),)
-        self._calls = {m: self._channel.unary_unary(f"/pdv.v1.TokenService/{m}") for m in _METHODS}
+        self._calls = {m: self._channel.unary_unary(f"/pdv.v1.{svc}/{m}") for m, svc in _METHODS.items()}
 
     def __repr__(self) -> str:
         return "RawTokenCalls(<api key redacted>)"
 
     def call(self, method: str, body: bytes, timeout: float | None = 60.0) -> bytes:
-        """Send one serialized request to TokenService.`method`; raise the mapped PdvError."""
+        """Send one serialized request to `method` (e.g. "Tokenize"); raise the mapped PdvError."""
         try:
             return self._calls[method](body, metadata=self._metadata, timeout=timeout)
         except grpc.RpcError as err:
