@@ -14,7 +14,9 @@ from vault.services.rotation import RotationService
 from vault.keys.provider import KeyProvider, Signer
 from vault.keys.transit import TransitKeyProvider, TransitSigner, make_client, signing_key_name
 from vault.services.common import Limits
+from vault.services.dek_rotation import DekRotationService
 from vault.services.detokenize import DetokenizeService
+from vault.services.disposal import DisposalService
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
@@ -109,3 +111,17 @@ def rotation_service(settings: Settings, clock: Callable[[], datetime] = utc_now
         yield RotationService(RotationRepository(store), admin, clock, timedelta(days=settings.backup_horizon_days))
     finally:
         store.close()
+
+
+def disposal_service(app: App) -> DisposalService:
+    """Retention disposal on the app's store, keys and shred path (for `pdv dispose` and the
+    scheduled job); unwraps the index root once more for de-identification's pseudonyms."""
+    clock = app.shredder.clock
+    index_keys = IndexKeys.load_or_create(app.store, app.keys, clock)
+    return DisposalService(app.store, app.keyring, app.shredder, app.catalog, index_keys, clock,
+                           app.settings.disposal_batch_size)
+
+
+def dek_rotation_service(app: App) -> DekRotationService:
+    """On-demand DEK rotation (`pdv keys rotate-dek`): the service token suffices (wrap, unwrap)."""
+    return DekRotationService(app.store, app.keyring, app.shredder.clock)

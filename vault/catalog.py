@@ -53,6 +53,10 @@ class FieldSpec:
     # (purpose, retention) pairs overriding `retention`; a tuple keeps the spec hashable.
     retention_by_purpose: tuple[tuple[str, datetime.timedelta], ...] = ()
     description: str = ""
+    # What disposal does once a value expires: "shred", or "deidentify" keeping only
+    # `deidentify_keep` (a DEIDENTIFY_KEEP rule) of the value.
+    on_expiry: str = "shred"
+    deidentify_keep: str | None = None
 
     def __post_init__(self) -> None:
         for kind, name, table in (("normalizer", self.normalizer, rules.NORMALIZERS),
@@ -171,7 +175,15 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
 _TOP_KEYS = {"version", "purposes", "fields"}
 _REQUIRED = {"classification", "token_kind", "retention", "purposes", "mask", "normalizer",
              "validator"}
-_OPTIONAL = {"searchable", "max_length", "retention_by_purpose", "description"}
+_OPTIONAL = {"searchable", "max_length", "retention_by_purpose", "description", "on_expiry",
+             "deidentify_keep"}
+ON_EXPIRY = frozenset({"shred", "deidentify"})
+# What de-identification may keep, and the normalizers each rule needs (None: any).
+DEIDENTIFY_KEEP: dict[str, frozenset[str] | None] = {
+    "pseudonym": None,                  # keyed HMAC of the value (the token, if deterministic)
+    "year": frozenset({"date"}),        # YYYY of a date, e.g. birth year
+    "zip3": frozenset({"digits"}),      # first three digits (a ZIP code's area)
+}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _RETENTION = re.compile(r"([0-9]+)\s*(d|days?|w|weeks?|mo|months?|y|years?)")
 # Units are rounded up so that disposal never comes before the calendar period ends:
@@ -289,6 +301,7 @@ class _Parser:
             max_length = self.scalar(value["max_length"], int)
             if max_length <= 0:
                 raise self.fail(value["max_length"], f"{what}: max_length must be positive")
+        on_expiry, keep = self.expiry(what, value, normalizer)
         return FieldSpec(
             name=name,
             classification=self.choice(value["classification"], CLASSIFICATIONS, "classification"),
@@ -302,4 +315,22 @@ class _Parser:
             max_length=max_length,
             retention_by_purpose=tuple(sorted(overrides.items())),
             description=self.scalar(value["description"], str) if "description" in value else "",
+            on_expiry=on_expiry,
+            deidentify_keep=keep,
         )
+
+    def expiry(self, what, value, normalizer):
+        on_expiry = self.choice(value["on_expiry"], ON_EXPIRY, "on_expiry") if "on_expiry" in value else "shred"
+        if on_expiry == "shred":
+            if "deidentify_keep" in value:
+                raise self.fail(value["deidentify_keep"], f"{what}: deidentify_keep needs on_expiry: deidentify")
+            return on_expiry, None
+        if "deidentify_keep" not in value:
+            raise self.fail(value["on_expiry"], f"{what}: on_expiry: deidentify needs deidentify_keep "
+                            f"({', '.join(sorted(DEIDENTIFY_KEEP))})")
+        keep = self.choice(value["deidentify_keep"], DEIDENTIFY_KEEP, "deidentify_keep")
+        needs = DEIDENTIFY_KEEP[keep]
+        if needs is not None and normalizer not in needs:
+            raise self.fail(value["deidentify_keep"], f"{what}: deidentify_keep {keep!r} needs normalizer "
+                            f"{', '.join(sorted(needs))}")
+        return on_expiry, keep

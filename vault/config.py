@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     kek_name: str = "pdv-kek"
     catalog_path: Path | None = None
     tombstone_ledger: Path | None = None
+    # The in-server disposal job: every N seconds (0 = off), one replica at a time.
+    disposal_interval_seconds: float = Field(default=3600.0, ge=0)
+    disposal_batch_size: int = Field(default=500, ge=1, le=10_000)
     admin_principals: list[str] = Field(default_factory=list)
     api_keys: list[ApiKey] = Field(default_factory=list)
     max_value_bytes: int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)

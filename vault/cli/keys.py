@@ -1,4 +1,5 @@
-"""`pdv keys rotate | rewrap | status | trim`: the admin's KEK rotation, with an admin Vault token.
+"""`pdv keys rotate | rewrap | status | trim`: the admin's KEK rotation, with an admin Vault token;
+`pdv keys rotate-dek --subject ID`: one subject's DEK, with the service token.
 
 The token comes from vault_admin_token / vault_admin_token_file / PDV_VAULT_ADMIN_TOKEN and is
 never printed. Progress goes to stderr, results to stdout.
@@ -7,14 +8,17 @@ never printed. Progress goes to stderr, results to stdout.
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 from tqdm import tqdm
 
-from vault.bootstrap import rotation_service
+from vault.bootstrap import bootstrap, dek_rotation_service, rotation_service
 from vault.config import load_settings
+from vault.services.common import Caller
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +38,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c = command("trim", "retire KEK versions below the latest once unused and past the backup horizon", run_trim)
     c.add_argument("--backup-horizon-days", type=float, default=None,
                    help="override the backup_horizon_days setting (days backups are kept)")
+    c = command("rotate-dek", "re-encrypt a subject's values under a fresh DEK (service token); tokens stay",
+                run_rotate_dek)
+    c.add_argument("--subject", required=True, action="append", help="subject id (repeatable)")
 
 
 def run_rotate(args: argparse.Namespace) -> int:
@@ -102,4 +109,20 @@ def run_trim(args: argparse.Namespace) -> int:
               "backups wrapped under older versions can no longer be decrypted")
     else:
         print(f"nothing to trim: no KEK version below v{report.retired_below} is left")
+    return 0
+
+
+def run_rotate_dek(args: argparse.Namespace) -> int:
+    app = bootstrap(load_settings(args.config))
+    try:
+        service = dek_rotation_service(app)
+        caller = Caller(getpass.getuser() or "pdv-admin", f"rotate-dek-{uuid.uuid4().hex}")
+        for subject_id in tqdm(args.subject, unit="subject", file=sys.stderr, desc="rotate-dek",
+                               disable=len(args.subject) < 2):
+            done = service.rotate_subject(caller, subject_id)
+            old = ", ".join(f"v{v}" for v in done.old_versions)
+            print(f"{done.subject_id}: {done.values} value(s) re-encrypted under DEK v{done.new_version}; "
+                  f"deleted {old}")
+    finally:
+        app.close()
     return 0

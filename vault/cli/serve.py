@@ -11,8 +11,9 @@ import threading
 from pathlib import Path
 
 from vault.api.server import PdvServer, create_server
-from vault.bootstrap import bootstrap
+from vault.bootstrap import bootstrap, disposal_service
 from vault.config import Settings, load_settings
+from vault.services.disposal import DisposalJob
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
 from vault.tls import load_server_tls
@@ -78,15 +79,30 @@ def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: i
     server = create_server(app)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    disposal = start_disposal_job(app, settings)
     try:
         if on_ready is not None:
             on_ready(server)
         stop.wait()
         log.info("shutting down: draining in-flight calls for up to %.0fs", settings.shutdown_grace_seconds)
     finally:
+        if disposal is not None:
+            disposal.stop()
         _shutdown(server, app)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def start_disposal_job(app, settings: Settings) -> DisposalJob | None:  # type: ignore[no-untyped-def]
+    """The scheduled disposal job, started once the server is up (None when
+    disposal_interval_seconds is 0). Every replica starts one; a database lock lets one run
+    at a time (PostgreSQL advisory lock; SQLite's single writer)."""
+    if settings.disposal_interval_seconds <= 0:
+        return None
+    job = DisposalJob(disposal_service(app), settings.disposal_interval_seconds)
+    job.start()
+    log.info("disposal job: every %.0fs", settings.disposal_interval_seconds)
+    return job
 
 
 def _shutdown(server: PdvServer, app) -> None:  # type: ignore[no-untyped-def]

@@ -32,6 +32,11 @@ class IndexKeys:
     def _index_key(self, field: str) -> bytes:
         return derive_key(self._root, "blind-index", field)
 
+    def pseudonym_key(self, field: str) -> bytes:
+        """The key of the pseudonym de-identification keeps of an expired value: its own use,
+        so a kept pseudonym is no blind index (it cannot be looked up in the vault)."""
+        return derive_key(self._root, "disposal-pseudonym", field)
+
     def __repr__(self) -> str:
         return "IndexKeys(<redacted>)"
 

@@ -39,7 +39,7 @@ BACKUPS = (
 @dataclass(frozen=True)
 class ShredResult:
     subject_id: str
-    status: str  # shredded | already_shredded | on_hold | not_found
+    status: str  # shredded | already_shredded | on_hold | not_found | kept (disposal: nothing expired)
     hold_case_ids: tuple[str, ...] = ()
     receipt: str = ""
     signature: str = ""
@@ -82,13 +82,31 @@ class ShredService:
         (result,) = self._shred(caller, [subject_id], sorted(set(fields)), reason)
         return result
 
-    def _shred(self, caller: Caller, subject_ids: list[str], fields: list[str] | None, reason: str) -> list[ShredResult]:
+    def dispose(
+        self, caller: Caller, subject_ids: list[str], fields: list[str] | None, expired_by: datetime, reason: str,
+        before_destroy: Callable[[Tx, list[str]], None] | None = None,
+    ) -> list[ShredResult]:
+        """Retention disposal through the shred mechanism: holds, receipts, tombstones.
+
+        Destroys only values whose expiry is at or before `expired_by`. With `fields`, those
+        fields' expired values (their subjects keep their DEK); with None, whole subjects, but
+        only those holding no unexpired value when the destroying transaction runs (others
+        come back as "kept"). `before_destroy(tx, targets)` runs in that same transaction
+        first (de-identification writes what it keeps there, so it commits with the shred).
+        """
+        require_label("reason", reason, 1000)
+        return self._shred(caller, list(dict.fromkeys(subject_ids)), sorted(set(fields)) if fields else None, reason,
+                           expired_by, before_destroy)
+
+    def _shred(self, caller: Caller, subject_ids: list[str], fields: list[str] | None, reason: str,
+               expired_by: datetime | None = None,
+               before_destroy: Callable[[Tx, list[str]], None] | None = None) -> list[ShredResult]:
         # Vault signs outside the write lock: survey on a snapshot, sign, then destroy in a
         # transaction that first checks the survey still holds (else survey again).
         for _ in range(ATTEMPTS):
             now = self.clock()
             with self.store.snapshot() as tx:
-                survey = _Survey.take(tx, subject_ids, fields)
+                survey = _Survey.take(tx, subject_ids, fields, expired_by)
             receipts = [
                 _receipt(s, fields, now, caller.principal, reason, survey.counts.get(s, 0),
                          0 if fields else len(survey.kek_versions.get(s, [])), sorted(set(survey.kek_versions.get(s, []))))
@@ -96,9 +114,11 @@ class ShredService:
             ]
             signatures = self.signer.sign([r.encode() for r in receipts]) if receipts else []
             with self.store.transaction() as tx:
-                if _Survey.take(tx, subject_ids, fields) != survey:
+                if _Survey.take(tx, subject_ids, fields, expired_by) != survey:
                     continue  # a concurrent hold, shred or tokenize changed what the receipts say
-                self._destroy(tx, caller, subject_ids, fields, survey, receipts, signatures, now)
+                if before_destroy is not None and survey.targets:
+                    before_destroy(tx, survey.targets)
+                self._destroy(tx, caller, subject_ids, fields, survey, receipts, signatures, now, expired_by)
             break
         else:
             raise Conflict("the subjects kept changing during the shred; retry it")
@@ -119,13 +139,13 @@ class ShredService:
 
     @staticmethod
     def _destroy(tx: Tx, caller: Caller, subject_ids: list[str], fields: list[str] | None, survey: "_Survey",
-                 receipts: list[str], signatures: list[str], now: datetime) -> None:
+                 receipts: list[str], signatures: list[str], now: datetime, expired_by: datetime | None = None) -> None:
         targets = survey.targets
         if fields is None:
             db.destroy_subjects(tx, targets)
         else:
             for s in targets:
-                db.destroy_fields(tx, s, fields)
+                db.destroy_fields(tx, s, fields, expired_by)
         db.add_tombstones(tx, [
             {"subject_id": s, "fields": ",".join(fields) if fields else None, "shredded_at": now,
              "receipt": r, "signature": sig}
@@ -207,13 +227,18 @@ class _Survey:
     counts: dict[str, int]
 
     @classmethod
-    def take(cls, tx: Tx, subject_ids: list[str], fields: list[str] | None) -> "_Survey":
+    def take(cls, tx: Tx, subject_ids: list[str], fields: list[str] | None,
+             expired_by: datetime | None = None) -> "_Survey":
         holds = db.active_holds(tx, subject_ids)
         existing = db.existing_subjects(tx, subject_ids)
         targets = [s for s in subject_ids if s in existing and s not in holds]
+        counts = db.value_counts(tx, targets, fields, expired_by)
+        if expired_by is not None:  # disposal: only what expired, and only if anything did
+            live = db.subjects_with_live_values(tx, targets, expired_by) if fields is None else set()
+            targets = [s for s in targets if s not in live and (fields is None or counts.get(s))]
         return cls(
             holds, db.subject_tombstones(tx, subject_ids), existing, targets,
-            {s: sorted(v) for s, v in db.subject_keys(tx, targets).items()}, db.value_counts(tx, targets, fields),
+            {s: sorted(v) for s, v in db.subject_keys(tx, targets).items()}, counts,
         )
 
 
@@ -222,6 +247,8 @@ def _status(subject_id: str, existing: set[str], holds: dict, earlier: dict, tar
         return "on_hold"
     if subject_id in targets:
         return "shredded"
+    if subject_id in existing and subject_id not in earlier:
+        return "kept"  # only a disposal leaves an existing, unheld subject alone: nothing expired
     return "already_shredded" if subject_id in earlier else "not_found"
 
 

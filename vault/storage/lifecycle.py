@@ -59,12 +59,23 @@ def subject_keys(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[int]]:
     return out
 
 
-def value_counts(tx: Tx, subject_ids: Sequence[str], fields: Sequence[str] | None = None) -> dict[str, int]:
+def value_counts(tx: Tx, subject_ids: Sequence[str], fields: Sequence[str] | None = None,
+                 expired_by: datetime | None = None) -> dict[str, int]:
     c = t.field_values.c
     stmt = select(c.subject_id, func.count()).where(c.subject_id.in_(subject_ids)).group_by(c.subject_id)
     if fields is not None:
         stmt = stmt.where(c.field.in_(fields))
+    if expired_by is not None:
+        stmt = stmt.where(c.expires_at <= expired_by)
     return {s: n for s, n in tx.conn.execute(stmt)}
+
+
+def subjects_with_live_values(tx: Tx, subject_ids: Sequence[str], expired_by: datetime) -> set[str]:
+    """Those of `subject_ids` holding a value that has not expired by `expired_by`."""
+    c = t.field_values.c
+    return set(tx.conn.scalars(
+        select(c.subject_id).where(c.subject_id.in_(subject_ids), c.expires_at > expired_by).distinct()
+    ))
 
 
 def destroy_subjects(tx: Tx, subject_ids: Sequence[str]) -> None:
@@ -76,9 +87,13 @@ def destroy_subjects(tx: Tx, subject_ids: Sequence[str]) -> None:
     tx.conn.execute(delete(t.subjects).where(t.subjects.c.id.in_(subject_ids)))
 
 
-def destroy_fields(tx: Tx, subject_id: str, fields: Sequence[str]) -> None:
+def destroy_fields(tx: Tx, subject_id: str, fields: Sequence[str], expired_by: datetime | None = None) -> None:
+    """Delete the subject's values of `fields` (only those expired by `expired_by`, if given)."""
     c = t.field_values.c
-    tx.conn.execute(delete(t.field_values).where(c.subject_id == subject_id, c.field.in_(fields)))
+    stmt = delete(t.field_values).where(c.subject_id == subject_id, c.field.in_(fields))
+    if expired_by is not None:
+        stmt = stmt.where(c.expires_at <= expired_by)
+    tx.conn.execute(stmt)
 
 
 def add_tombstones(tx: Tx, rows: Sequence[dict]) -> None:

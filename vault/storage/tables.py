@@ -139,3 +139,17 @@ legal_holds = Table(
     Column("released_at", DateTime(timezone=True), nullable=True),
     Index("ix_legal_holds_subject", "subject_id"),
 )
+
+# What de-identification keeps of an expired value (migration 0004): a pseudonym or an
+# aggregate named by the catalog, never a subject id, token or ciphertext.
+deidentified_values = Table(
+    "deidentified_values",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("field", String(64), nullable=False),
+    Column("kept", String(32), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("disposed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_deidentified_values_field", "field"),
+)

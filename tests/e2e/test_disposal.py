@@ -1,0 +1,188 @@
+"""Retention disposal (shred, de-identify, holds, dry run, resume) and DEK rotation on demand,
+on real OpenBao and both databases. Time is moved by passing `now`, never by sleeping."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from pdv_client import Record
+from sqlalchemy import text
+
+from tests.support.stack import PRINCIPAL, Stack, start_stack
+from vault.bootstrap import dek_rotation_service, disposal_service
+from vault.keys.openbao import OpenBaoServer
+from vault.services.common import Caller
+from vault.services.disposal import DisposalJob
+from vault.storage.disposal import DISPOSAL_LOCK_KEY
+
+PURPOSE = "benefits_eligibility"  # full_name and date_of_birth 7y; email and phone 3y
+YEAR = timedelta(days=366)
+
+
+@pytest.fixture
+def admin_stack(openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    s = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL],
+                    tombstone_ledger=tmp_path / "tombstones.jsonl", disposal_batch_size=2)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def resident(n: int) -> Record:
+    return Record({"full_name": f"Grace Hopper {chr(65 + n % 26)}", "email": f"grace{n}@example.org",
+                   "phone": f"212-555-{1000 + n}", "date_of_birth": "1984-03-07"})
+
+
+def count(stack: Stack, sql: str, **params: object) -> int:
+    with stack.app.store.engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+def tables(stack: Stack) -> dict[str, int]:
+    names = ("subjects", "data_keys", "field_values", "tombstones", "deidentified_values", "legal_holds")
+    return {t: count(stack, f"SELECT count(*) FROM {t}") for t in names}
+
+
+def later(years: int) -> datetime:
+    return datetime.now(timezone.utc) + years * YEAR
+
+
+def test_expired_fields_go_unexpired_stay_then_the_subject_goes_whole(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    (rec,) = client.tokenize([resident(1)], purpose=PURPOSE, source="311")
+    disposer = disposal_service(admin_stack.app)
+
+    assert disposer.dispose(now=later(1)).to_json()["total_disposed"] == 0
+    report = disposer.dispose(now=later(4)).to_json()
+    assert report["values_disposed"] == {"email": 1, "phone": 1}
+    assert (report["subjects_with_fields_shredded"], report["subjects_shredded"], report["receipts"]) == (1, 0, 1)
+    assert client.detokenize([rec.tokens["email"]], purpose=PURPOSE)[0].code == 5
+    assert client.lookup("email", "grace1@example.org", purpose=PURPOSE) == []
+    assert client.detokenize_one(rec.tokens["full_name"], purpose=PURPOSE) == "Grace Hopper B"
+    with admin_stack.app.store.engine.connect() as conn:
+        receipt, fields = conn.execute(text("SELECT receipt, fields FROM tombstones WHERE subject_id = :s"),
+                                       {"s": rec.subject_id}).one()
+    assert fields == "email,phone" and json.loads(receipt)["values_destroyed"] == 2
+    assert json.loads(receipt)["reason"] == "retention period expired"
+
+    report = disposer.dispose(now=later(8)).to_json()
+    assert report["values_disposed"] == {"date_of_birth": 1, "full_name": 1}
+    assert report["values_deidentified"] == {"date_of_birth": 1}
+    assert (report["subjects_shredded"], report["receipts"]) == (1, 1)
+    assert count(admin_stack, "SELECT count(*) FROM subjects WHERE id = :s", s=rec.subject_id) == 0
+    assert count(admin_stack, "SELECT count(*) FROM data_keys WHERE subject_id = :s", s=rec.subject_id) == 0
+    assert client.detokenize([rec.tokens["full_name"]], purpose=PURPOSE)[0].code == 5
+
+
+def test_deidentify_keeps_only_what_the_catalog_names(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    (rec,) = client.tokenize([resident(2)], purpose=PURPOSE, source="311")
+    disposal_service(admin_stack.app).dispose(now=later(8))
+    with admin_stack.app.store.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(text("SELECT * FROM deidentified_values"))]
+    assert len(rows) == 1
+    row = rows[0]
+    assert set(row) == {"id", "field", "kept", "value", "purpose", "disposed_at"}  # no subject, token, ciphertext
+    assert (row["field"], row["kept"], row["value"], row["purpose"]) == ("date_of_birth", "year", "1984", PURPOSE)
+    for gone in ("1984-03-07", rec.subject_id, rec.tokens["date_of_birth"], "Grace", "grace2", "5551002"):
+        assert gone not in json.dumps(rows, default=str)
+    assert tables(admin_stack)["field_values"] == 0
+
+
+def test_a_legal_hold_blocks_disposal_and_the_report_names_the_case(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    held, free = client.tokenize([resident(3), resident(4)], purpose=PURPOSE, source="311")
+    assert client.place_hold(held.subject_id, case_id="CV-2026-7", reason="litigation")
+    disposer = disposal_service(admin_stack.app)
+
+    report = disposer.dispose(now=later(8)).to_json()
+    assert report["held"] == {held.subject_id: ["CV-2026-7"]} and report["values_held"] == 4
+    assert report["subjects_shredded"] == 1
+    assert client.detokenize_one(held.tokens["email"], purpose=PURPOSE) == "grace3@example.org"
+    assert count(admin_stack, "SELECT count(*) FROM field_values WHERE subject_id = :s", s=held.subject_id) == 4
+
+    assert client.release_hold(held.subject_id, case_id="CV-2026-7") == 1
+    report = disposer.dispose(now=later(8)).to_json()
+    assert report["held"] == {} and report["subjects_shredded"] == 1
+    assert tables(admin_stack)["subjects"] == 0
+
+
+def test_dry_run_changes_nothing(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    client.tokenize([resident(5), resident(6)], purpose=PURPOSE, source="311")
+    before = tables(admin_stack)
+    report = disposal_service(admin_stack.app).dispose(now=later(4), dry_run=True).to_json()
+    assert report["dry_run"] and report["values_disposed"] == {"email": 2, "phone": 2} and report["receipts"] == 0
+    assert tables(admin_stack) == before
+
+
+def test_an_interrupted_run_is_completed_by_the_next(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    client.tokenize([resident(n) for n in range(10, 15)], purpose=PURPOSE, source="311")
+    disposer = disposal_service(admin_stack.app)  # batch size 2: several pages
+    seen: list[int] = []
+
+    def crash(n: int) -> None:
+        seen.append(n)
+        raise KeyboardInterrupt  # as if killed after the first batch committed
+
+    with pytest.raises(KeyboardInterrupt):
+        disposer.dispose(now=later(8), on_progress=crash)
+    assert 0 < tables(admin_stack)["subjects"] < 5
+    totals: list[int] = []
+    report = disposer.dispose(now=later(8), on_total=totals.append).to_json()
+    assert totals == [4 * tables_left(report)] and report["subjects_shredded"] == tables_left(report)
+    after = tables(admin_stack)
+    assert (after["subjects"], after["data_keys"], after["field_values"]) == (0, 0, 0)
+    assert after["tombstones"] == 5 and after["deidentified_values"] == 5  # each exactly once
+    assert disposer.dispose(now=later(8)).to_json()["total_disposed"] == 0  # idempotent
+
+
+def tables_left(report: dict) -> int:
+    return report["subjects_shredded"]
+
+
+def test_scheduled_job_runs_on_one_replica_at_a_time(admin_stack: Stack) -> None:
+    job = DisposalJob(disposal_service(admin_stack.app), interval=3600)
+    assert job.run_once() is not None
+    if admin_stack.app.store.dialect != "postgresql":
+        return  # SQLite: the single writer serializes replicas (see README)
+    with admin_stack.app.store.engine.connect() as other:
+        assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": DISPOSAL_LOCK_KEY}).scalar()
+        assert job.run_once() is None
+        other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": DISPOSAL_LOCK_KEY})
+    assert job.run_once() is not None
+
+
+def test_dek_rotation_keeps_tokens_and_values_and_drops_the_old_key(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    rec, other = client.tokenize([resident(20), resident(21)], purpose=PURPOSE, source="311")
+    rotator = dek_rotation_service(admin_stack.app)
+    caller = Caller("records-admin", "rotate-1")
+
+    done = rotator.rotate_subject(caller, rec.subject_id)
+    assert (done.old_versions, done.new_version, done.values) == ((1,), 2, 4)
+    done = rotator.rotate_subject(caller, rec.subject_id)
+    assert (done.old_versions, done.new_version) == ((2,), 3)
+    with admin_stack.app.store.engine.connect() as conn:
+        versions = [v for (v,) in conn.execute(text("SELECT version FROM data_keys WHERE subject_id = :s"),
+                                              {"s": rec.subject_id})]
+        used = {v for (v,) in conn.execute(text("SELECT key_version FROM field_values WHERE subject_id = :s"),
+                                          {"s": rec.subject_id})}
+    assert versions == [3] and used == {3}
+
+    admin_stack.app.keyring.clear()  # decrypt through Vault, not a cached key
+    fresh = admin_stack.client()
+    assert fresh.detokenize_one(rec.tokens["email"], purpose=PURPOSE) == "grace20@example.org"
+    assert fresh.detokenize_one(rec.tokens["full_name"], purpose=PURPOSE) == "Grace Hopper U"
+    assert fresh.detokenize_one(rec.tokens["date_of_birth"], purpose=PURPOSE) == "1984-03-07"
+    assert [m.subject_id for m in fresh.lookup("email", "grace20@example.org", purpose=PURPOSE)] == [rec.subject_id]
+    assert fresh.detokenize_one(other.tokens["email"], purpose=PURPOSE) == "grace21@example.org"
+    (again,) = client.tokenize([Record({"phone": "212-555-9999"}, subject_id=rec.subject_id)],
+                               purpose=PURPOSE, source="311")
+    assert fresh.detokenize_one(again.tokens["phone"], purpose=PURPOSE) == "2125559999"

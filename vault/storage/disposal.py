@@ -1,0 +1,125 @@
+"""Queries of retention disposal and DEK rotation. Not on a hot path: plain Core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+
+from vault.storage import tables as t
+from vault.storage.store import Store, Tx
+
+# pg_try_advisory_lock key of the disposal job: "PDVDISPO" as a 64-bit integer.
+DISPOSAL_LOCK_KEY = int.from_bytes(b"PDVDISPO", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredValue:
+    id: int
+    subject_id: str
+    field: str
+    token: str
+    key_version: int
+    ciphertext: bytes
+    purpose: str
+    expires_at: datetime
+
+
+Cursor = tuple[datetime, int]  # (expires_at, id) of the last expired row seen
+
+
+def count_expired(tx: Tx, now: datetime) -> int:
+    c = t.field_values.c
+    return tx.conn.scalar(select(func.count()).where(c.expires_at <= now)) or 0
+
+
+def expired_page(tx: Tx, now: datetime, after: Cursor | None, limit: int) -> list[tuple[str, datetime, int]]:
+    """(subject_id, expires_at, id) of expired values after `after`, in (expires_at, id) order:
+    keyset pagination on the expiry index, so a page costs the same however far in it is."""
+    c = t.field_values.c
+    stmt = select(c.subject_id, c.expires_at, c.id).where(c.expires_at <= now)
+    if after is not None:
+        stmt = stmt.where(or_(c.expires_at > after[0], and_(c.expires_at == after[0], c.id > after[1])))
+    return [tuple(r) for r in tx.conn.execute(stmt.order_by(c.expires_at, c.id).limit(limit))]
+
+
+def expired_values(tx: Tx, subject_ids: Sequence[str], now: datetime) -> list[ExpiredValue]:
+    c = t.field_values.c
+    rows = tx.conn.execute(
+        select(c.id, c.subject_id, c.field, c.token, c.key_version, c.ciphertext, c.purpose, c.expires_at)
+        .where(c.subject_id.in_(subject_ids), c.expires_at <= now).order_by(c.id)
+    )
+    return [ExpiredValue(*r) for r in rows]
+
+
+def subjects_with_live_values(tx: Tx, subject_ids: Sequence[str], now: datetime) -> set[str]:
+    c = t.field_values.c
+    return set(tx.conn.scalars(select(c.subject_id).where(c.subject_id.in_(subject_ids), c.expires_at > now).distinct()))
+
+
+def wrapped_keys(tx: Tx, subject_ids: Sequence[str]) -> dict[tuple[str, int], str]:
+    """(subject id, version) → wrapped DEK, for every key of these subjects."""
+    c = t.data_keys.c
+    rows = tx.conn.execute(select(c.subject_id, c.version, c.wrapped).where(c.subject_id.in_(subject_ids)))
+    return {(s, v): w for s, v, w in rows}
+
+
+def add_deidentified(tx: Tx, rows: Sequence[dict]) -> None:
+    if rows:
+        tx.conn.execute(insert(t.deidentified_values), list(rows))
+
+
+# --- DEK rotation ------------------------------------------------------------------------
+
+def subject_values(tx: Tx, subject_id: str) -> list[tuple[int, str, str, int, bytes]]:
+    """(id, field, token, key_version, ciphertext) of every value of the subject."""
+    c = t.field_values.c
+    rows = tx.conn.execute(
+        select(c.id, c.field, c.token, c.key_version, c.ciphertext).where(c.subject_id == subject_id).order_by(c.id)
+    )
+    return [tuple(r) for r in rows]
+
+
+def reseal_values(tx: Tx, subject_id: str, rows: Sequence[tuple[int, int, int, bytes]]) -> int:
+    """Set (key_version, ciphertext) of each (id, old version, new version, ciphertext) row whose
+    version is still the old one; returns how many rows changed."""
+    c = t.field_values.c
+    changed = 0
+    for row_id, old, new, sealed in rows:
+        changed += tx.conn.execute(
+            update(t.field_values).where(c.id == row_id, c.subject_id == subject_id, c.key_version == old)
+            .values(key_version=new, ciphertext=sealed)
+        ).rowcount
+    return changed
+
+
+def delete_keys_below(tx: Tx, subject_id: str, version: int) -> int:
+    c = t.data_keys.c
+    return tx.conn.execute(delete(t.data_keys).where(c.subject_id == subject_id, c.version < version)).rowcount
+
+
+# --- one disposal job at a time ----------------------------------------------------------
+
+@contextmanager
+def disposal_lock(store: Store) -> Iterator[bool]:
+    """Yield True if this process may run the disposal job now, False if another replica is.
+
+    PostgreSQL: a session advisory lock held on a dedicated connection for the run.
+    SQLite: True; its write lock already makes every destroying transaction exclusive, and the
+    job is idempotent, so two replicas on one file only repeat each other's empty surveys.
+    """
+    if store.dialect != "postgresql":
+        yield True
+        return
+    with store.engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": DISPOSAL_LOCK_KEY}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": DISPOSAL_LOCK_KEY})
+                conn.commit()
