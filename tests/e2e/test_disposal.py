@@ -186,3 +186,69 @@ def test_dek_rotation_keeps_tokens_and_values_and_drops_the_old_key(admin_stack:
     (again,) = client.tokenize([Record({"phone": "212-555-9999"}, subject_id=rec.subject_id)],
                                purpose=PURPOSE, source="311")
     assert fresh.detokenize_one(again.tokens["phone"], purpose=PURPOSE) == "2125559999"
+
+
+def test_deidentify_can_keep_a_pseudonym_instead(
+    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path,
+) -> None:
+    shipped = (Path(__file__).parents[2] / "vault" / "catalog.yaml").read_text()
+    for name in ("email", "phone"):
+        shipped = shipped.replace(f"\n  {name}:\n", f"\n  {name}:\n    on_expiry: deidentify\n    deidentify_keep: pseudonym\n", 1)
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(shipped)
+    s = start_stack(openbao, database_url, vault_token, catalog_path=catalog)
+    try:
+        (rec,) = s.client().tokenize([resident(7)], purpose=PURPOSE, source="311")
+        report = disposal_service(s.app).dispose(now=later(4)).to_json()
+        assert report["values_deidentified"] == {"email": 1, "phone": 1}
+        with s.app.store.engine.connect() as conn:
+            kept = dict(conn.execute(text("SELECT field, value FROM deidentified_values")).all())
+        assert kept["email"] == rec.tokens["email"]  # deterministic: the token partners already hold
+        assert len(kept["phone"]) == 32 and int(kept["phone"], 16) >= 0 and "5551007" not in kept["phone"]
+        assert kept["phone"] != rec.tokens["phone"]
+    finally:
+        s.stop()
+
+
+def test_serve_starts_and_stops_the_scheduled_job(admin_stack: Stack) -> None:
+    from vault.cli.serve import start_disposal_job
+
+    assert start_disposal_job(admin_stack.app, admin_stack.settings.model_copy(update={"disposal_interval_seconds": 0})) is None
+    admin_stack.client().tokenize([resident(8)], purpose=PURPOSE, source="311")
+    settings = admin_stack.settings.model_copy(update={"disposal_interval_seconds": 0.05})
+    job = start_disposal_job(admin_stack.app, settings)
+    assert job is not None
+    try:
+        deadline = datetime.now(timezone.utc) + timedelta(seconds=20)
+        while job.runs == 0 and datetime.now(timezone.utc) < deadline:
+            job._stop.wait(0.02)  # waiting for the thread, not for retention to pass
+    finally:
+        job.stop()
+    assert job.runs >= 1 and not job._thread.is_alive()
+    assert tables(admin_stack)["subjects"] == 1  # nothing has expired yet, so nothing went
+
+
+def test_pdv_dispose_and_rotate_dek_commands(
+    admin_stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vault.cli import dispose as dispose_cmd
+    from vault.cli import keys as keys_cmd
+    from vault.cli.main import main
+
+    (rec,) = admin_stack.client().tokenize([resident(9)], purpose=PURPOSE, source="311")
+    monkeypatch.setattr(dispose_cmd, "load_settings", lambda path: admin_stack.settings)
+    monkeypatch.setattr(keys_cmd, "load_settings", lambda path: admin_stack.settings)
+    before = tables(admin_stack)
+    future = later(4).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    assert main(["dispose", "--dry-run", "--now", future]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dry_run"] and report["values_disposed"] == {"email": 1, "phone": 1}
+    assert tables(admin_stack) == before
+    assert main(["dispose", "--now", future]) == 2  # a real run may not pretend it is later
+    assert main(["dispose"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_disposed"] == 0
+
+    assert main(["keys", "rotate-dek", "--subject", rec.subject_id]) == 0
+    assert "4 value(s) re-encrypted under DEK v2; deleted v1" in capsys.readouterr().out
+    admin_stack.app.keyring.clear()
+    assert admin_stack.client().detokenize_one(rec.tokens["phone"], purpose=PURPOSE) == "2125551009"
