@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from vault.catalog import Catalog, load_catalog
+from vault.errors import ConfigError
+from vault.policy import Policy, PolicyHolder, load_policy, open_policy
+from vault.services.access import AccessControl
+from vault.services.consent import ConsentService
+from vault.services.rate_limit import RateLimiter
 from vault.config import Settings
 from vault.keys.transit_admin import TransitKeyAdmin
 from vault.services.rotation import RotationService
@@ -30,6 +36,9 @@ from vault.storage.rotation import RotationRepository
 from vault.storage.store import Store
 
 
+log = logging.getLogger("pdv.bootstrap")
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -46,6 +55,8 @@ class App:
     tokenizer: TokenizeService
     detokenizer: DetokenizeService
     finder: LookupService
+    access: AccessControl
+    consent: ConsentService
     shredder: ShredService
 
     def close(self) -> None:
@@ -77,6 +88,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         keys, signer = build_vault(settings)
         keys.check()
         catalog = load_catalog(settings.catalog_path)
+        policy = PolicyHolder(access_policy(settings, catalog), settings.policy_path, catalog)
         limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions)
         keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds, settings.dek_spare_keys)
         index_keys = IndexKeys.load_or_create(store, keys, clock)
@@ -86,13 +98,30 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         store.close()
         raise
     committer = GroupCommitter(store)
+    access = AccessControl(policy, catalog, clock, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
     return App(
         settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
-        tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock),
-        detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock),
-        finder=LookupService(committer, index_keys, catalog, limits, clock),
+        tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock, access),
+        detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock, access),
+        finder=LookupService(committer, index_keys, catalog, limits, clock, access),
+        access=access, consent=ConsentService(store, catalog, clock),
         shredder=shredder,
     )
+
+
+def access_policy(settings: Settings, catalog: Catalog) -> Policy:
+    """The policy file named by policy_path, or the open development policy when dev_policy
+    is set; with neither, a ConfigError: a server never starts without a policy by accident."""
+    if settings.policy_path is not None:
+        policy = load_policy(settings.policy_path, catalog)
+        for warning in policy.warnings:
+            log.warning("%s", warning)
+        return policy
+    if settings.dev_policy:
+        log.warning("dev_policy: every principal may tokenize, read and look up everything; never use this in production")
+        return open_policy(catalog)
+    raise ConfigError("no access policy: set policy_path (check it with `pdv policy check FILE`), "
+                      "or dev_policy = true for local development only")
 
 
 @contextmanager

@@ -118,9 +118,18 @@ class FieldSpec:
 class Catalog:
     """The set of accepted fields, by name, in catalog order."""
 
-    def __init__(self, fields: Mapping[str, FieldSpec], purposes: frozenset[str]) -> None:
+    def __init__(
+        self, fields: Mapping[str, FieldSpec], purposes: frozenset[str],
+        compatible: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self._fields = dict(fields)
         self._purposes = frozenset(purposes).union(*(f.purposes for f in self._fields.values()))
+        self._compatible = dict(compatible or {})
+
+    def compatible(self, access_purpose: str, collection_purpose: str) -> bool:
+        """Whether a value collected for `collection_purpose` may be used for `access_purpose`:
+        the same purpose, or one the catalog's compatible_purposes lists for it."""
+        return access_purpose == collection_purpose or collection_purpose in self._compatible.get(access_purpose, ())
 
     def field(self, name: str) -> FieldSpec:
         """Return the spec of `name`. Raises UnknownField if the catalog has no such field."""
@@ -172,7 +181,8 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
 
 # --- parsing -----------------------------------------------------------------------
 
-_TOP_KEYS = {"version", "purposes", "fields"}
+_TOP_KEYS = {"version", "purposes", "fields", "compatible_purposes"}
+_REQUIRED_TOP = {"version", "purposes", "fields"}
 _REQUIRED = {"classification", "token_kind", "retention", "purposes", "mask", "normalizer",
              "validator"}
 _OPTIONAL = {"searchable", "max_length", "retention_by_purpose", "description", "on_expiry",
@@ -211,7 +221,7 @@ class _Parser:
             raise ConfigError(f"{self.source}{where}: not valid YAML") from None
         if root is None:
             raise self.fail(None, "catalog is empty")
-        top = self.mapping(root, "catalog", _TOP_KEYS, _TOP_KEYS)
+        top = self.mapping(root, "catalog", _TOP_KEYS, _REQUIRED_TOP)
         if self.scalar(top["version"][1], int) != 1:
             raise self.fail(top["version"][1], "unsupported catalog version (expected 1)")
         purposes = set()
@@ -226,7 +236,14 @@ class _Parser:
             fields[name] = self.field(name, value, purposes)
         if not fields:
             raise self.fail(top["fields"][1], "no fields declared")
-        return Catalog(fields, frozenset(purposes))
+        compatible = {}
+        if "compatible_purposes" in top:
+            for key, value in self.mapping(top["compatible_purposes"][1], "compatible_purposes").values():
+                access = self.choice(key, purposes, "purpose")
+                if not isinstance(value, yaml.SequenceNode):
+                    raise self.fail(value, f"compatible_purposes of {access!r} must be a list of purposes")
+                compatible[access] = frozenset(self.choice(item, purposes, "purpose") for item in value.value)
+        return Catalog(fields, frozenset(purposes), compatible)
 
     def mapping(self, node, what, allowed=None, required=frozenset()):
         """Return {key: (key node, value node)}, refusing duplicate and unknown keys."""

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     disposal_interval_seconds: float = Field(default=3600.0, ge=0)
     disposal_batch_size: int = Field(default=500, ge=1, le=10_000)
     admin_principals: list[str] = Field(default_factory=list)
+    # The access policy (README "Policy file"). Required unless dev_policy, which grants
+    # every data action to everyone (pdv dev and tests only).
+    policy_path: Path | None = None
+    dev_policy: bool = False
+    # Per-principal token bucket over detokenize items and lookup queries; 0 turns it off.
+    rate_limit_per_second: float = Field(default=0.0, ge=0)
+    rate_limit_burst: float = Field(default=10_000.0, ge=1)
     api_keys: list[ApiKey] = Field(default_factory=list)
     max_value_bytes: int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)
     max_batch_items: int = Field(default=10_000, ge=1, le=1_000_000)

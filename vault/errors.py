@@ -73,3 +73,7 @@ class ConfigError(PdvError):
 
 class RotationRefused(PdvError):
     """A KEK operation (trim) was refused because its preconditions do not hold; the message says which."""
+
+
+class RateLimited(PdvError):
+    """The principal exceeded its detokenize / lookup rate; retry later."""

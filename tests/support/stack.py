@@ -90,7 +90,7 @@ def start_stack(bao: OpenBaoServer, database_url: str, token: str, migrate_first
         vault_token=token,
         vault_timeout=2.0,
         api_keys=[ApiKey(principal=PRINCIPAL, sha256=hash_api_key(api_key))],
-        **overrides,
+        **{"dev_policy": True, **overrides},
     )
     capture = _LogCapture()
     log = capture.__enter__()

@@ -1,4 +1,6 @@
-"""SubjectService: disposal and legal holds, for the principals named in `admin_principals`."""
+"""SubjectService: disposal, legal holds and consent, for the principals named in
+`admin_principals` or granted the matching action by the policy (`shred` for disposal, holds
+and receipts, `admin` for consent)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ from pdv.v1 import subject_pb2_grpc as pb_grpc
 from vault.api.auth import current_principal
 from vault.api.status import abort_with
 from vault.errors import PermissionDenied
+from vault.policy import ADMIN, SHRED
+from vault.services.access import AccessControl
 from vault.services.common import Caller
+from vault.services.consent import ConsentService
 from vault.services.shred import ShredResult, ShredService
 
 _STATUS = {
@@ -23,15 +28,40 @@ _STATUS = {
 
 
 class SubjectServicer(pb_grpc.SubjectServiceServicer):
-    def __init__(self, shredder: ShredService, admin_principals: list[str]) -> None:
-        self._shredder = shredder
+    def __init__(
+        self, shredder: ShredService, admin_principals: list[str], access: AccessControl | None = None,
+        consent: ConsentService | None = None,
+    ) -> None:
+        self._shredder, self._access, self._consent = shredder, access, consent
         self._admins = frozenset(admin_principals)
 
-    def _caller(self) -> Caller:
+    def _caller(self, action: str = SHRED) -> Caller:
         principal = current_principal.get().name
-        if principal not in self._admins:
-            raise PermissionDenied("this principal may not manage subjects (not in admin_principals)")
+        granted = self._access is not None and self._access.may(principal, action)
+        if principal not in self._admins and not granted:
+            raise PermissionDenied(f"this principal may not manage subjects (not in admin_principals, no {action!r} grant)")
         return Caller(principal, f"gen-{uuid.uuid4().hex}")
+
+    def SetConsent(self, request: pb.SetConsentRequest, context: grpc.ServicerContext) -> pb.SetConsentResponse:
+        try:
+            changed = self._consent_service().set_consent(
+                self._caller(ADMIN), request.subject_id, request.purpose, request.opted_out
+            )
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc, "SetConsent")
+        return pb.SetConsentResponse(changed=changed)
+
+    def GetConsent(self, request: pb.GetConsentRequest, context: grpc.ServicerContext) -> pb.GetConsentResponse:
+        try:
+            purposes = self._consent_service().opt_outs(self._caller(ADMIN), request.subject_id)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc, "GetConsent")
+        return pb.GetConsentResponse(opted_out_purposes=purposes)
+
+    def _consent_service(self) -> ConsentService:
+        if self._consent is None:
+            raise PermissionDenied("consent is not served here")
+        return self._consent
 
     def ShredSubjects(self, request: pb.ShredSubjectsRequest, context: grpc.ServicerContext) -> pb.ShredSubjectsResponse:
         try:

@@ -58,6 +58,7 @@ class BenchStack:
             "PDV_VAULT_TOKEN": self.token, "PDV_PROCESSES": str(self.processes),
             "PDV_API_KEYS": json.dumps([{"principal": "bench", "sha256": self.api_key_sha256}]),
             "PDV_ADMIN_PRINCIPALS": json.dumps(["bench"]),
+            "PDV_DEV_POLICY": "true",  # every call still goes through the policy checks
         })
         log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "vault.cli.main", "serve"], env=env, stdout=log, stderr=log)

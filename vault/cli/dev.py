@@ -73,6 +73,8 @@ def run_dev(args: argparse.Namespace) -> int:
             api_keys=[ApiKey(principal=DEV_PRINCIPAL, sha256=hash_api_key(api_key))],
             admin_principals=[DEV_PRINCIPAL],  # so a newcomer can try pdv shred / pdv hold
             tombstone_ledger=data_dir / "tombstones.jsonl",
+            audit_checkpoint_file=data_dir / "audit-checkpoints.jsonl",
+            dev_policy=True,  # everything for everyone: a local sandbox, never production
             **(_tls_settings(pki) if pki else {}),
         )
         engine = create_store_engine(settings.database_url)

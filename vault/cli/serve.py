@@ -13,6 +13,7 @@ from pathlib import Path
 from vault.api.server import PdvServer, create_server
 from vault.bootstrap import bootstrap, disposal_service
 from vault.config import Settings, load_settings
+from vault.errors import PdvError
 from vault.services.disposal import DisposalJob
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
@@ -53,6 +54,8 @@ def serve_processes(config: Path | None, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # A policy reload reaches every worker.
+    signal.signal(signal.SIGHUP, lambda *_: [os.kill(w.pid, signal.SIGHUP) for w in workers if w.is_alive()])  # type: ignore[arg-type]
     while not stop.is_set() and all(w.is_alive() for w in workers):
         stop.wait(0.5)
     failed = [w.name for w in workers if not w.is_alive() and w.exitcode not in (0, None)]
@@ -79,6 +82,7 @@ def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: i
     server = create_server(app)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = reload_policy_on_sighup(app)
     disposal = start_disposal_job(app, settings)
     try:
         if on_ready is not None:
@@ -103,6 +107,24 @@ def start_disposal_job(app, settings: Settings) -> DisposalJob | None:  # type: 
     job.start()
     log.info("disposal job: every %.0fs", settings.disposal_interval_seconds)
     return job
+
+
+def reload_policy_on_sighup(app):  # type: ignore[no-untyped-def]
+    """Make SIGHUP re-read the policy file (main thread only); returns the previous handler."""
+    return signal.signal(signal.SIGHUP, lambda *_: reload_policy(app))
+
+
+def reload_policy(app) -> bool:  # type: ignore[no-untyped-def]
+    """Swap in the policy file as it is now; a bad file leaves the policy in force (and says why)."""
+    try:
+        policy = app.access.holder.reload()
+    except PdvError as exc:
+        log.error("policy not reloaded, the previous one stays in force: %s", exc)
+        return False
+    for warning in policy.warnings:
+        log.warning("%s", warning)
+    log.info("policy reloaded from %s", policy.source)
+    return True
 
 
 def _shutdown(server: PdvServer, app) -> None:  # type: ignore[no-untyped-def]

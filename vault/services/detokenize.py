@@ -5,6 +5,17 @@ their data-key rows, decrypts with cached DEKs and appends the access log, so th
 log commits before the answer leaves and a shredded key is never used. When a DEK
 is not cached, the unit stops without writing, the DEK is unwrapped by Vault outside
 any transaction, and the unit runs again.
+
+Access control, per item, inside the same unit: the caller needs `detokenize` (plain) or
+`detokenize_masked` on the field for the purpose; a masked caller gets the catalog mask
+computed here, never the plaintext. Two kinds of refusal, chosen so that neither tells
+whether a token exists:
+- a caller with no read grant for the purpose (on the item's named field, or on any field
+  when none is named) is refused *before* any lookup: PERMISSION_DENIED, the same for
+  every token, known or not;
+- a refusal that depends on the stored value (its field is not granted, it was collected
+  for an incompatible purpose, its subject opted out) answers exactly like an unknown
+  token: NOT_FOUND "token not found". The access log says which it was.
 """
 
 from __future__ import annotations
@@ -17,14 +28,21 @@ from datetime import datetime
 from vault.catalog import Catalog, TokenKind
 from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
-from vault.errors import DecryptionFailed, InvalidInput, KeyUnavailable, NotFound, PdvError, Unavailable, UnknownField
+from vault.errors import (
+    DecryptionFailed, InvalidInput, KeyUnavailable, NotFound, PdvError, PermissionDenied, Unavailable, UnknownField,
+)
+from vault.policy import MASKED, PLAIN
+from vault.services.access import DENIED, AccessControl
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.keyring import KeyId, KeyRing
+from vault.storage.consent import read_context
 from vault.storage.store import Tx, ValueRow
 
 # One message for every miss, whatever the reason: no existence oracle.
 NOT_FOUND = "token not found"
+# One message for every caller-level refusal: it depends on (principal, purpose, field) only.
+NOT_PERMITTED = "not permitted to read this field for this purpose"
 # Unwrap-and-retry rounds before giving up (a key can fall out of the cache in between).
 ROUNDS = 3
 
@@ -46,26 +64,35 @@ class Detokenized:
 class DetokenizeService:
     def __init__(
         self, committer: GroupCommitter, keyring: KeyRing, catalog: Catalog, limits: Limits,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], access: AccessControl,
     ) -> None:
         self.committer, self.keyring = committer, keyring
-        self.catalog, self.limits, self.clock = catalog, limits, clock
+        self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
 
     def detokenize(self, caller: Caller, purpose: str, items: list[DetokenizeItem]) -> list[Detokenized]:
-        """The value behind each token, in order; a miss is a per-item NotFound.
+        """The value (or its mask) behind each token, in order; a miss is a per-item NotFound,
+        a caller-level refusal a per-item PermissionDenied (see the module doc).
 
         Raises:
             InvalidInput: missing purpose, batch too large, a malformed token or unknown field (named by index).
+            RateLimited: the principal's rate is exceeded; nothing was read.
             KeyUnavailable, StoreUnavailable: nothing is returned; the attempt is logged if the log can be.
         """
         require_label("purpose", purpose)
         require_batch("items", len(items), self.limits)
         for i, item in enumerate(items):
             self._check_syntax(i, item)
+        self.access.limiter.spend(caller.principal, len(items))
         now = self.clock()
-        tokens = sorted({it.token for it in items})
+        policy, today = self.access.policy, now.date()
+        may_read_any = policy.may_read_any(caller.principal, purpose, today)
+        cleared = [
+            policy.view(caller.principal, it.field, purpose, today) is not None if it.field else may_read_any
+            for it in items
+        ]
+        tokens = sorted({it.token for it, ok in zip(items, cleared) if ok})
         for _ in range(ROUNDS):
-            answer = self.committer.run(lambda tx: self._resolve(tx, caller, purpose, items, tokens, now))
+            answer = self.committer.run(lambda tx: self._resolve(tx, caller, purpose, items, cleared, tokens, now))
             if isinstance(answer, list):
                 return answer
             try:
@@ -76,21 +103,47 @@ class DetokenizeService:
         raise Unavailable("data keys keep expiring from the cache; retry")
 
     def _resolve(
-        self, tx: Tx, caller: Caller, purpose: str, items: list[DetokenizeItem], tokens: list[str], now: datetime
+        self, tx: Tx, caller: Caller, purpose: str, items: list[DetokenizeItem], cleared: list[bool],
+        tokens: list[str], now: datetime,
     ) -> list[Detokenized] | dict[KeyId, str]:
         """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""
-        rows = _first_row_per_item(items, tx.values_for_tokens(tokens))
-        wanted = {(r.subject_id, r.key_version): r.wrapped for r in rows if r}
+        found = _first_row_per_item(items, tx.values_for_tokens(tokens)) if tokens else [None] * len(items)
+        rows = [row if ok else None for row, ok in zip(found, cleared)]
+        context = read_context(tx, tokens, purpose) if any(rows) else {}
+        verdicts = [self._verdict(caller, purpose, row, context, now) if row else None for row in rows]
+        wanted = {(r.subject_id, r.key_version): r.wrapped for r, v in zip(rows, verdicts) if v in (PLAIN, MASKED)}
         keys, missing = self.keyring.cached(wanted)
         if missing:
             return {key_id: wanted[key_id] for key_id in missing}
-        results = [_open(item, row, keys) for item, row in zip(items, rows)]
+        results, outcomes = [], []
+        for item, ok, row, verdict in zip(items, cleared, rows, verdicts):
+            if not ok:
+                results.append(Detokenized(item.token, error=PermissionDenied(NOT_PERMITTED)))
+                outcomes.append(DENIED)
+            elif row is not None and verdict not in (PLAIN, MASKED):
+                results.append(Detokenized(item.token, error=NotFound(NOT_FOUND)))  # same as a miss
+                outcomes.append(verdict)
+            else:
+                result = _open(item, row, keys)
+                masked = verdict == MASKED and result.error is None
+                if masked:
+                    result = Detokenized(item.token, result.field, self.catalog.field(result.field).masked(result.value))
+                results.append(result)
+                outcomes.append(_outcome(result) + ("_masked" if masked else ""))
         tx.log_access([
-            access_row(now, caller, "detokenize", purpose, _outcome(res), row.subject_id if row else None,
-                       res.field or item.field or None, item.token)
-            for item, row, res in zip(items, rows, results)
+            access_row(now, caller, "detokenize", purpose, outcome, row.subject_id if row else None,
+                       (row.field if row else None) or item.field or None, item.token)
+            for item, row, outcome in zip(items, rows, outcomes)
         ])
         return results
+
+    def _verdict(self, caller: Caller, purpose: str, row: ValueRow, context: dict, now: datetime) -> str:
+        """PLAIN or MASKED if this stored value may be read, else the refusal's log outcome."""
+        view = self.access.policy.view(caller.principal, row.field, purpose, now.date())
+        if view is None:
+            return DENIED
+        collected_for, opted_out = context.get((row.token, row.field, row.subject_id), ("", False))
+        return self.access.refusal(purpose, collected_for, opted_out) or view
 
     def _check_syntax(self, index: int, item: DetokenizeItem) -> None:
         """Strict token syntax before any lookup; the token itself is never echoed."""

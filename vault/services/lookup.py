@@ -1,4 +1,10 @@
-"""Lookup: find the tokens holding a value, through the field's blind index."""
+"""Lookup: find the tokens holding a value, through the field's blind index.
+
+The caller needs `lookup` on each queried field for the purpose; otherwise the whole call
+is refused (PERMISSION_DENIED naming the query, a fact about the caller, not the data) and
+the refusal logged. Matches whose value was collected for an incompatible purpose, or
+whose subject opted out of the purpose, are left out, exactly as if absent, and logged.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,13 @@ from datetime import datetime
 
 from vault.catalog import Catalog
 from vault.crypto.index import blind_index
-from vault.errors import InvalidInput, PdvError
+from vault.errors import InvalidInput, PdvError, PermissionDenied
+from vault.policy import LOOKUP
+from vault.services.access import DENIED, AccessControl
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
+from vault.storage.consent import read_context
 from vault.storage.store import Tx
 
 
@@ -25,35 +34,51 @@ class LookupQuery:
 class LookupService:
     def __init__(
         self, committer: GroupCommitter, index_keys: IndexKeys, catalog: Catalog, limits: Limits,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], access: AccessControl,
     ) -> None:
         self.committer, self.index_keys = committer, index_keys
-        self.catalog, self.limits, self.clock = catalog, limits, clock
+        self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
 
     def lookup(self, caller: Caller, purpose: str, queries: list[LookupQuery]) -> list[list[tuple[str, str]]]:
         """Per query, the (subject id, token) pairs whose value equals it after normalization.
 
         Raises:
             InvalidInput: missing purpose, batch too large, unknown or unsearchable field, invalid value.
+            PermissionDenied: a query's field may not be looked up for the purpose (logged).
+            RateLimited: the principal's rate is exceeded; nothing was searched.
         """
         require_label("purpose", purpose)
         require_batch("queries", len(queries), self.limits)
         keys = [self._index_key(i, q) for i, q in enumerate(queries)]
+        self.access.limiter.spend(caller.principal, len(queries))
         now = self.clock()
+        denied = [i for i, (f, _) in enumerate(keys) if not self.access.allows(caller.principal, LOOKUP, f, purpose)]
+        if denied:
+            rows = [access_row(now, caller, "lookup", purpose, DENIED, field=keys[i][0]) for i in denied]
+            self.committer.run(lambda tx: tx.log_access(rows))
+            raise PermissionDenied(f"queries[{denied[0]}]: not permitted to look up field "
+                                   f"{keys[denied[0]][0]!r} for purpose {purpose!r}")
         return self.committer.run(lambda tx: self._find(tx, caller, purpose, keys, now))
 
-    @staticmethod
-    def _find(tx: Tx, caller: Caller, purpose: str, keys: list[tuple[str, bytes]], now: datetime) -> list[list[tuple[str, str]]]:
+    def _find(self, tx: Tx, caller: Caller, purpose: str, keys: list[tuple[str, bytes]], now: datetime) -> list[list[tuple[str, str]]]:
         """Inside the shared transaction: the matches, logged before they leave."""
         found: dict[tuple[str, bytes], list[tuple[str, str]]] = {}
         for match in tx.find_by_index(sorted(set(keys))):
             found.setdefault((match.field, match.blind_index), []).append((match.subject_id, match.token))
-        results = [found.get(k, []) for k in keys]
-        log = []
-        for (field_name, _), matches in zip(keys, results):
-            log += [access_row(now, caller, "lookup", purpose, "ok", s, field_name, t) for s, t in matches]
-            if not matches:
+        tokens = sorted({t for matches in found.values() for _, t in matches})
+        context = read_context(tx, tokens, purpose) if tokens else {}
+        results, log = [], []
+        for field_name, index in keys:
+            kept = []
+            for s, t in found.get((field_name, index), []):
+                collected_for, opted_out = context.get((t, field_name, s), ("", False))
+                refusal = self.access.refusal(purpose, collected_for, opted_out)
+                log.append(access_row(now, caller, "lookup", purpose, refusal or "ok", s, field_name, t))
+                if refusal is None:
+                    kept.append((s, t))
+            if not kept:
                 log.append(access_row(now, caller, "lookup", purpose, "not_found", field=field_name))
+            results.append(kept)
         tx.log_access(log)
         return results
 

@@ -18,7 +18,9 @@ from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
 from vault.crypto.index import blind_index
 from vault.domain import WrappedKey
-from vault.errors import Conflict, InvalidInput, NotFound, PdvError, RequestIdReused
+from vault.errors import Conflict, InvalidInput, NotFound, PdvError, PermissionDenied, RequestIdReused
+from vault.policy import TOKENIZE
+from vault.services.access import DENIED, AccessControl
 from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
@@ -36,10 +38,10 @@ ATTEMPTS = 3
 class TokenizeService:
     def __init__(
         self, store: Store, committer: GroupCommitter, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog,
-        limits: Limits, clock: Callable[[], datetime],
+        limits: Limits, clock: Callable[[], datetime], access: AccessControl,
     ) -> None:
         self.store, self.committer, self.keyring, self.index_keys = store, committer, keyring, index_keys
-        self.catalog, self.limits, self.clock = catalog, limits, clock
+        self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
 
     def tokenize(
         self, caller: Caller, purpose: str, source: str, notice_id: str, records: list[RecordIn], atomic: bool = True
@@ -48,6 +50,7 @@ class TokenizeService:
 
         Raises:
             InvalidInput: a batch-level problem, or (atomic mode) any invalid record; names items only.
+            PermissionDenied: (atomic mode) the policy does not grant `tokenize` on a field for the purpose.
             NotFound: (atomic mode) a record names an unknown subject.
             RequestIdReused: the request id names a different earlier request.
             KeyUnavailable, StoreUnavailable: a dependency is down; nothing was written.
@@ -72,10 +75,13 @@ class TokenizeService:
         self, caller: Caller, purpose: str, source: str, notice_id: str, records: list[RecordIn], atomic: bool,
         fingerprint: bytes,
     ) -> TokenizeOutcome:
-        prepared, problems = self._validate(purpose, records)
+        prepared, problems = self._validate(caller.principal, purpose, records)
         now = self.clock()
         if problems and atomic:
             self._log_rejected(caller, purpose, problems, now)
+            denials = [p for p in problems if isinstance(p.error, PermissionDenied)]
+            if denials:
+                raise PermissionDenied(summarize(denials))
             raise InvalidInput(summarize(problems))
         if any(p.subject_id or any(spec.token_kind is TokenKind.FORMAT_PRESERVING for spec, _ in p.values) for p in prepared):
             # Existing subjects' keys and taken format-preserving tokens are read first, on a
@@ -106,11 +112,13 @@ class TokenizeService:
         return _replay(written, fingerprint) if isinstance(written, tuple) else written
 
     # --- before the write transaction --------------------------------------------------
-    def _validate(self, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
+    def _validate(self, principal: str, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
         prepared, problems = [], []
         for i, record in enumerate(records):
             try:
-                prepared.append(Prepared(i, self._check_subject(i, record.subject_id), self._normalize(i, purpose, record)))
+                prepared.append(Prepared(
+                    i, self._check_subject(i, record.subject_id), self._normalize(i, principal, purpose, record)
+                ))
             except _ItemError as err:
                 problems.append(ItemProblem(err.index, err.field, err.error))
         return prepared, problems
@@ -121,7 +129,7 @@ class TokenizeService:
             raise _ItemError(index, "", InvalidInput("malformed subject_id"))
         return subject_id
 
-    def _normalize(self, index: int, purpose: str, record: RecordIn) -> list[tuple[FieldSpec, str]]:
+    def _normalize(self, index: int, principal: str, purpose: str, record: RecordIn) -> list[tuple[FieldSpec, str]]:
         if not record.fields:
             raise _ItemError(index, "", InvalidInput("record has no fields"))
         out = []
@@ -130,6 +138,8 @@ class TokenizeService:
                 spec = self.catalog.field(name)
                 if purpose not in spec.purposes:
                     raise InvalidInput(f"field {name!r} may not be collected for purpose {purpose!r}")
+                if not self.access.allows(principal, TOKENIZE, name, purpose):
+                    raise PermissionDenied(f"not permitted to tokenize field {name!r} for purpose {purpose!r}")
                 if not value:
                     raise InvalidInput("value is empty")
                 if len(value.encode()) > self.limits.max_value_bytes:
@@ -176,7 +186,7 @@ class TokenizeService:
                 plan.values.append(self._value_row(data_key, p.subject_id, spec, token, value, purpose, source, notice_id, now))
                 plan.log.append(access_row(now, caller, "tokenize", purpose, "ok", p.subject_id, spec.name, token))
             plan.results[p.index] = (p.subject_id, record_tokens)
-        plan.log += [access_row(now, caller, "tokenize", purpose, "invalid", field=q.field or None) for q in problems]
+        plan.log += [access_row(now, caller, "tokenize", purpose, _problem_outcome(q), field=q.field or None) for q in problems]
         return plan
 
     def _data_keys(
@@ -261,8 +271,12 @@ class TokenizeService:
         return hmac.digest(self.index_keys.fingerprint_key, body.encode(), hashlib.sha256)
 
     def _log_rejected(self, caller: Caller, purpose: str, problems: list[ItemProblem], now: datetime) -> None:
-        rows = [access_row(now, caller, "tokenize", purpose, "invalid", field=p.field or None) for p in problems]
+        rows = [access_row(now, caller, "tokenize", purpose, _problem_outcome(p), field=p.field or None) for p in problems]
         self.committer.run(lambda tx: tx.log_access(rows))
+
+
+def _problem_outcome(problem: ItemProblem) -> str:
+    return DENIED if isinstance(problem.error, PermissionDenied) else "invalid"
 
 
 class _ItemError(Exception):

@@ -9,7 +9,7 @@ from dataclasses import field as dc_field
 
 from vault.catalog import FieldSpec
 from vault.crypto import tokens as tk
-from vault.errors import InvalidInput, NotFound, PdvError
+from vault.errors import InvalidInput, NotFound, PdvError, PermissionDenied
 
 SUBJECT_PREFIX = "sub_"
 
@@ -58,7 +58,7 @@ class TokenizeOutcome:
     @classmethod
     def from_json(cls, text: str) -> "TokenizeOutcome":
         body = json.loads(text)
-        kinds = {"NotFound": NotFound}
+        kinds = {"NotFound": NotFound, "PermissionDenied": PermissionDenied}
         return cls(
             [(s, dict(t)) for s, t in body["results"]],
             [ItemProblem(i, f, kinds.get(kind, InvalidInput)(msg)) for i, f, kind, msg in body["errors"]],

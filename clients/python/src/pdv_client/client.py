@@ -355,6 +355,16 @@ class PdvClient:
         request = subject_pb2.VerifyReceiptRequest(receipt=receipt, signature=signature)
         return self._call(self._subjects.VerifyReceipt, request, "", timeout).valid
 
+    def set_consent(self, subject_id: str, purpose: str, *, opted_out: bool, timeout: float | None = None) -> bool:
+        """Opt the subject out of `purpose` (or back in); False if it was already so."""
+        request = subject_pb2.SetConsentRequest(subject_id=subject_id, purpose=purpose, opted_out=opted_out)
+        return self._call(self._subjects.SetConsent, request, "", timeout).changed
+
+    def get_consent(self, subject_id: str, *, timeout: float | None = None) -> list[str]:
+        """The purposes the subject opted out of, sorted."""
+        request = subject_pb2.GetConsentRequest(subject_id=subject_id)
+        return list(self._call(self._subjects.GetConsent, request, "", timeout).opted_out_purposes)
+
     # -- helpers ---------------------------------------------------------------
 
     def _call(

@@ -107,3 +107,31 @@ class VerifyReceiptResponse(_message.Message):
     VALID_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     def __init__(self, valid: _Optional[bool] = ...) -> None: ...
+
+class SetConsentRequest(_message.Message):
+    __slots__ = ("subject_id", "purpose", "opted_out")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    OPTED_OUT_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    purpose: str
+    opted_out: bool
+    def __init__(self, subject_id: _Optional[str] = ..., purpose: _Optional[str] = ..., opted_out: _Optional[bool] = ...) -> None: ...
+
+class SetConsentResponse(_message.Message):
+    __slots__ = ("changed",)
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    changed: bool
+    def __init__(self, changed: _Optional[bool] = ...) -> None: ...
+
+class GetConsentRequest(_message.Message):
+    __slots__ = ("subject_id",)
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+
+class GetConsentResponse(_message.Message):
+    __slots__ = ("opted_out_purposes",)
+    OPTED_OUT_PURPOSES_FIELD_NUMBER: _ClassVar[int]
+    opted_out_purposes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, opted_out_purposes: _Optional[_Iterable[str]] = ...) -> None: ...

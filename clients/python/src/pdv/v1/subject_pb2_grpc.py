@@ -61,6 +61,16 @@ class SubjectServiceStub:
                 request_serializer=pdv_dot_v1_dot_subject__pb2.VerifyReceiptRequest.SerializeToString,
                 response_deserializer=pdv_dot_v1_dot_subject__pb2.VerifyReceiptResponse.FromString,
                 _registered_method=True)
+        self.SetConsent = channel.unary_unary(
+                '/pdv.v1.SubjectService/SetConsent',
+                request_serializer=pdv_dot_v1_dot_subject__pb2.SetConsentRequest.SerializeToString,
+                response_deserializer=pdv_dot_v1_dot_subject__pb2.SetConsentResponse.FromString,
+                _registered_method=True)
+        self.GetConsent = channel.unary_unary(
+                '/pdv.v1.SubjectService/GetConsent',
+                request_serializer=pdv_dot_v1_dot_subject__pb2.GetConsentRequest.SerializeToString,
+                response_deserializer=pdv_dot_v1_dot_subject__pb2.GetConsentResponse.FromString,
+                _registered_method=True)
 
 
 class SubjectServiceServicer:
@@ -103,6 +113,20 @@ class SubjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetConsent(self, request, context):
+        """SetConsent opts a subject out of a purpose, or back in; enforced on Detokenize and Lookup.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsent(self, request, context):
+        """GetConsent lists the purposes a subject opted out of.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +154,16 @@ def add_SubjectServiceServicer_to_server(servicer, server):
                     servicer.VerifyReceipt,
                     request_deserializer=pdv_dot_v1_dot_subject__pb2.VerifyReceiptRequest.FromString,
                     response_serializer=pdv_dot_v1_dot_subject__pb2.VerifyReceiptResponse.SerializeToString,
+            ),
+            'SetConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConsent,
+                    request_deserializer=pdv_dot_v1_dot_subject__pb2.SetConsentRequest.FromString,
+                    response_serializer=pdv_dot_v1_dot_subject__pb2.SetConsentResponse.SerializeToString,
+            ),
+            'GetConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsent,
+                    request_deserializer=pdv_dot_v1_dot_subject__pb2.GetConsentRequest.FromString,
+                    response_serializer=pdv_dot_v1_dot_subject__pb2.GetConsentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +303,60 @@ class SubjectService:
             '/pdv.v1.SubjectService/VerifyReceipt',
             pdv_dot_v1_dot_subject__pb2.VerifyReceiptRequest.SerializeToString,
             pdv_dot_v1_dot_subject__pb2.VerifyReceiptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdv.v1.SubjectService/SetConsent',
+            pdv_dot_v1_dot_subject__pb2.SetConsentRequest.SerializeToString,
+            pdv_dot_v1_dot_subject__pb2.SetConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdv.v1.SubjectService/GetConsent',
+            pdv_dot_v1_dot_subject__pb2.GetConsentRequest.SerializeToString,
+            pdv_dot_v1_dot_subject__pb2.GetConsentResponse.FromString,
             options,
             channel_credentials,
             insecure,

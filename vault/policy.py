@@ -1,0 +1,225 @@
+"""The access policy: roles of grants, principals and partners mapped to roles. Default deny.
+
+A grant names fields, actions and purposes; a principal may do an action on a field for a
+purpose only if one of its roles grants exactly that (``*`` expands to every catalog field
+or purpose). Partners are principals with an agreement id and an expiry date: after the
+date their grants stop counting. Decisions are pure set lookups on a table built once at
+load; the only I/O here is reading the file. The file format is documented in README
+("Policy file") and in vault/policy.dev.yaml.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.resources
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from vault.catalog import Catalog, _Parser
+from vault.errors import ConfigError
+
+TOKENIZE, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP = "tokenize", "detokenize", "detokenize_masked", "lookup"
+SHRED, EXPORT, ADMIN = "shred", "export", "admin"
+# `detokenize` is the plain view and includes the masked one.
+ACTIONS = (TOKENIZE, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN)
+PLAIN, MASKED = "plain", "masked"
+ANY = "*"
+
+_TOP = {"version", "roles", "principals", "partners"}
+_ROLE = {"description", "grants"}
+_GRANT = {"fields", "actions", "purposes"}
+_PARTNER = {"agreement", "expires", "roles", "description"}
+
+
+@dataclass(frozen=True)
+class Partner:
+    name: str
+    agreement: str
+    expires: datetime.date
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may do what to which field for which purpose. Anything not granted is denied."""
+
+    # principal (or "*": every authenticated principal) -> {(action, field, purpose)}
+    grants: dict[str, frozenset[tuple[str, str, str]]]
+    partners: dict[str, Partner] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    source: str = "<policy>"
+
+    def _granted(self, principal: str, today: datetime.date) -> frozenset[tuple[str, str, str]]:
+        partner = self.partners.get(principal)
+        if partner is not None and today > partner.expires:
+            return frozenset()  # an expired agreement grants nothing, not even what "*" grants
+        own = self.grants.get(principal, frozenset())
+        everyone = self.grants.get(ANY)
+        return own | everyone if everyone else own
+
+    def allows(self, principal: str, action: str, field_name: str, purpose: str, today: datetime.date) -> bool:
+        """True if a role of `principal` grants `action` on `field_name` for `purpose`."""
+        return (action, field_name, purpose) in self._granted(principal, today)
+
+    def view(self, principal: str, field_name: str, purpose: str, today: datetime.date) -> str | None:
+        """The detokenize view granted: PLAIN, MASKED or None (denied)."""
+        granted = self._granted(principal, today)
+        if (DETOKENIZE, field_name, purpose) in granted:
+            return PLAIN
+        if (DETOKENIZE_MASKED, field_name, purpose) in granted:
+            return MASKED
+        return None
+
+    def may_read_any(self, principal: str, purpose: str, today: datetime.date) -> bool:
+        """Whether any field may be detokenized (plain or masked) for `purpose` — a question
+        whose answer does not depend on any token, so it is safe to answer before a lookup."""
+        return any(a in (DETOKENIZE, DETOKENIZE_MASKED) and p == purpose for a, _, p in self._granted(principal, today))
+
+    def may(self, principal: str, action: str, today: datetime.date) -> bool:
+        """Whether `action` is granted on anything (for subject-wide actions: shred, export, admin)."""
+        return any(a == action for a, _, _ in self._granted(principal, today))
+
+    def rows(self) -> Iterable[tuple[str, str, str, str]]:
+        """Every (principal, action, field, purpose) granted, for reports and tests."""
+        for principal, grants in sorted(self.grants.items()):
+            for action, field_name, purpose in sorted(grants):
+                yield principal, action, field_name, purpose
+
+
+def open_policy(catalog: Catalog) -> Policy:
+    """The shipped development policy (vault/policy.dev.yaml): every principal, everything."""
+    text = importlib.resources.files("vault").joinpath("policy.dev.yaml").read_text("utf-8")
+    return parse_policy(text, catalog, "vault/policy.dev.yaml")
+
+
+def load_policy(path: Path, catalog: Catalog, today: datetime.date | None = None, strict: bool = False) -> Policy:
+    """Read and validate a policy file against `catalog`.
+
+    With `strict` (``pdv policy check``) an expired partner agreement is an error; when
+    serving it is only a warning, since an agreement lapsing must not stop the server.
+
+    Raises:
+        ConfigError: unreadable or invalid file; the message names the file and the line.
+    """
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read policy: {exc.__class__.__name__}") from None
+    return parse_policy(text, catalog, str(path), today, strict)
+
+
+def parse_policy(
+    text: str, catalog: Catalog, source: str = "<policy>", today: datetime.date | None = None, strict: bool = False
+) -> Policy:
+    """Build a Policy from YAML text. Raises ConfigError naming `source` and the line."""
+    return _PolicyParser(source, catalog, today or datetime.date.today(), strict).policy(text)
+
+
+class _PolicyParser(_Parser):
+    def __init__(self, source: str, catalog: Catalog, today: datetime.date, strict: bool) -> None:
+        super().__init__(source)
+        self.catalog, self.today, self.strict = catalog, today, strict
+        self.warnings: list[str] = []
+
+    def policy(self, text: str) -> Policy:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ConfigError(f"{self.source}{f', line {mark.line + 1}' if mark else ''}: not valid YAML") from None
+        if root is None:
+            raise self.fail(None, "policy is empty")
+        top = self.mapping(root, "policy", _TOP, {"version", "roles"})
+        if self.scalar(top["version"][1], int) != 1:
+            raise self.fail(top["version"][1], "unsupported policy version (expected 1)")
+        roles = {}
+        for key, node in self.mapping(top["roles"][1], "roles").values():
+            name = self.identifier(key, "role")
+            roles[name] = self.role(name, node)
+        grants: dict[str, set[tuple[str, str, str]]] = {}
+        if "principals" in top:
+            for key, node in self.mapping(top["principals"][1], "principals").values():
+                principal = self.scalar(key, str)
+                grants.setdefault(principal, set()).update(*self.role_refs(node, roles, f"principal {principal!r}"))
+        partners = {}
+        if "partners" in top:
+            for key, node in self.mapping(top["partners"][1], "partners").values():
+                partner = self.partner(self.scalar(key, str), node, roles)
+                if partner.name in grants:
+                    raise self.fail(key, f"{partner.name!r} is listed under both principals and partners")
+                partners[partner.name] = partner
+                grants[partner.name] = set().union(*(roles[r] for r in partner.roles))
+        return Policy({p: frozenset(g) for p, g in grants.items()}, partners, tuple(self.warnings), self.source)
+
+    def role(self, name: str, node: yaml.Node) -> set[tuple[str, str, str]]:
+        keys = self.mapping(node, f"role {name!r}", _ROLE, {"grants"})
+        grants_node = keys["grants"][1]
+        if not isinstance(grants_node, yaml.SequenceNode):
+            raise self.fail(grants_node, f"role {name!r}: grants must be a list")
+        out: set[tuple[str, str, str]] = set()
+        for item in grants_node.value:
+            g = self.mapping(item, f"a grant of role {name!r}", _GRANT, _GRANT)
+            fields = self.names(g["fields"][1], self.catalog.names, "field")
+            actions = self.names(g["actions"][1], ACTIONS, "action")
+            purposes = self.names(g["purposes"][1], sorted(self.catalog.purposes), "purpose")
+            out.update((a, f, p) for a in actions for f in fields for p in purposes)
+        return out
+
+    def names(self, node: yaml.Node, known: Iterable[str], what: str) -> list[str]:
+        """A list of known names, or "*" for all of them."""
+        known = list(known)
+        if isinstance(node, yaml.ScalarNode) and self.scalar(node, str) == ANY:
+            return known
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, f"{what}s must be a non-empty list or \"*\"")
+        return [self.choice(item, set(known), what) for item in node.value]
+
+    def role_refs(self, node: yaml.Node, roles: dict, what: str) -> list[set]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, f"{what}: roles must be a non-empty list")
+        return [roles[self.choice(item, set(roles), "role")] for item in node.value]
+
+    def partner(self, name: str, node: yaml.Node, roles: dict) -> Partner:
+        keys = self.mapping(node, f"partner {name!r}", _PARTNER, {"agreement", "expires", "roles"})
+        agreement = self.scalar(keys["agreement"][1], str)
+        expires_node = keys["expires"][1]
+        try:
+            expires = datetime.date.fromisoformat(str(self.scalar(expires_node, object)))
+        except ValueError:
+            raise self.fail(expires_node, f"partner {name!r}: expires must be a date, YYYY-MM-DD") from None
+        if expires < self.today:
+            message = f"partner {name!r}: agreement {agreement!r} expired on {expires.isoformat()}"
+            if self.strict:
+                raise self.fail(expires_node, message)
+            self.warnings.append(f"{self.source}, line {expires_node.start_mark.line + 1}: {message}; it grants nothing")
+        role_nodes = keys["roles"][1]
+        self.role_refs(role_nodes, roles, f"partner {name!r}")
+        return Partner(name, agreement, expires, tuple(self.scalar(n, str) for n in role_nodes.value))
+
+
+class PolicyHolder:
+    """The policy in force, swapped whole on reload (SIGHUP); readers never see half of one."""
+
+    def __init__(self, policy: Policy, path: Path | None = None, catalog: Catalog | None = None) -> None:
+        self._policy, self.path, self._catalog = policy, path, catalog
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Policy:
+        return self._policy
+
+    def reload(self) -> Policy:
+        """Re-read the policy file; on any error the old policy stays in force.
+
+        Raises:
+            ConfigError: the file is invalid, or there is no file to reload (development policy).
+        """
+        if self.path is None or self._catalog is None:
+            raise ConfigError("no policy_path: the development policy has no file to reload")
+        with self._lock:
+            self._policy = load_policy(self.path, self._catalog)
+        return self._policy

@@ -1,0 +1,50 @@
+"""Access decisions the data paths share: the policy in force, purpose limitation, rate.
+
+Outcomes written to the access log for a refusal all start with "denied":
+``denied`` (the policy grants nothing for it), ``denied_purpose`` (the value was
+collected for a purpose the access purpose is not compatible with), ``denied_consent``
+(the subject opted out of the access purpose).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+from vault.catalog import Catalog
+from vault.policy import Policy, PolicyHolder
+from vault.services.rate_limit import RateLimiter
+
+DENIED, DENIED_PURPOSE, DENIED_CONSENT = "denied", "denied_purpose", "denied_consent"
+
+
+class AccessControl:
+    """The policy holder, the catalog's purpose compatibility and the rate limiter, with a clock."""
+
+    def __init__(
+        self, policy: PolicyHolder, catalog: Catalog, clock: Callable[[], datetime.datetime],
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.holder, self.catalog, self._clock = policy, catalog, clock
+        self.limiter = limiter or RateLimiter(0, 1)
+
+    @property
+    def policy(self) -> Policy:
+        return self.holder.current
+
+    def today(self) -> datetime.date:
+        return self._clock().date()
+
+    def allows(self, principal: str, action: str, field: str, purpose: str) -> bool:
+        return self.policy.allows(principal, action, field, purpose, self.today())
+
+    def may(self, principal: str, action: str) -> bool:
+        return self.policy.may(principal, action, self.today())
+
+    def refusal(self, access_purpose: str, collection_purpose: str, opted_out: bool) -> str | None:
+        """Why a granted read of one stored value is still refused, or None."""
+        if not self.catalog.compatible(access_purpose, collection_purpose):
+            return DENIED_PURPOSE
+        if opted_out:
+            return DENIED_CONSENT
+        return None

@@ -1,0 +1,61 @@
+"""Consent: a resident's opt-outs by purpose, set by a records officer, enforced on reads.
+
+Each change is written with its access-log row (action "consent", outcome "opt_out" or
+"opt_in") in one transaction; detokenize and lookup read the opt-outs in their own unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from vault.catalog import Catalog
+from vault.errors import InvalidInput, NotFound
+from vault.services.common import Caller, access_row, require_label
+from vault.services.tokenize_model import is_subject_id
+from vault.storage.consent import opt_outs_of, set_opt_out, subject_exists
+from vault.storage.store import Store
+
+
+class ConsentService:
+    def __init__(self, store: Store, catalog: Catalog, clock: Callable[[], datetime]) -> None:
+        self.store, self.catalog, self.clock = store, catalog, clock
+
+    def set_consent(self, caller: Caller, subject_id: str, purpose: str, opted_out: bool) -> bool:
+        """Opt `subject_id` out of (or back into) `purpose`; True if that changed anything.
+
+        Raises:
+            InvalidInput: malformed subject id or a purpose the catalog does not declare.
+            NotFound: no such subject.
+        """
+        self._check(subject_id, purpose)
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if not subject_exists(tx, subject_id):
+                raise NotFound("unknown subject_id")
+            changed = set_opt_out(tx, subject_id, purpose, opted_out, caller.principal, now)
+            tx.log_access([access_row(now, caller, "consent", purpose, "opt_out" if opted_out else "opt_in", subject_id)])
+        return changed
+
+    def opt_outs(self, caller: Caller, subject_id: str) -> list[str]:
+        """The purposes `subject_id` opted out of (the read is logged).
+
+        Raises:
+            InvalidInput, NotFound: as set_consent.
+        """
+        self._check(subject_id, None)
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if not subject_exists(tx, subject_id):
+                raise NotFound("unknown subject_id")
+            purposes = opt_outs_of(tx, subject_id)
+            tx.log_access([access_row(now, caller, "consent", "consent_report", "ok", subject_id)])
+        return purposes
+
+    def _check(self, subject_id: str, purpose: str | None) -> None:
+        if not is_subject_id(subject_id):
+            raise InvalidInput("malformed subject_id")
+        if purpose is not None:
+            require_label("purpose", purpose)
+            if purpose not in self.catalog.purposes:
+                raise InvalidInput(f"unknown purpose {purpose!r}: not declared in the field catalog")
