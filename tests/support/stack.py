@@ -89,7 +89,8 @@ def start_stack(bao: OpenBaoServer, database_url: str, token: str, migrate_first
         vault_addr=bao.addr,
         vault_token=token,
         vault_timeout=2.0,
-        api_keys=[ApiKey(principal=PRINCIPAL, sha256=hash_api_key(api_key))],
+        # More principals (`api_keys=[ApiKey(...)]`) are added to the stack's own.
+        api_keys=[ApiKey(principal=PRINCIPAL, sha256=hash_api_key(api_key)), *overrides.pop("api_keys", [])],
         **{"dev_policy": True, **overrides},
     )
     capture = _LogCapture()

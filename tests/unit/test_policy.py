@@ -1,0 +1,157 @@
+"""The policy file: parsing, line-numbered errors, decisions, partners, reload (SIGHUP)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from vault.bootstrap import access_policy
+from vault.catalog import load_catalog, parse_catalog
+from vault.cli.serve import reload_policy_on_sighup
+from vault.config import load_settings
+from vault.errors import ConfigError, RateLimited
+from vault.policy import MASKED, PLAIN, PolicyHolder, load_policy, open_policy, parse_policy
+from vault.services.rate_limit import RateLimiter
+
+CATALOG = load_catalog()
+TODAY = datetime.date(2026, 6, 1)
+
+GOOD = textwrap.dedent("""\
+    version: 1
+    roles:
+      clerk:
+        grants:
+          - fields: [email, phone]
+            actions: [detokenize, lookup]
+            purposes: [service_delivery]
+          - fields: [ssn]
+            actions: [detokenize_masked]
+            purposes: [benefits_eligibility]
+      officer:
+        grants:
+          - fields: "*"
+            actions: [shred, admin]
+            purposes: "*"
+    principals:
+      intake-311: [clerk]
+      records: [officer]
+    partners:
+      acme:
+        agreement: AGR-1
+        expires: 2026-12-31
+        roles: [clerk]
+    """)
+
+
+def test_grants_are_exactly_what_the_file_says() -> None:
+    policy = parse_policy(GOOD, CATALOG, today=TODAY)
+    assert policy.view("intake-311", "email", "service_delivery", TODAY) == PLAIN
+    assert policy.view("intake-311", "ssn", "benefits_eligibility", TODAY) == MASKED
+    assert policy.view("intake-311", "ssn", "service_delivery", TODAY) is None
+    assert policy.view("intake-311", "email", "billing", TODAY) is None
+    assert not policy.allows("intake-311", "tokenize", "email", "service_delivery", TODAY)
+    assert policy.may_read_any("intake-311", "benefits_eligibility", TODAY)
+    assert not policy.may_read_any("intake-311", "billing", TODAY)
+    assert policy.may("records", "shred", TODAY) and not policy.may("intake-311", "shred", TODAY)
+    assert policy.view("nobody", "email", "service_delivery", TODAY) is None  # default deny
+
+
+def test_a_partner_loses_every_grant_the_day_after_its_agreement_expires() -> None:
+    policy = parse_policy(GOOD, CATALOG, today=TODAY)
+    assert policy.view("acme", "email", "service_delivery", datetime.date(2026, 12, 31)) == PLAIN
+    assert policy.view("acme", "email", "service_delivery", datetime.date(2027, 1, 1)) is None
+
+
+def test_an_expired_agreement_is_an_error_for_check_and_a_warning_when_serving() -> None:
+    later = datetime.date(2027, 3, 1)
+    with pytest.raises(ConfigError, match=r"<policy>, line 22: partner 'acme': agreement 'AGR-1' expired"):
+        parse_policy(GOOD, CATALOG, today=later, strict=True)
+    policy = parse_policy(GOOD, CATALOG, today=later)
+    assert "expired" in policy.warnings[0] and "line 22" in policy.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ("fields: [email, phone]", "fields: [email, fone]", 5, "unknown field 'fone'"),
+        ("actions: [detokenize, lookup]", "actions: [detokenize, peek]", 6, "unknown action 'peek'"),
+        ("purposes: [service_delivery]", "purposes: [marketing]", 7, "unknown purpose 'marketing'"),
+        ("intake-311: [clerk]", "intake-311: [clerck]", 17, "unknown role 'clerck'"),
+        ("    roles: [clerk]", "    roles: [clerk]\n    region: east", 24, "unknown key 'region'"),
+        ("expires: 2026-12-31", "expires: soon", 22, "expires must be a date"),
+        ("version: 1", "version: 2", 1, "unsupported policy version"),
+    ],
+)
+def test_errors_name_the_line(old: str, new: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^policy.yaml, line {line}: .*{message}"):
+        parse_policy(GOOD.replace(old, new, 1), CATALOG, "policy.yaml", today=TODAY)
+
+
+def test_pdv_policy_check_names_the_file_and_line(tmp_path: Path) -> None:
+    pdv = Path(sys.executable).with_name("pdv")
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD.replace("expires: 2026-12-31", "expires: 2099-12-31"))
+    done = subprocess.run([pdv, "policy", "check", str(path)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, "ok (3 principals") == (0, done.stdout[len(str(path)) + 2:][:16])
+    path.write_text(GOOD.replace("fields: [ssn]", "fields: [sn]"))
+    done = subprocess.run([pdv, "policy", "check", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{path}, line 8: unknown field 'sn'" in done.stderr
+
+
+def test_the_catalog_validates_compatible_purposes() -> None:
+    assert CATALOG.compatible("billing", "service_delivery")
+    assert CATALOG.compatible("billing", "billing")
+    assert not CATALOG.compatible("billing", "public_safety")
+    text = Path(__file__).parents[2].joinpath("vault/catalog.yaml").read_text()
+    bad = text.replace("  billing: [service_delivery]", "  billing: [servce_delivery]")
+    line = text[: text.index("  billing: [service_delivery]")].count("\n") + 1
+    with pytest.raises(ConfigError, match=rf"line {line}: unknown purpose 'servce_delivery'"):
+        parse_catalog(bad, "catalog.yaml")
+
+
+def test_serving_needs_a_policy_unless_dev_policy_is_chosen(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no access policy: set policy_path"):
+        access_policy(load_settings(), CATALOG)
+    assert access_policy(load_settings(dev_policy=True), CATALOG).view("anyone", "ssn", "court_proceedings", TODAY) == PLAIN
+    assert not open_policy(CATALOG).may("anyone", "shred", TODAY)  # subject-wide actions stay with admins
+
+
+def test_sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD.replace("expires: 2026-12-31", "expires: 2099-12-31"))
+    holder = PolicyHolder(load_policy(path, CATALOG), path, CATALOG)
+    app = SimpleNamespace(access=SimpleNamespace(holder=holder))
+    previous = reload_policy_on_sighup(app)
+    try:
+        assert holder.current.view("intake-311", "phone", "service_delivery", TODAY) == PLAIN
+        path.write_text(path.read_text().replace("fields: [email, phone]", "fields: [email]"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert holder.current.view("intake-311", "phone", "service_delivery", TODAY) is None
+        path.write_text("version: 1\nroles: [")
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert holder.current.view("intake-311", "email", "service_delivery", TODAY) == PLAIN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_the_token_bucket_refills_at_its_rate() -> None:
+    now = [0.0]
+    limiter = RateLimiter(per_second=2, burst=4, clock=lambda: now[0])
+    limiter.spend("a", 4)
+    with pytest.raises(RateLimited):
+        limiter.spend("a", 1)
+    limiter.spend("b", 4)  # per principal
+    now[0] = 1.0
+    limiter.spend("a", 2)
+    with pytest.raises(RateLimited):
+        limiter.spend("a", 1)
+    RateLimiter(0, 1).spend("a", 10**6)  # 0 turns it off

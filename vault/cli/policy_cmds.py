@@ -1,0 +1,55 @@
+"""`pdv policy check|reload` and `pdv consent opt-out|opt-in|show`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from pathlib import Path
+
+from vault.catalog import load_catalog
+from vault.cli.client_cmds import _call, _connection_args
+from vault.policy import load_policy
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("policy", help="check an access-policy file, or make a server reload its own")
+    cmds = p.add_subparsers(dest="policy_command", required=True)
+    check = cmds.add_parser("check", help="validate FILE against the catalog (errors name the line)")
+    check.add_argument("file", type=Path)
+    check.add_argument("--catalog", type=Path, help="catalog file (default: the shipped catalog)")
+    check.set_defaults(run=run_check)
+    reload = cmds.add_parser("reload", help="send SIGHUP to a running `pdv serve`: it re-reads policy_path")
+    reload.add_argument("--pid", type=int, required=True, help="the server's process id")
+    reload.set_defaults(run=run_reload)
+
+    p = sub.add_parser("consent", help="a resident's opt-outs by purpose (enforced on detokenize and lookup)")
+    _connection_args(p)
+    p.add_argument("consent_action", choices=("opt-out", "opt-in", "show"))
+    p.add_argument("--subject", required=True)
+    p.add_argument("--purpose", help="the purpose (opt-out and opt-in)")
+    p.set_defaults(run=run_consent)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Strict: an expired partner agreement is an error here (a served policy only warns)."""
+    policy = load_policy(args.file, load_catalog(args.catalog), strict=True)
+    principals = sorted(policy.grants)
+    print(f"{args.file}: ok ({len(principals)} principals, {sum(len(g) for g in policy.grants.values())} grants)")
+    return 0
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    os.kill(args.pid, signal.SIGHUP)
+    print(f"sent SIGHUP to {args.pid}; the server log says whether the new policy was taken")
+    return 0
+
+
+def run_consent(args: argparse.Namespace) -> int:
+    if args.consent_action == "show":
+        return _call(args, lambda c: {"subject_id": args.subject, "opted_out": c.get_consent(args.subject)})
+    if not args.purpose:
+        print("pdv: --purpose is required to opt out or in")
+        return 2
+    opted_out = args.consent_action == "opt-out"
+    return _call(args, lambda c: {"changed": c.set_consent(args.subject, args.purpose, opted_out=opted_out)})
