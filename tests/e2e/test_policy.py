@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from pdv.v1 import token_pb2
 from pdv_client import Record
 from pdv_client.errors import InvalidArgument, PermissionDenied, ResourceExhausted
 from pdv_client.raw import RawTokenCalls
 
+from tests.conftest import DATABASES
+from tests.support.databases import database
 from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.catalog import load_catalog
 from vault.config import ApiKey, hash_api_key
@@ -48,24 +51,32 @@ def sample(field: str, n: int) -> str:
 _counter = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def policy_stack(openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+@pytest.fixture(scope="module", params=DATABASES)
+def policy_stack(
+    request: pytest.FixtureRequest, openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """One stack per database for the whole module: the checks' SQL runs on both."""
     keys = {p: "pdvk_" + secrets.token_urlsafe(24) for p in PRINCIPALS if p != PRINCIPAL}
-    url = f"sqlite:///{tmp_path_factory.mktemp('policy') / 'pdv.db'}"
-    stack = start_stack(
-        openbao, url, vault_token, dev_policy=False, policy_path=POLICY_FILE,
-        api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()],
-    )
-    keys[PRINCIPAL] = stack.api_key
-    try:
-        yield stack, keys
-    finally:
-        stack.stop()
+    with database(request.param, tmp_path_factory.mktemp("policy")) as url:
+        stack = start_stack(
+            openbao, url, vault_token, dev_policy=False, policy_path=POLICY_FILE,
+            api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()],
+        )
+        keys[PRINCIPAL] = stack.api_key
+        try:
+            yield stack, keys
+        finally:
+            stack.stop()
+
+
+def logged(stack: Stack, where: str, value: str) -> list[str]:
+    """Outcomes of the access-log rows whose `where` column equals `value`, oldest first."""
+    with stack.app.store.engine.connect() as conn:
+        return list(conn.scalars(text(f"SELECT outcome FROM access_log WHERE {where} = :v ORDER BY id"), {"v": value}))
 
 
 def outcomes(stack: Stack, token: str) -> list[str]:
-    with stack.app.store.engine.connect() as conn:
-        return [r[0] for r in conn.exec_driver_sql("SELECT outcome FROM access_log WHERE token = ? ORDER BY id", (token,))]
+    return logged(stack, "token", token)
 
 
 def load(stack: Stack, keys: dict[str, str], fields: dict[str, str], purpose: str) -> tuple[str, dict[str, str]]:
@@ -238,11 +249,7 @@ def test_a_consent_opt_out_denies_reads_and_is_logged(policy_stack: tuple[Stack,
     assert officer.get_consent(subject) == []
     (result,) = reader.detokenize([(tokens["ssn"], "ssn")], purpose="benefits_eligibility")
     assert (result.code, result.value) == (OK, "123454321")
-    with stack.app.store.engine.connect() as conn:
-        logged = conn.exec_driver_sql(
-            "SELECT outcome FROM access_log WHERE action = 'consent' AND subject_id = ? ORDER BY id", (subject,)
-        ).all()
-    assert [r[0] for r in logged] == ["opt_out", "ok", "opt_in", "ok"]
+    assert logged(stack, "action = 'consent' AND subject_id", subject) == ["opt_out", "ok", "opt_in", "ok"]
 
 
 # --- rate limits -------------------------------------------------------------------------
