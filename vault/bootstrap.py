@@ -19,6 +19,7 @@ from vault.keys.transit_admin import TransitKeyAdmin
 from vault.services.rotation import RotationService
 from vault.keys.provider import KeyProvider, Signer
 from vault.keys.transit import TransitKeyProvider, TransitSigner, make_client, signing_key_name
+from vault.services.audit import AuditChain, CheckpointFile
 from vault.services.common import Limits
 from vault.services.dek_rotation import DekRotationService
 from vault.services.detokenize import DetokenizeService
@@ -31,6 +32,7 @@ from vault.services.lookup import LookupService
 from vault.services.shred import ShredService
 from vault.services.tokenize import TokenizeService
 from vault.storage import migrate
+from vault.storage.audit_log import AuditRepository
 from vault.storage.engine import create_store_engine
 from vault.storage.rotation import RotationRepository
 from vault.storage.store import Store
@@ -58,8 +60,11 @@ class App:
     access: AccessControl
     consent: ConsentService
     shredder: ShredService
+    audit: AuditChain | None = None
 
     def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()  # a last signed checkpoint of this process's chain
         self.keyring.clear()
         self.store.close()
 
@@ -92,9 +97,12 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions)
         keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds, settings.dek_spare_keys)
         index_keys = IndexKeys.load_or_create(store, keys, clock)
+        audit = audit_chain(settings, store, index_keys, signer, clock)
         shredder = ShredService(store, keyring, signer, catalog, limits, TombstoneLedger(settings.tombstone_ledger), clock)
         shredder.reapply_ledger()
     except Exception:
+        if "audit" in locals():
+            audit.close(final_checkpoint=False)
         store.close()
         raise
     committer = GroupCommitter(store)
@@ -105,8 +113,40 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock, access),
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
         access=access, consent=ConsentService(store, catalog, clock),
-        shredder=shredder,
+        shredder=shredder, audit=audit,
     )
+
+
+def audit_chain(
+    settings: Settings, store: Store, index_keys: IndexKeys, signer: Signer, clock: Callable[[], datetime]
+) -> AuditChain:
+    """This process's access-log chain, registered and checkpointing; every later log row is chained."""
+    chain = AuditChain(
+        index_keys.audit_key, AuditRepository(store), signer, CheckpointFile(settings.audit_checkpoint_file), clock,
+        settings.audit_checkpoint_entries, settings.audit_checkpoint_seconds,
+    )
+    chain.start()
+    store.attach_chain(chain)
+    return chain
+
+
+@contextmanager
+def audit_tools(settings: Settings) -> Iterator[tuple[AuditRepository, bytes | None, Signer, CheckpointFile]]:
+    """For `pdv audit …`: the log's repository, the chain key (None if no root exists yet), the
+    signer that checks checkpoints, and the checkpoint file. Reads only; needs the service token.
+
+    Raises:
+        StoreUnavailable, KeyUnavailable, ConfigError: as for bootstrap.
+    """
+    store = Store(create_store_engine(settings.database_url, pool_size=4))
+    try:
+        migrate.require_current(store.engine)
+        keys, signer = build_vault(settings)
+        index_keys = IndexKeys.load(store, keys)
+        key = index_keys.audit_key if index_keys is not None else None
+        yield AuditRepository(store), key, signer, CheckpointFile(settings.audit_checkpoint_file)
+    finally:
+        store.close()
 
 
 def access_policy(settings: Settings, catalog: Catalog) -> Policy:

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     kek_name: str = "pdv-kek"
     catalog_path: Path | None = None
     tombstone_ledger: Path | None = None
+    # The access-log chain: a Vault-signed checkpoint every N entries or T seconds, also
+    # appended to this file (keep it off the database's disk and backups).
+    audit_checkpoint_entries: int = Field(default=10_000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    audit_checkpoint_file: Path | None = None
     # The in-server disposal job: every N seconds (0 = off), one replica at a time.
     disposal_interval_seconds: float = Field(default=3600.0, ge=0)
     disposal_batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -15,6 +15,7 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vault.cli import audit_cmds
     from vault.cli import keys as key_cmds
     from vault.cli import dispose as dispose_cmds
     from vault.cli import bench, certs, client_cmds, dev, policy_cmds, serve, subject_cmds
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_cmds.add_parsers(sub)
     bench.add_parser(sub)
     key_cmds.add_parsers(sub)
+    audit_cmds.add_parsers(sub)
     return parser
 
 

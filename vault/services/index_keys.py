@@ -25,6 +25,7 @@ class IndexKeys:
         self.token_key = lru_cache(maxsize=None)(self._token_key)
         self.index_key = lru_cache(maxsize=None)(self._index_key)
         self.fingerprint_key = derive_key(root, "request-fingerprint")
+        self.audit_key = derive_key(root, "audit-chain")  # the access-log hash chain (services/audit.py)
 
     def _token_key(self, field: str) -> bytes:
         return derive_key(self._root, "deterministic-token", field)
@@ -39,6 +40,16 @@ class IndexKeys:
 
     def __repr__(self) -> str:
         return "IndexKeys(<redacted>)"
+
+    @classmethod
+    def load(cls, store: Store, provider: KeyProvider) -> "IndexKeys | None":
+        """Unwrap the stored root; None if none was ever made (read-only, for admin tools)."""
+        with store.snapshot() as tx:
+            wrapped = tx.get_secret(ROOT_NAME)
+        if wrapped is None:
+            return None
+        (root,) = provider.unwrap_keys([WrappedKey(wrapped)])
+        return cls(root)
 
     @classmethod
     def load_or_create(cls, store: Store, provider: KeyProvider, clock: Callable[[], datetime]) -> "IndexKeys":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 import contextlib
+from typing import Any, Protocol
 import functools
 import logging
 import threading
@@ -35,6 +36,22 @@ SUBJECT_COLUMNS = ("id", "created_at", "created_by")
 KEY_COLUMNS = ("subject_id", "version", "wrapped", "kek_version", "encryptions", "created_at")
 REQUEST_COLUMNS = ("principal", "request_id", "fingerprint", "response", "created_at")
 ACCESS_COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome")
+# What the access-log chain appends to each row when the transaction commits.
+CHAIN_COLUMNS = ("chain_id", "seq", "mac")
+
+
+class AccessChain(Protocol):
+    """Seals access-log rows into a hash chain (vault.services.audit.AuditChain).
+
+    `lock` is held from seal() until the transaction has committed (advance) or rolled back,
+    so the chain's in-memory head only ever moves with a commit.
+    """
+
+    lock: threading.Lock
+    chain_id: str
+
+    def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], Any]: ...
+    def advance(self, head: Any) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +90,45 @@ class Store:
         # while another connection holds the lock. Queue this process's writers on a
         # Python lock instead, so they hand over at once.
         self._writer = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        self._chain: AccessChain | None = None
+
+    def attach_chain(self, chain: AccessChain) -> None:
+        """Chain every access-log row written from now on (bootstrap does this once)."""
+        self._chain = chain
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def transaction(self) -> Iterator["Tx"]:
-        """A write transaction: commit on normal exit, roll back on any exception."""
-        with self._translated(), self._writer, self.engine.begin() as conn:
-            yield Tx(conn, self.dialect)
+        """A write transaction: commit on normal exit, roll back on any exception.
+
+        Access-log rows are held back and written last, sealed into the chain just before
+        the commit: the chain lock then covers only that insert and the commit, never a
+        wait for another transaction's row locks.
+        """
+        chain, held, head = self._chain, False, None
+        with self._translated(), self._writer:
+            try:
+                with self.engine.begin() as conn:
+                    tx = Tx(conn, self.dialect)
+                    yield tx
+                    if tx.pending_access:
+                        if chain is None:
+                            rows = [(*r, None, None, None) for r in tx.pending_access]
+                        else:
+                            chain.lock.acquire()
+                            held = True
+                            rows, head = chain.seal(tx.pending_access)
+                        tx.pending_access = []
+                        tx._bulk_insert("access_log", ACCESS_COLUMNS + CHAIN_COLUMNS, rows, (0,))
+                        if chain is not None:
+                            tx.move_chain_head(chain.chain_id, rows[-1][-2], rows[-1][-1])
+                if held:
+                    chain.advance(head)  # type: ignore[union-attr]  # committed: the head moves
+            finally:
+                if held:
+                    chain.lock.release()  # type: ignore[union-attr]
 
     @contextmanager
     def snapshot(self) -> Iterator["Tx"]:
@@ -123,6 +170,7 @@ class Tx:
         self.conn = conn
         self.dialect = dialect
         self._mark = "%s" if dialect == "postgresql" else "?"
+        self.pending_access: list[tuple] = []
 
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
@@ -247,8 +295,16 @@ class Tx:
 
     # --- access log ------------------------------------------------------------------
     def log_access(self, rows: Sequence[tuple]) -> None:
-        """Append access-log entries given as tuples in ACCESS_COLUMNS order."""
-        self._bulk_insert("access_log", ACCESS_COLUMNS, rows, (0,))
+        """Append access-log entries given as tuples in ACCESS_COLUMNS order.
+
+        They are written (and chained) when the transaction commits, in the same
+        transaction: if they cannot be written, nothing of the transaction is.
+        """
+        self.pending_access.extend(rows)
+
+    def move_chain_head(self, chain_id: str, seq: int, mac: bytes) -> None:
+        m = self._mark
+        self.conn.exec_driver_sql(f"UPDATE audit_chains SET seq = {m}, mac = {m} WHERE chain_id = {m}", (seq, mac, chain_id))
 
     def _bulk_insert(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple], time_columns: tuple[int, ...]) -> None:
         # The two hottest inserts bypass Core's per-row parameter processing: COPY on

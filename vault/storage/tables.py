@@ -102,6 +102,33 @@ access_log = Table(
     Column("field", String(64), nullable=True),
     Column("token", String(256), nullable=True),
     Column("outcome", String(32), nullable=False),
+    # The hash chain (0003): NULL only on rows written without a chain, which verify flags.
+    Column("chain_id", String(32), nullable=True),
+    Column("seq", BigInteger, nullable=True),
+    Column("mac", LargeBinary, nullable=True),
+)
+
+# One row per writer process: its chain's committed head, moved once per transaction.
+audit_chains = Table(
+    "audit_chains",
+    metadata,
+    Column("chain_id", String(32), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("mac", LargeBinary, nullable=False),
+)
+
+# Vault-signed (chain, seq, mac) heads; the same lines go to the checkpoint file.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("chain_id", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("mac", LargeBinary, nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("signature", Text, nullable=False),
+    Index("ux_audit_checkpoints_chain_seq", "chain_id", "seq", unique=True),
 )
 
 wrapped_secrets = Table(

@@ -1,0 +1,113 @@
+"""The access-log chain without Vault: encoding, rollback safety, checkpoint failures."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import migrate_url
+from vault.crypto.audit import GENESIS, encode_entry
+from vault.errors import KeyUnavailable
+from vault.services.audit import AuditChain, CheckpointFile
+from vault.services.audit_verify import verify_log
+from vault.storage.audit_log import AuditRepository
+from vault.storage.engine import create_store_engine
+from vault.storage.store import Store
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+KEY = bytes(range(32))
+
+
+def test_the_entry_encoding_is_injective() -> None:
+    base = encode_entry("c", 1, 0, ["ab", "c", None])
+    assert base != encode_entry("c", 1, 0, ["a", "bc", None])
+    assert base != encode_entry("c", 1, 0, ["ab", "c", ""])
+    assert base != encode_entry("c", 2, 0, ["ab", "c", None])
+    assert base != encode_entry("d", 1, 0, ["ab", "c", None])
+    assert base != encode_entry("c", 1, 1, ["ab", "c", None])
+
+
+class FakeSigner:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls = 0
+
+    def sign(self, payloads: list[bytes]) -> list[str]:
+        self.calls += 1
+        if self.fail:
+            raise KeyUnavailable("vault sealed or unreachable")
+        return [f"sig:{p.hex()}" for p in payloads]
+
+    def verify(self, payload: bytes, signature: str) -> bool:
+        return signature == f"sig:{payload.hex()}"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    migrate_url(url)
+    s = Store(create_store_engine(url))
+    yield s
+    s.close()
+
+
+def _row(n: int) -> tuple:
+    return (NOW, f"req-{n}", "intake-311", "detokenize", "billing", "sub_x", "email", f"tok-{n}", "ok")
+
+
+def _chain(store: Store, signer: FakeSigner, tmp_path: Path, every: int = 3) -> AuditChain:
+    chain = AuditChain(KEY, AuditRepository(store), signer, CheckpointFile(tmp_path / "cp.jsonl"), lambda: NOW, every, 3600)
+    chain.start()
+    store.attach_chain(chain)
+    return chain
+
+
+def test_a_rolled_back_transaction_does_not_move_the_chain(store: Store, tmp_path: Path) -> None:
+    chain = _chain(store, FakeSigner(), tmp_path)
+    with store.transaction() as tx:
+        tx.log_access([_row(1)])
+    with pytest.raises(RuntimeError):
+        with store.transaction() as tx:
+            tx.log_access([_row(2), _row(3)])
+            raise RuntimeError("boom")
+    with store.transaction() as tx:
+        tx.log_access([_row(4)])
+    chain.close()
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
+    assert report.ok, report.problem
+    assert report.entries == 2 and report.checkpoints == 1
+    assert chain.lock.acquire(blocking=False)  # released after the rollback too
+
+
+def test_a_failed_checkpoint_fails_no_request_and_is_retried_at_the_next_threshold(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    signer = FakeSigner(fail=True)
+    chain = _chain(store, signer, tmp_path, every=2)
+    with caplog.at_level(logging.ERROR, "pdv.audit"):
+        with store.transaction() as tx:
+            tx.log_access([_row(1), _row(2)])
+        assert chain.checkpoint() is False
+        assert "failed" in caplog.text
+    calls = signer.calls
+    with store.transaction() as tx:  # below the next threshold: no new attempt is triggered
+        tx.log_access([_row(3)])
+    signer.fail = False
+    with store.transaction() as tx:
+        tx.log_access([_row(4)])
+    assert chain.checkpoint() is True
+    assert signer.calls >= calls + 1
+    chain.close()
+    report = verify_log(AuditRepository(store), KEY, signer, CheckpointFile(tmp_path / "cp.jsonl"))
+    assert report.ok, report.problem
+
+
+def test_rows_written_without_a_chain_are_reported(store: Store, tmp_path: Path) -> None:
+    with store.transaction() as tx:
+        tx.log_access([_row(1)])
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(None))
+    assert not report.ok and "not chained" in (report.problem or "")
+    assert GENESIS == b"\0" * 32

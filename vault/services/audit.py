@@ -1,0 +1,192 @@
+"""The tamper-evident access log: this process's hash chain and its signed checkpoints.
+
+Every writer process (server replica, `processes` worker) starts its own chain, with a
+random chain id and a row in `audit_chains`. Entries are chained in the write
+transaction (vault.storage.store seals them just before commit), so replicas never wait
+on a shared chain lock: on PostgreSQL a single global chain would serialise every
+replica's commits behind one row lock, which per-process chains avoid outright.
+
+A background thread checkpoints the committed head every `checkpoint_entries` entries
+or `checkpoint_seconds` seconds: (chain, seq, mac, time) signed by the Vault ed25519
+key, stored in `audit_checkpoints` and appended (fsync) to a file outside the
+database. Requests never wait for Vault; a failed checkpoint is logged and retried at
+the next threshold.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry
+from vault.crypto.index import derive_key
+from vault.errors import PdvError
+from vault.keys.provider import Signer
+from vault.secret import SecretBytes
+from vault.storage.audit_log import AuditRepository, Checkpoint
+
+log = logging.getLogger("pdv.audit")
+
+CHAIN_KEY_USE = "audit-chain"  # IndexKeys.audit_key derives with this label
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = datetime.resolution
+
+
+def chain_key(index_root: SecretBytes) -> bytes:
+    """The chain's HMAC key, derived from the Vault-protected index root."""
+    return derive_key(index_root, CHAIN_KEY_USE)
+
+
+@functools.lru_cache(maxsize=4096)  # a batch shares one timestamp
+def micros(at: datetime) -> int:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class CheckpointFile:
+    """Append-only JSON lines of signed checkpoints, outside the database."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def append(self, cp: Checkpoint) -> None:
+        if self.path is None:
+            return
+        line = json.dumps({"chain": cp.chain_id, "seq": cp.seq, "mac": cp.mac.hex(), "at": cp.at,
+                           "signature": cp.signature}, sort_keys=True) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[Checkpoint] | None:
+        """The file's checkpoints; None when no file is configured. Raises ValueError on a bad line."""
+        if self.path is None:
+            return None
+        if not self.path.exists():
+            return []
+        out = []
+        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+            try:
+                d = json.loads(line)
+                out.append(Checkpoint(str(d["chain"]), int(d["seq"]), bytes.fromhex(d["mac"]), str(d["at"]), str(d["signature"])))
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"checkpoint file line {n} is malformed") from None
+        return out
+
+
+class AuditChain:
+    """This process's chain: seals rows (under `lock`, held by the store until commit) and checkpoints."""
+
+    def __init__(
+        self, key: bytes, repo: AuditRepository, signer: Signer, sink: CheckpointFile,
+        clock: Callable[[], datetime], checkpoint_entries: int, checkpoint_seconds: float,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.chain_id = secrets.token_hex(16)
+        self._key = key
+        self._repo = repo
+        self._signer = signer
+        self._sink = sink
+        self._clock = clock
+        self._every = checkpoint_entries
+        self._seconds = checkpoint_seconds
+        self._head: tuple[int, bytes] = (0, GENESIS)  # committed
+        self._checkpointed = 0
+        self._attempted = 0  # a failed checkpoint is retried one threshold later, not on every commit
+        self._checkpointing = threading.Lock()  # the thread and close() never checkpoint at once
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"AuditChain(chain_id={self.chain_id!r})"
+
+    def start(self) -> None:
+        """Register the chain in the database and start the checkpoint thread."""
+        self._repo.register_chain(self.chain_id, self._clock(), GENESIS)
+        self._thread = threading.Thread(target=self._run, name="pdv-audit-checkpoints", daemon=True)
+        self._thread.start()
+
+    def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], tuple[int, bytes]]:
+        """Rows with (chain id, seq, mac) appended, and the head they lead to (not yet committed)."""
+        key, chain_id = self._key, self.chain_id
+        seq, mac = self._head
+        out = []
+        for row in rows:
+            seq += 1
+            mac = chain_mac(key, mac, encode_entry(chain_id, seq, micros(row[0]), row[1:]))
+            out.append((*row, chain_id, seq, mac))
+        return out, (seq, mac)
+
+    def advance(self, head: tuple[int, bytes]) -> None:
+        """The sealed rows committed: move the head, and wake the checkpointer past a threshold."""
+        self._head = head
+        if head[0] - self._attempted >= self._every:
+            self._wake.set()
+
+    def checkpoint(self) -> bool:
+        """Sign and store the committed head if it moved since the last checkpoint.
+
+        Returns False (after logging why) when Vault, the database or the file failed.
+        """
+        with self._checkpointing:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> bool:
+        seq, mac = self._head
+        if seq <= self._checkpointed:
+            return True
+        self._attempted = seq
+        cp_at = iso(self._clock())
+        try:
+            (signature,) = self._signer.sign([checkpoint_payload(self.chain_id, seq, mac, cp_at)])
+            cp = Checkpoint(self.chain_id, seq, mac, cp_at, signature)
+            self._repo.add_checkpoint(cp)
+        except PdvError as exc:
+            log.error("audit checkpoint of chain %s at seq %d failed (%s); retrying at the next threshold",
+                      self.chain_id, seq, exc)
+            return False
+        self._checkpointed = seq
+        try:
+            self._sink.append(cp)
+        except OSError as exc:
+            log.error("could not append the audit checkpoint of chain %s at seq %d to the file (%s)",
+                      self.chain_id, seq, exc.strerror)
+            return False
+        return True
+
+    def close(self, final_checkpoint: bool = True) -> None:
+        """Stop the thread; checkpoint the head once more so a clean stop leaves no open tail."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if final_checkpoint:
+            self.checkpoint()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=self._seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.checkpoint()
+            except Exception:  # noqa: BLE001 - the thread must outlive one bad checkpoint
+                log.exception("audit checkpoint failed")
