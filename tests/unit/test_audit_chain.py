@@ -111,3 +111,47 @@ def test_rows_written_without_a_chain_are_reported(store: Store, tmp_path: Path)
     report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(None))
     assert not report.ok and "not chained" in (report.problem or "")
     assert GENESIS == b"\0" * 32
+
+
+def test_a_failed_log_write_moves_on_to_a_fresh_chain_that_still_verifies(store: Store, tmp_path: Path) -> None:
+    chain = _chain(store, FakeSigner(), tmp_path)
+    with store.transaction() as tx:
+        tx.log_access([_row(1)])
+    first = chain.chain_id
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER no_log BEFORE INSERT ON access_log BEGIN SELECT RAISE(ABORT, 'no'); END")
+    with pytest.raises(Exception):
+        with store.transaction() as tx:
+            tx.log_access([_row(2)])
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER no_log")
+    with store.transaction() as tx:
+        tx.log_access([_row(3), _row(4)])
+    assert chain.chain_id != first
+    chain.close()
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
+    assert report.ok, report.problem
+    assert (report.entries, report.chains) == (3, 2)
+
+
+def test_a_commit_that_landed_but_reported_failure_leaves_no_fork(store: Store, tmp_path: Path) -> None:
+    # The rows of a "failed" transaction did commit: the chain cannot know, so it abandons
+    # the old chain rather than reuse its sequence numbers.
+    chain = _chain(store, FakeSigner(), tmp_path)
+    with chain.lock:
+        rows, head = chain.seal([_row(1), _row(2)])
+        with store.engine.begin() as conn:  # what the store would have written
+            marks = ", ".join("?" * 12)
+            conn.exec_driver_sql(
+                "INSERT INTO access_log (at, request_id, principal, action, purpose, subject_id, field, token, outcome,"
+                f" chain_id, seq, mac) VALUES ({marks})",
+                [(r[0].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[1:]) for r in rows],
+            )
+            conn.exec_driver_sql("UPDATE audit_chains SET seq = ?, mac = ? WHERE chain_id = ?", (head.seq, head.mac, head.chain_id))
+        chain.abandon()  # ... and the caller saw an error
+    with store.transaction() as tx:
+        tx.log_access([_row(3)])
+    chain.close()
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
+    assert report.ok, report.problem
+    assert (report.entries, report.chains) == (3, 2)

@@ -31,6 +31,7 @@ from vault.errors import PdvError
 from vault.keys.provider import Signer
 from vault.secret import SecretBytes
 from vault.storage.audit_log import AuditRepository, Checkpoint
+from vault.storage.store import ChainHead
 
 log = logging.getLogger("pdv.audit")
 
@@ -98,7 +99,6 @@ class AuditChain:
         clock: Callable[[], datetime], checkpoint_entries: int, checkpoint_seconds: float,
     ) -> None:
         self.lock = threading.Lock()
-        self.chain_id = secrets.token_hex(16)
         self._key = key
         self._repo = repo
         self._signer = signer
@@ -106,7 +106,8 @@ class AuditChain:
         self._clock = clock
         self._every = checkpoint_entries
         self._seconds = checkpoint_seconds
-        self._head: tuple[int, bytes] = (0, GENESIS)  # committed
+        self._head = ChainHead(secrets.token_hex(16), 0, GENESIS)  # committed; replaced whole, read without a lock
+        self._fresh = False  # the next seal starts a new chain (see abandon)
         self._checkpointed = 0
         self._attempted = 0  # a failed checkpoint is retried one threshold later, not on every commit
         self._checkpointing = threading.Lock()  # the thread and close() never checkpoint at once
@@ -117,28 +118,45 @@ class AuditChain:
     def __repr__(self) -> str:
         return f"AuditChain(chain_id={self.chain_id!r})"
 
+    @property
+    def chain_id(self) -> str:
+        return self._head.chain_id
+
     def start(self) -> None:
         """Register the chain in the database and start the checkpoint thread."""
         self._repo.register_chain(self.chain_id, self._clock(), GENESIS)
         self._thread = threading.Thread(target=self._run, name="pdv-audit-checkpoints", daemon=True)
         self._thread.start()
 
-    def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], tuple[int, bytes]]:
+    def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], ChainHead]:
         """Rows with (chain id, seq, mac) appended, and the head they lead to (not yet committed)."""
-        key, chain_id = self._key, self.chain_id
-        seq, mac = self._head
+        key = self._key
+        if self._fresh:
+            chain_id, seq, mac = secrets.token_hex(16), 0, GENESIS
+        else:
+            chain_id, seq, mac = self._head
         out = []
         for row in rows:
             seq += 1
             mac = chain_mac(key, mac, encode_entry(chain_id, seq, micros(row[0]), row[1:]))
             out.append((*row, chain_id, seq, mac))
-        return out, (seq, mac)
+        return out, ChainHead(chain_id, seq, mac, new=self._fresh)
 
-    def advance(self, head: tuple[int, bytes]) -> None:
+    def advance(self, head: ChainHead) -> None:
         """The sealed rows committed: move the head, and wake the checkpointer past a threshold."""
-        self._head = head
-        if head[0] - self._attempted >= self._every:
+        if head.new:
+            with self._checkpointing:
+                self._head, self._fresh, self._checkpointed, self._attempted = head, False, 0, 0
+        else:
+            self._head = head
+        if head.seq - self._attempted >= self._every:
             self._wake.set()
+
+    def abandon(self) -> None:
+        """A transaction failed after its rows were sealed. It most likely rolled back, but a
+        commit can fail after landing; rather than guess, the next rows start a fresh chain
+        (the old one stays valid up to whatever it committed)."""
+        self._fresh = True
 
     def checkpoint(self) -> bool:
         """Sign and store the committed head if it moved since the last checkpoint.
@@ -149,25 +167,25 @@ class AuditChain:
             return self._checkpoint()
 
     def _checkpoint(self) -> bool:
-        seq, mac = self._head
+        chain_id, seq, mac = self._head
         if seq <= self._checkpointed:
             return True
         self._attempted = seq
         cp_at = iso(self._clock())
         try:
-            (signature,) = self._signer.sign([checkpoint_payload(self.chain_id, seq, mac, cp_at)])
-            cp = Checkpoint(self.chain_id, seq, mac, cp_at, signature)
+            (signature,) = self._signer.sign([checkpoint_payload(chain_id, seq, mac, cp_at)])
+            cp = Checkpoint(chain_id, seq, mac, cp_at, signature)
             self._repo.add_checkpoint(cp)
         except PdvError as exc:
             log.error("audit checkpoint of chain %s at seq %d failed (%s); retrying at the next threshold",
-                      self.chain_id, seq, exc)
+                      chain_id, seq, exc)
             return False
         self._checkpointed = seq
         try:
             self._sink.append(cp)
         except OSError as exc:
             log.error("could not append the audit checkpoint of chain %s at seq %d to the file (%s)",
-                      self.chain_id, seq, exc.strerror)
+                      chain_id, seq, exc.strerror)
             return False
         return True
 

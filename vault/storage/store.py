@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 import contextlib
-from typing import Any, Protocol
+from typing import Protocol
 import functools
 import logging
 import threading
@@ -40,18 +40,31 @@ ACCESS_COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject
 CHAIN_COLUMNS = ("chain_id", "seq", "mac")
 
 
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """Where an access-log chain ends: its id, last seq and mac; `new` if these rows start it."""
+
+    chain_id: str
+    seq: int
+    mac: bytes
+    new: bool = False
+
+    def __iter__(self) -> Iterator:
+        return iter((self.chain_id, self.seq, self.mac))
+
+
 class AccessChain(Protocol):
     """Seals access-log rows into a hash chain (vault.services.audit.AuditChain).
 
-    `lock` is held from seal() until the transaction has committed (advance) or rolled back,
-    so the chain's in-memory head only ever moves with a commit.
+    `lock` is held from seal() until the transaction has committed (advance) or failed
+    (abandon), so the chain's in-memory head only ever moves with a commit.
     """
 
     lock: threading.Lock
-    chain_id: str
 
-    def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], Any]: ...
-    def advance(self, head: Any) -> None: ...
+    def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], ChainHead]: ...
+    def advance(self, head: ChainHead) -> None: ...
+    def abandon(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +135,14 @@ class Store:
                             rows, head = chain.seal(tx.pending_access)
                         tx.pending_access = []
                         tx._bulk_insert("access_log", ACCESS_COLUMNS + CHAIN_COLUMNS, rows, (0,))
-                        if chain is not None:
-                            tx.move_chain_head(chain.chain_id, rows[-1][-2], rows[-1][-1])
+                        if head is not None:
+                            tx.save_chain_head(head, rows[0][0])
                 if held:
-                    chain.advance(head)  # type: ignore[union-attr]  # committed: the head moves
+                    chain.advance(head)  # type: ignore[union-attr,arg-type]  # committed: the head moves
+            except BaseException:
+                if held:
+                    chain.abandon()  # type: ignore[union-attr]
+                raise
             finally:
                 if held:
                     chain.lock.release()  # type: ignore[union-attr]
@@ -302,9 +319,16 @@ class Tx:
         """
         self.pending_access.extend(rows)
 
-    def move_chain_head(self, chain_id: str, seq: int, mac: bytes) -> None:
+    def save_chain_head(self, head: ChainHead, started_at: datetime) -> None:
+        """Record where the chain now ends (one statement per transaction, not per row)."""
         m = self._mark
-        self.conn.exec_driver_sql(f"UPDATE audit_chains SET seq = {m}, mac = {m} WHERE chain_id = {m}", (seq, mac, chain_id))
+        if head.new:
+            at = _sqlite_time(started_at) if self.dialect == "sqlite" else started_at
+            self.conn.exec_driver_sql(f"INSERT INTO audit_chains (chain_id, started_at, seq, mac) VALUES ({m}, {m}, {m}, {m})",
+                                      (head.chain_id, at, head.seq, head.mac))
+        else:
+            self.conn.exec_driver_sql(f"UPDATE audit_chains SET seq = {m}, mac = {m} WHERE chain_id = {m}",
+                                      (head.seq, head.mac, head.chain_id))
 
     def _bulk_insert(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple], time_columns: tuple[int, ...]) -> None:
         # The two hottest inserts bypass Core's per-row parameter processing: COPY on
