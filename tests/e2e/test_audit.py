@@ -306,3 +306,30 @@ def test_a_failing_log_write_fails_the_request_and_returns_no_value(openbao: Ope
         assert "rfc1" not in str(failure.value) and "rfc1" not in stack.log.getvalue()
     finally:
         stack.stop()
+
+
+def test_concurrent_replicas_write_separate_chains_that_all_verify(openbao: OpenBaoServer, vault_token: str,
+                                                                   database_url: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    file = tmp_path / "checkpoints.jsonl"
+    stacks = [start_stack(openbao, database_url, vault_token, migrate_first=(i == 0), audit_checkpoint_file=file,
+                          audit_checkpoint_entries=200) for i in range(2)]
+    try:
+        clients = [s.client() for s in stacks]
+
+        def work(n: int) -> None:
+            client = clients[n % 2]
+            (r,) = client.tokenize([Record(person(n, "rep"))], purpose=PURPOSE, source="311")
+            client.detokenize_one(r.tokens["email"], purpose=PURPOSE)
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(work, range(400)))
+        key = stacks[0].app.audit._key  # type: ignore[union-attr]
+        _, signer = build_vault(stacks[0].settings)
+    finally:
+        for s in stacks:
+            s.stop()
+    report = ClosedLog(database_url, key, signer, file, []).verify()
+    assert report.ok, report.problem
+    assert report.chains == 2 and report.entries == 400 * 4
