@@ -36,7 +36,6 @@ from vault.services.access import DENIED, AccessControl
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.keyring import KeyId, KeyRing
-from vault.storage.consent import read_context
 from vault.storage.store import Tx, ValueRow
 
 # One message for every miss, whatever the reason: no existence oracle.
@@ -107,10 +106,9 @@ class DetokenizeService:
         tokens: list[str], now: datetime,
     ) -> list[Detokenized] | dict[KeyId, str]:
         """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""
-        found = _first_row_per_item(items, tx.values_for_tokens(tokens)) if tokens else [None] * len(items)
+        found = _first_row_per_item(items, tx.values_for_tokens(tokens, purpose)) if tokens else [None] * len(items)
         rows = [row if ok else None for row, ok in zip(found, cleared)]
-        context = read_context(tx, tokens, purpose) if any(rows) else {}
-        verdicts = [self._verdict(caller, purpose, row, context, now) if row else None for row in rows]
+        verdicts = [self._verdict(caller, purpose, row, now) if row else None for row in rows]
         wanted = {(r.subject_id, r.key_version): r.wrapped for r, v in zip(rows, verdicts) if v in (PLAIN, MASKED)}
         keys, missing = self.keyring.cached(wanted)
         if missing:
@@ -137,13 +135,12 @@ class DetokenizeService:
         ])
         return results
 
-    def _verdict(self, caller: Caller, purpose: str, row: ValueRow, context: dict, now: datetime) -> str:
+    def _verdict(self, caller: Caller, purpose: str, row: ValueRow, now: datetime) -> str:
         """PLAIN or MASKED if this stored value may be read, else the refusal's log outcome."""
         view = self.access.policy.view(caller.principal, row.field, purpose, now.date())
         if view is None:
             return DENIED
-        collected_for, opted_out = context.get((row.token, row.field, row.subject_id), ("", False))
-        return self.access.refusal(purpose, collected_for, opted_out) or view
+        return self.access.refusal(purpose, row.purpose, row.opted_out) or view
 
     def _check_syntax(self, index: int, item: DetokenizeItem) -> None:
         """Strict token syntax before any lookup; the token itself is never echoed."""

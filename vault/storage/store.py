@@ -14,6 +14,7 @@ import logging
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import datetime, timezone
 
 import psycopg
@@ -83,6 +84,10 @@ class ValueRow:
     key_version: int
     ciphertext: bytes
     wrapped: str
+    # Read with the value for the policy check: why it was collected, and whether its
+    # subject opted out of the access purpose asked about.
+    purpose: str = dc_field(default="", compare=False)
+    opted_out: bool = dc_field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +281,9 @@ class Tx:
         """Insert value rows given as tuples in VALUE_COLUMNS order."""
         self._bulk_insert("field_values", VALUE_COLUMNS, rows, (9, 10))
 
-    def values_for_tokens(self, tokens: Sequence[str]) -> list[ValueRow]:
-        """Each value stored under one of `tokens`, with the wrapped key that proves it is live.
+    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "") -> list[ValueRow]:
+        """Each value stored under one of `tokens`, with the wrapped key that proves it is live,
+        its collection purpose and whether its subject opted out of `access_purpose`.
 
         The join with data_keys is the point: a value whose key was shredded is not
         returned, whatever any cache holds. On PostgreSQL the key rows are share-locked,
@@ -285,14 +291,19 @@ class Tx:
         """
         if not tokens:
             return []
+        m = self._mark
         sql = (
-            "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped "
+            "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped, v.purpose, "
+            f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
             "FROM field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
             f"WHERE v.token IN ({self._marks(len(tokens))}) ORDER BY v.id"
         )
         if self.dialect == "postgresql":
             sql += " FOR SHARE OF k"
-        return [ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in self._fetch(sql, tokens)]
+        return [
+            ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], bool(r[7]))
+            for r in self._fetch(sql, (access_purpose, *tokens))
+        ]
 
     def find_by_index(self, keys: Sequence[tuple[str, bytes]]) -> list[IndexMatch]:
         """Rows whose (field, blind index) is one of `keys`, oldest first."""
