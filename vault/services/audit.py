@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from vault.crypto.index import derive_key
 from vault.errors import PdvError
 from vault.keys.provider import Signer
 from vault.secret import SecretBytes
+from vault.services.sink import append_durably
 from vault.storage.audit_log import AuditRepository, Checkpoint
 from vault.storage.store import ChainHead
 
@@ -67,13 +67,7 @@ class CheckpointFile:
             return
         line = json.dumps({"chain": cp.chain_id, "seq": cp.seq, "mac": cp.mac.hex(), "at": cp.at,
                            "signature": cp.signature}, sort_keys=True) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(self.path, line)
 
     def read(self) -> list[Checkpoint] | None:
         """The file's checkpoints; None when no file is configured. Raises ValueError on a bad line."""

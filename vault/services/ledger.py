@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from vault.services.sink import append_durably
 
 log = logging.getLogger("pdv.ledger")
 
@@ -26,13 +27,7 @@ class TombstoneLedger:
             return
         lines = "".join(json.dumps({"receipt": r, "signature": s}) + "\n" for r, s in signed)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, lines.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_durably(self.path, lines)
         except OSError as exc:
             # The shred itself is committed; an operator must know the ledger is behind.
             log.error("could not append %d receipt(s) to the tombstone ledger (%s)", len(signed), exc.strerror)
