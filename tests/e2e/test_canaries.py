@@ -172,7 +172,7 @@ def _plant(stack: Stack, book: Book) -> list[tuple[str, str, Canary]]:
         return results
 
     # Valid tokenize, in one batch and in small ones.
-    tokenize([_person(book) for _ in range(20)])
+    tokenize([_person(book) for _ in range(200)])
     for _ in range(3):
         tokenize([_person(book)], request_id=f"single-{_letters(6)}")
 
@@ -262,7 +262,7 @@ def test_canaries_appear_only_in_detokenize_values(stack: Stack) -> None:
     stored = _plant(stack, book)
     _detokenize(stack, book, stored)
     _lookup(stack, book, stored)
-    assert len(book.canaries) >= 200 and len(stored) >= 100
+    assert len(book.canaries) >= 1000 and len(stored) >= 1000
 
     book.look_in("server log", stack.log.getvalue())
     _access_log(stack, book)
