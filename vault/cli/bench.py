@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=16, help="single-item calls in flight")
     p.add_argument("--naive-fields", type=int, default=2000)
     p.add_argument("--server-processes", type=int, default=1, help="pdv serve processes sharing the port")
+    p.add_argument("--tls", action="store_true", help="serve with mTLS; the bench calls with a client certificate")
     p.add_argument("--json", type=Path, default=None, help="write results here (default bench-<database>.json)")
     p.set_defaults(run=run_bench)
 
@@ -60,18 +61,18 @@ def person(i: int) -> dict[str, str]:
 def run_bench(args: argparse.Namespace) -> int:
     api_key = "pdvk_" + secrets.token_urlsafe(24)
     results: dict[str, object] = {
-        "database": args.database, "server_processes": args.server_processes,
+        "database": args.database, "server_processes": args.server_processes, "mtls": args.tls,
         "fields_per_record": FIELDS_PER_RECORD, "batch": args.batch,
     }
     with ExitStack() as stack:
         bench = stack.enter_context(
-            BenchStack(args.database, args.pg_admin_url, hash_api_key(api_key), args.server_processes)
+            BenchStack(args.database, args.pg_admin_url, hash_api_key(api_key), args.server_processes, args.tls)
         )
         # Several connections, as a fleet of callers would make, so that the kernel can
         # spread them over the server processes.
         channels = [
             stack.enter_context(RawTokenCalls(
-                bench.target, api_key=api_key,
+                bench.target, api_key=None if args.tls else api_key, credentials=bench.credentials(),
                 options=[("grpc.max_receive_message_length", 1 << 28), ("grpc.use_local_subchannel_pool", 1)],
             ))
             for _ in range(max(1, 4 * args.server_processes if args.server_processes > 1 else 1))

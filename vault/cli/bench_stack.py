@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 from pdv_client.raw import wait_until_serving
+from pdv_client.tls import tls_credentials
 
+from vault.certs import write_dev_pki
 from vault.crypto.aead import new_data_key
 from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
 from vault.keys.transit import TransitKeyProvider, make_client
@@ -23,9 +25,12 @@ from vault.storage.scratch import create_scratch_database, drop_database
 
 
 class BenchStack:
-    def __init__(self, database: str, pg_admin_url: str, api_key_sha256: str, processes: int = 1) -> None:
+    def __init__(
+        self, database: str, pg_admin_url: str, api_key_sha256: str, processes: int = 1, tls: bool = False
+    ) -> None:
         self.database, self.pg_admin_url, self.api_key_sha256 = database, pg_admin_url, api_key_sha256
         self.processes = processes
+        self.pki = write_dev_pki(Path(tempfile.mkdtemp(prefix="pdv-bench-pki-")), ["bench"]) if tls else None
         self.workdir = Path(tempfile.mkdtemp(prefix="pdv-bench-"))
         self.bao = OpenBaoServer(self.workdir / "openbao")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,11 +63,28 @@ class BenchStack:
             "PDV_VAULT_TOKEN": self.token, "PDV_PROCESSES": str(self.processes),
             "PDV_API_KEYS": json.dumps([{"principal": "bench", "sha256": self.api_key_sha256}]),
             "PDV_ADMIN_PRINCIPALS": json.dumps(["bench"]),
+            **self._tls_env(),
             "PDV_DEV_POLICY": "true",  # every call still goes through the policy checks
         })
         log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "vault.cli.main", "serve"], env=env, stdout=log, stderr=log)
         self._wait_serving()
+
+    def _tls_env(self) -> dict[str, str]:
+        if self.pki is None:
+            return {}
+        return {
+            "PDV_TLS_CERT_FILE": str(self.pki.server_cert), "PDV_TLS_KEY_FILE": str(self.pki.server_key),
+            "PDV_TLS_CLIENT_CA_FILE": str(self.pki.ca),
+        }
+
+    def credentials(self):  # type: ignore[no-untyped-def]
+        """Client credentials presenting the `bench` principal's certificate (None without TLS)."""
+        if self.pki is None:
+            return None
+        return tls_credentials(
+            self.pki.ca.read_bytes(), self.pki.client_cert("bench").read_bytes(), self.pki.client_key("bench").read_bytes()
+        )
 
     def restart_server(self) -> None:
         self.stop_server()
@@ -85,7 +107,10 @@ class BenchStack:
 
     def _wait_serving(self, timeout: float = 30) -> None:
         try:
-            wait_until_serving(self.target, timeout, alive=lambda: self.proc is not None and self.proc.poll() is None)
+            wait_until_serving(
+                self.target, timeout, alive=lambda: self.proc is not None and self.proc.poll() is None,
+                credentials=self.credentials(),
+            )
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}; see {self.workdir / 'server.log'}") from None
 
@@ -95,6 +120,8 @@ class BenchStack:
         if self.database == "postgresql" and self.url:
             drop_database(self.pg_admin_url, self.url)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.pki is not None:
+            shutil.rmtree(self.pki.ca.parent, ignore_errors=True)
 
 
 def _free_port() -> int:

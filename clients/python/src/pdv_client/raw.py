@@ -18,7 +18,10 @@ _METHODS = {
 }
 
 
-def wait_until_serving(target: str, timeout: float = 30.0, alive: Callable[[], bool] | None = None) -> None:
+def wait_until_serving(
+    target: str, timeout: float = 30.0, alive: Callable[[], bool] | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> None:
     """Block until the server at `target` reports SERVING on grpc.health.v1.
 
     Raises:
@@ -26,7 +29,8 @@ def wait_until_serving(target: str, timeout: float = 30.0, alive: Callable[[], b
         RuntimeError: `alive()` returned False (the server process died).
     """
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
+    channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if alive is not None and not alive():
@@ -48,9 +52,15 @@ class RawTokenCalls:
     it measures is the server, not its own protobuf work.
     """
 
-    def __init__(self, target: str, *, api_key: str, options: list[tuple[str, Any]] | None = None) -> None:
-        self._channel = grpc.insecure_channel(target, options=options or [])
-        self._metadata = ((API_KEY_METADATA, api_key),)
+    def __init__(
+        self, target: str, *, api_key: str | None = None, credentials: grpc.ChannelCredentials | None = None,
+        options: list[tuple[str, Any]] | None = None,
+    ) -> None:
+        if credentials is not None:
+            self._channel = grpc.secure_channel(target, credentials, options=options or [])
+        else:
+            self._channel = grpc.insecure_channel(target, options=options or [])
+        self._metadata = ((API_KEY_METADATA, api_key),) if api_key else ()
         self._calls = {m: self._channel.unary_unary(f"/pdv.v1.{svc}/{m}") for m, svc in _METHODS.items()}
 
     def __repr__(self) -> str:
