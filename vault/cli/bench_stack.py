@@ -16,7 +16,7 @@ from pdv_client.tls import tls_credentials
 
 from vault.certs import write_dev_pki
 from vault.crypto.aead import new_data_key
-from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
+from vault.keys.openbao import OpenBaoServer, create_service_token, free_loopback_port, provision_transit
 from vault.keys.transit import TransitKeyProvider, make_client
 from vault.secret import SecretBytes
 from vault.storage import migrate
@@ -34,7 +34,7 @@ class BenchStack:
         self.workdir = Path(tempfile.mkdtemp(prefix="pdv-bench-"))
         self.bao = OpenBaoServer(self.workdir / "openbao")
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port = _free_port()
+        self.port = free_loopback_port()
         self.url = ""
 
     @property
@@ -123,10 +123,3 @@ class BenchStack:
         if self.pki is not None:
             shutil.rmtree(self.pki.ca.parent, ignore_errors=True)
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -43,6 +43,7 @@ LISTENER_LIMITS: dict[str, int] = {
 
 _DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "openbao"
 _SERVICE_POLICY = _DEPLOY_DIR / "pdv-service.hcl"
+_ADMIN_POLICY = _DEPLOY_DIR / "pdv-admin.hcl"
 # The shipped policy names these; create_service_token substitutes them.
 _DEFAULT_MOUNT = "transit"
 _DEFAULT_KEY = "pdv-kek"
@@ -75,7 +76,8 @@ def find_bao_binary() -> str:
     )
 
 
-def _free_loopback_port() -> int:
+def free_loopback_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -164,9 +166,9 @@ class OpenBaoServer:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (self.data_dir / "storage").mkdir(mode=0o700, exist_ok=True)
         if not self._port:
-            self._port = _free_loopback_port()
+            self._port = free_loopback_port()
         # Raft insists on a cluster listener even for one node; a fresh port each start.
-        self._cluster_port = _free_loopback_port()
+        self._cluster_port = free_loopback_port()
         config = self.data_dir / "server.hcl"
         config.write_text(self._render_config())
         binary = find_bao_binary()
@@ -331,20 +333,7 @@ def provision_transit(
 
 def render_service_policy(mount: str = _DEFAULT_MOUNT, key_name: str = _DEFAULT_KEY) -> str:
     """deploy/openbao/pdv-service.hcl with its Transit paths pointed at `mount` and `key_name`."""
-    _check_names(mount, key_name)
-    try:
-        template = _SERVICE_POLICY.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"service policy template missing: {_SERVICE_POLICY}") from None
-    pattern = re.compile(
-        rf'path "{re.escape(_DEFAULT_MOUNT)}/([a-z]+)/{re.escape(_DEFAULT_KEY)}(-signing)?"'
-    )
-    rendered, count = pattern.subn(
-        lambda m: f'path "{mount}/{m.group(1)}/{key_name}{m.group(2) or ""}"', template
-    )
-    if count == 0:
-        raise ConfigError(f"{_SERVICE_POLICY}: no transit/<op>/pdv-kek paths to substitute")
-    return rendered
+    return _render_policy(_SERVICE_POLICY, mount, key_name)
 
 
 def service_policy_name(mount: str, key_name: str) -> str:
@@ -380,21 +369,23 @@ def _check_names(mount: str, key_name: str) -> None:
         raise ConfigError(f"invalid transit key name {key_name!r}")
 
 
-_ADMIN_POLICY = _DEPLOY_DIR / "pdv-admin.hcl"
-
-
 def render_admin_policy(mount: str = _DEFAULT_MOUNT, key_name: str = _DEFAULT_KEY) -> str:
     """deploy/openbao/pdv-admin.hcl with its Transit paths pointed at `mount` and `key_name`."""
+    return _render_policy(_ADMIN_POLICY, mount, key_name)
+
+
+def _render_policy(template_path: Path, mount: str, key_name: str) -> str:
+    """A shipped policy with every `transit/<op>/pdv-kek…` path pointed at `mount` and `key_name`."""
     _check_names(mount, key_name)
     try:
-        template = _ADMIN_POLICY.read_text()
+        template = template_path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"admin policy template missing: {_ADMIN_POLICY}") from None
+        raise ConfigError(f"policy template missing: {template_path}") from None
     # transit/<op>/pdv-kek, pdv-kek/<action>, pdv-kek-signing…: the key's name is a prefix of each.
     pattern = re.compile(rf'path "{re.escape(_DEFAULT_MOUNT)}/([a-z]+)/{re.escape(_DEFAULT_KEY)}([-/a-z]*)"')
     rendered, count = pattern.subn(lambda m: f'path "{mount}/{m.group(1)}/{key_name}{m.group(2)}"', template)
     if count == 0:
-        raise ConfigError(f"{_ADMIN_POLICY}: no transit/<op>/pdv-kek paths to substitute")
+        raise ConfigError(f"{template_path}: no transit/<op>/pdv-kek paths to substitute")
     return rendered
 
 
