@@ -20,6 +20,7 @@ from vault.services.rotation import RotationService
 from vault.keys.provider import KeyProvider, Signer
 from vault.keys.transit import TransitKeyProvider, TransitSigner, make_client, signing_key_name
 from vault.services.audit import AuditChain, CheckpointFile
+from vault.services.auth_log import RefusalLog
 from vault.services.common import Limits
 from vault.services.dek_rotation import DekRotationService
 from vault.services.detokenize import DetokenizeService
@@ -61,8 +62,11 @@ class App:
     consent: ConsentService
     shredder: ShredService
     audit: AuditChain | None = None
+    refusals: RefusalLog | None = None
 
     def close(self) -> None:
+        if self.refusals is not None:
+            self.refusals.close()  # the last count of refusals over the log rate
         if self.audit is not None:
             self.audit.close()  # a last signed checkpoint of this process's chain
         self.keyring.clear()
@@ -114,6 +118,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
         access=access, consent=ConsentService(store, catalog, clock),
         shredder=shredder, audit=audit,
+        refusals=RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst)),
     )
 
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(default=0.0, ge=0)
     rate_limit_burst: float = Field(default=10_000.0, ge=1)
     api_keys: list[ApiKey] = Field(default_factory=list)
+    # Refused authentications go to the access log at most this many a second (after the
+    # burst); the rest are counted in one summary row a second. 0 writes every one.
+    auth_refusals_per_second: float = Field(default=100.0, ge=0)
+    auth_refusals_burst: float = Field(default=1000.0, ge=1)
     max_value_bytes: int = Field(default=64 * 1024, ge=1, le=16 * 1024 * 1024)
     max_batch_items: int = Field(default=10_000, ge=1, le=1_000_000)
     dek_max_encryptions: int = Field(default=1 << 20, ge=1, le=1 << 30)

@@ -75,6 +75,13 @@ def logged_principals(stack: Stack) -> set[str]:
         return set(conn.execute(text("SELECT DISTINCT principal FROM access_log")).scalars())
 
 
+def refusals(stack: Stack) -> list[tuple[str, str, str]]:
+    """(principal, reason, outcome) of each refused authentication in the access log."""
+    with stack.app.store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT principal, field, outcome FROM access_log WHERE action = 'authenticate' ORDER BY id"))
+        return [tuple(r) for r in rows]
+
+
 def test_round_trip_with_a_client_certificate_logs_its_principal(tls_stack: Stack, pki: DevPkiPaths) -> None:
     client = cert_client(tls_stack, pki)
     (rec,) = client.tokenize([Record({"email": "ada@example.org"})], purpose=PURPOSE, source="311")
@@ -92,7 +99,7 @@ def test_a_principal_outside_tls_principals_is_permission_denied(sqlite_tls_stac
     with pytest.raises(PermissionDenied):
         cert_client(sqlite_tls_stack, pki, "not-listed").tokenize(
             [Record({"email": "x@example.org"})], purpose=PURPOSE, source="311")
-    assert logged_principals(sqlite_tls_stack) == set()
+    assert refusals(sqlite_tls_stack) == [("not-listed", "principal_not_accepted", "denied")]
 
 
 def test_no_client_certificate_fails_the_handshake(sqlite_tls_stack: Stack, pki: DevPkiPaths) -> None:

@@ -9,6 +9,9 @@ Credentials, in order:
    that names no principal is UNAUTHENTICATED; one whose principal is not in
    ``tls_principals`` (when set) is PERMISSION_DENIED.
 
+Every refusal is written to the access log (vault.services.auth_log.RefusalLog) before
+the call is aborted; the caller is refused whether or not that write succeeds.
+
 Interceptors see no servicer context and so no peer certificate; the check therefore runs
 inside the wrapped handler behaviour, where `context.auth_context()` is available.
 """
@@ -22,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping
 import grpc
 
 from vault.domain import Principal
+from vault.services.auth_log import DENIED, UNAUTHENTICATED, RefusalLog
 from vault.tls import principal_of_pem
 
 API_KEY_HEADER = "x-api-key"
@@ -37,39 +41,51 @@ class Authenticator(grpc.ServerInterceptor):
     enough, and a dictionary lookup on the digest leaks nothing useful through timing.
     """
 
-    def __init__(self, principals_by_sha256: Mapping[str, str], tls_principals: Collection[str] | None = None) -> None:
+    def __init__(self, principals_by_sha256: Mapping[str, str], tls_principals: Collection[str] | None = None,
+                 refusals: RefusalLog | None = None) -> None:
         self._principals = dict(principals_by_sha256)
         self._allowed = None if tls_principals is None else frozenset(tls_principals)
+        self._refusals = refusals
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(_OPEN_SERVICES):
             return handler
         api_key = _api_key(handler_call_details.invocation_metadata)
-        return _replace(handler, lambda behaviour: self._guard(behaviour, api_key, handler.response_streaming))
+        method = handler_call_details.method
+        return _replace(handler, lambda behaviour: self._guard(behaviour, api_key, method, handler.response_streaming))
 
-    def authenticate(self, api_key: str | None, context: grpc.ServicerContext) -> Principal:
-        """The caller's principal, or abort the call (UNAUTHENTICATED / PERMISSION_DENIED)."""
+    def authenticate(self, api_key: str | None, context: grpc.ServicerContext, method: str = "") -> Principal:
+        """The caller's principal, or log the refusal and abort the call (UNAUTHENTICATED / PERMISSION_DENIED)."""
         if api_key is not None:
             name = self._principals.get(hashlib.sha256(api_key.encode()).hexdigest())
             if name is None:
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key")
+                self._refuse(context, method, "unknown_api_key", "missing or unknown API key")
             return Principal(name)
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key")
+            self._refuse(context, method, "no_credentials", "missing or unknown API key")
         name = principal_of_pem(pems[0])
         if name is None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "the client certificate names no principal")
+            self._refuse(context, method, "no_principal_in_certificate", "the client certificate names no principal")
         if self._allowed is not None and name not in self._allowed:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, "this certificate's principal is not accepted")
+            self._refuse(context, method, "principal_not_accepted", "this certificate's principal is not accepted",
+                         principal=name, code=grpc.StatusCode.PERMISSION_DENIED)
         return Principal(name)
 
-    def _guard(self, behaviour: Callable, api_key: str | None, streaming_response: bool) -> Callable:
+    def _refuse(self, context: grpc.ServicerContext, method: str, reason: str, message: str,
+                principal: str | None = None, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED) -> None:
+        """Record the refusal in the access log, then abort (raises)."""
+        if self._refusals is not None:
+            outcome = DENIED if code is grpc.StatusCode.PERMISSION_DENIED else UNAUTHENTICATED
+            self._refusals.record(method, reason, principal, outcome)
+        context.abort(code, message)
+
+    def _guard(self, behaviour: Callable, api_key: str | None, method: str, streaming_response: bool) -> Callable:
         if streaming_response:
             # Streaming responses run while the generator is consumed, after the behaviour returns.
             def stream(request, context):  # type: ignore[no-untyped-def]
-                token = current_principal.set(self.authenticate(api_key, context))
+                token = current_principal.set(self.authenticate(api_key, context, method))
                 try:
                     yield from behaviour(request, context)
                 finally:
@@ -78,7 +94,7 @@ class Authenticator(grpc.ServerInterceptor):
             return stream
 
         def call(request, context):  # type: ignore[no-untyped-def]
-            token = current_principal.set(self.authenticate(api_key, context))
+            token = current_principal.set(self.authenticate(api_key, context, method))
             try:
                 return behaviour(request, context)
             finally:

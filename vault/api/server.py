@@ -50,7 +50,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     limit = settings.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
-        interceptors=[Authenticator(settings.principal_for_key(), settings.tls_principals)],
+        interceptors=[Authenticator(settings.principal_for_key(), settings.tls_principals, app.refusals)],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
