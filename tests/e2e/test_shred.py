@@ -9,6 +9,7 @@ import sqlite3
 import sys
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -90,6 +91,38 @@ def test_shred_is_idempotent_and_reports_unknown_subjects(admin_stack: Stack) ->
     again, unknown = client.shred_subjects([rec.subject_id, "sub_" + "B" * 21 + "A"], reason="expired")
     assert again.status == "already_shredded" and again.receipt == first.receipt
     assert unknown.status == "not_found" and unknown.receipt == ""
+
+
+def test_concurrent_shreds_each_read_as_if_alone(admin_stack: Stack) -> None:
+    """Many callers at once (their shreds share a transaction and a signing call): each gets
+    its own subjects' outcomes and receipts naming its own reason; a subject two callers
+    shred together is shredded once, and the other caller is told it already was."""
+    client = admin_stack.client()
+    records = client.tokenize([person(100 + n) for n in range(24)], purpose=PURPOSE, source="311")
+    ids = [r.subject_id for r in records]
+    orders = [([s], f"request {n}") for n, s in enumerate(ids[:20])]
+    orders += [([ids[20], ids[21]], "pair one"), ([ids[21], ids[22]], "pair two"), ([ids[22]], "single")]
+    with ThreadPoolExecutor(max_workers=len(orders)) as pool:
+        answers = list(pool.map(lambda o: admin_stack.client().shred_subjects(o[0], reason=o[1]), orders))
+
+    for (subject_ids, reason), outcomes in zip(orders, answers):
+        assert [o.subject_id for o in outcomes] == subject_ids
+        for o in outcomes:
+            assert o.status in ("shredded", "already_shredded")
+            assert client.verify_receipt(o.receipt, o.signature)
+            if o.status == "shredded":
+                assert json.loads(o.receipt)["reason"] == reason
+    by_subject: dict[str, list[str]] = {}
+    for outcomes in answers:
+        for o in outcomes:
+            by_subject.setdefault(o.subject_id, []).append(o.status)
+    assert all(statuses.count("shredded") == 1 for statuses in by_subject.values())
+    assert sorted(by_subject) == sorted(ids[:23])
+    for s in ids[:23]:
+        assert rows_mentioning(admin_stack, s) == {
+            "subjects": 0, "data_keys": 0, "field_values": 0, "tombstones": 1, "legal_holds": 0,
+        }
+    assert client.detokenize_one(records[23].tokens["email"], purpose=PURPOSE) == "ada123@example.org"
 
 
 def test_legal_hold_blocks_subject_and_field_shreds_until_released(admin_stack: Stack) -> None:

@@ -18,6 +18,7 @@ from datetime import datetime
 from vault.catalog import Catalog
 from vault.errors import Conflict, InvalidInput, NotFound, UnknownField
 from vault.keys.provider import Signer
+from vault.services.coalescer import Coalescer
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
@@ -37,6 +38,15 @@ BACKUPS = (
 
 
 @dataclass(frozen=True)
+class _Order:
+    """One caller's shred: whose data, by whom, why."""
+
+    caller: Caller
+    subject_ids: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
 class ShredResult:
     subject_id: str
     status: str  # shredded | already_shredded | on_hold | not_found | kept (disposal: nothing expired)
@@ -52,6 +62,11 @@ class ShredService:
     ) -> None:
         self.store, self.keyring, self.signer, self.catalog = store, keyring, signer, catalog
         self.limits, self.ledger, self.clock = limits, ledger, clock
+        # Concurrent whole-subject shreds share one survey, one Vault signing call, one
+        # transaction and one ledger append: a shred's cost is mostly those round trips.
+        self._orders: Coalescer[_Order, list[ShredResult]] = Coalescer(
+            lambda orders: self._shred(orders, None), self._disjoint_orders,
+        )
 
     def shred_subjects(self, caller: Caller, subject_ids: list[str], reason: str) -> list[ShredResult]:
         """Destroy each subject's data for good, unless a legal hold blocks it (idempotent).
@@ -65,7 +80,17 @@ class ShredService:
         for i, subject_id in enumerate(subject_ids):
             if not is_subject_id(subject_id):
                 raise InvalidInput(f"subject_ids[{i}]: malformed subject id")
-        return self._shred(caller, list(dict.fromkeys(subject_ids)), None, reason)
+        return self._orders.run(_Order(caller, list(dict.fromkeys(subject_ids)), reason))
+
+    def _disjoint_orders(self, waiting: list[_Order]) -> int:
+        """How many waiting orders one batch takes: a prefix naming no subject twice (so each
+        order's outcome reads as if it ran alone) and within the batch limit."""
+        seen: set[str] = set()
+        for n, order in enumerate(waiting):
+            if seen.intersection(order.subject_ids) or (n and len(seen) + len(order.subject_ids) > self.limits.max_batch_items):
+                return n
+            seen.update(order.subject_ids)
+        return len(waiting)
 
     def shred_fields(self, caller: Caller, subject_id: str, fields: list[str], reason: str) -> ShredResult:
         """Destroy some fields of one subject (its DEK stays for the rest)."""
@@ -79,7 +104,7 @@ class ShredService:
                 self.catalog.field(name)
             except UnknownField as exc:
                 raise InvalidInput(str(exc)) from None
-        (result,) = self._shred(caller, [subject_id], sorted(set(fields)), reason)
+        ((result,),) = self._shred([_Order(caller, [subject_id], reason)], sorted(set(fields)))
         return result
 
     def dispose(
@@ -95,12 +120,15 @@ class ShredService:
         first (de-identification writes what it keeps there, so it commits with the shred).
         """
         require_label("reason", reason, 1000)
-        return self._shred(caller, list(dict.fromkeys(subject_ids)), sorted(set(fields)) if fields else None, reason,
-                           expired_by, before_destroy)
+        (results,) = self._shred([_Order(caller, list(dict.fromkeys(subject_ids)), reason)],
+                                 sorted(set(fields)) if fields else None, expired_by, before_destroy)
+        return results
 
-    def _shred(self, caller: Caller, subject_ids: list[str], fields: list[str] | None, reason: str,
-               expired_by: datetime | None = None,
-               before_destroy: Callable[[Tx, list[str]], None] | None = None) -> list[ShredResult]:
+    def _shred(self, orders: list[_Order], fields: list[str] | None, expired_by: datetime | None = None,
+               before_destroy: Callable[[Tx, list[str]], None] | None = None) -> list[list[ShredResult]]:
+        """Shred for every order at once; the orders name disjoint subjects. One result list per order."""
+        subject_ids = [s for order in orders for s in order.subject_ids]
+        order_of = {s: order for order in orders for s in order.subject_ids}
         # Vault signs outside the write lock: survey on a snapshot, sign, then destroy in a
         # transaction that first checks the survey still holds (else survey again).
         for _ in range(ATTEMPTS):
@@ -108,7 +136,7 @@ class ShredService:
             with self.store.snapshot() as tx:
                 survey = _Survey.take(tx, subject_ids, fields, expired_by)
             receipts = [
-                _receipt(s, fields, now, caller.principal, reason, survey.counts.get(s, 0),
+                _receipt(s, fields, now, order_of[s].caller.principal, order_of[s].reason, survey.counts.get(s, 0),
                          0 if fields else len(survey.kek_versions.get(s, [])), sorted(set(survey.kek_versions.get(s, []))))
                 for s in survey.targets
             ]
@@ -118,7 +146,7 @@ class ShredService:
                     continue  # a concurrent hold, shred or tokenize changed what the receipts say
                 if before_destroy is not None and survey.targets:
                     before_destroy(tx, survey.targets)
-                self._destroy(tx, caller, subject_ids, fields, survey, receipts, signatures, now, expired_by)
+                self._destroy(tx, order_of, subject_ids, fields, survey, receipts, signatures, now, expired_by)
             break
         else:
             raise Conflict("the subjects kept changing during the shred; retry it")
@@ -127,18 +155,18 @@ class ShredService:
             self.keyring.evict((s, v) for s in targets for v in range(1, len(survey.kek_versions.get(s, [])) + 1))
         signed = dict(zip(targets, zip(receipts, signatures)))
         self.ledger.append([signed[s] for s in targets])
-        results = []
+        results = {}
         for s in subject_ids:
             status = _status(s, existing, holds, earlier, targets)
             receipt, signature = signed.get(s) or earlier.get(s) or ("", "")
-            results.append(ShredResult(s, status, tuple(holds.get(s, ())), receipt, signature))
-        log.info("shred: %d destroyed, %d held, %d already, %d unknown", len(targets),
+            results[s] = ShredResult(s, status, tuple(holds.get(s, ())), receipt, signature)
+        log.info("shred: %d order(s), %d destroyed, %d held, %d already, %d unknown", len(orders), len(targets),
                  sum(1 for s in subject_ids if s in holds), sum(1 for s in subject_ids if s in earlier and s not in existing),
-                 sum(1 for r in results if r.status == "not_found"))
-        return results
+                 sum(1 for r in results.values() if r.status == "not_found"))
+        return [[results[s] for s in order.subject_ids] for order in orders]
 
     @staticmethod
-    def _destroy(tx: Tx, caller: Caller, subject_ids: list[str], fields: list[str] | None, survey: "_Survey",
+    def _destroy(tx: Tx, order_of: dict[str, _Order], subject_ids: list[str], fields: list[str] | None, survey: "_Survey",
                  receipts: list[str], signatures: list[str], now: datetime, expired_by: datetime | None = None) -> None:
         targets = survey.targets
         if fields is None:
@@ -152,7 +180,7 @@ class ShredService:
             for s, r, sig in zip(targets, receipts, signatures)
         ])
         tx.log_access([
-            access_row(now, caller, "shred", "disposal",
+            access_row(now, order_of[s].caller, "shred", "disposal",
                        _status(s, survey.existing, survey.holds, survey.earlier, targets), s,
                        ",".join(fields) if fields else None)
             for s in subject_ids
