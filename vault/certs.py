@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -23,6 +24,7 @@ from vault.tls import principal_uri
 
 CA_DAYS = 365
 LEAF_DAYS = 90
+CRL_DAYS = 30  # a dev CRL's next update; the server warns (and still uses it) past that
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 _BACKDATE = dt.timedelta(minutes=5)  # tolerate small clock skew between machines
 
@@ -141,10 +143,15 @@ class DevPkiPaths:
     def client_key(self, principal: str) -> Path:
         return self.out / f"client-{principal}-key.pem"
 
+    @property
+    def crl(self) -> Path:
+        return self.out / "crl.pem"
+
 
 def write_dev_pki(out: Path, principals: list[str], hosts: list[str] | tuple[str, ...] = DEFAULT_HOSTS) -> DevPkiPaths:
-    """Write a dev CA (kept if `out` already has one), a server certificate and one client
-    certificate per principal under `out` (mode 0700). Key files are created 0600."""
+    """Write a dev CA (kept if `out` already has one), its CRL (kept likewise; empty when new),
+    a server certificate and one client certificate per principal under `out` (mode 0700).
+    Key files are created 0600."""
     for name in principals:
         principal_uri(name)  # refuse a bad name before writing anything
     paths = DevPkiPaths(out)
@@ -155,6 +162,9 @@ def write_dev_pki(out: Path, principals: list[str], hosts: list[str] | tuple[str
         ca = make_ca()
         _write(paths.ca_key, ca.key_pem(), private=True)
         _write(paths.ca, ca.cert_pem())
+        _write(paths.crl, make_crl(ca, []))
+    elif not paths.crl.exists():
+        _write(paths.crl, make_crl(ca, []))
     server = make_server_cert(ca, hosts)
     _write(paths.server_key, server.key_pem(), private=True)
     _write(paths.server_cert, server.cert_pem())
@@ -176,6 +186,52 @@ def dev_pki_is_current(paths: DevPkiPaths, principal: str, host: str, now: dt.da
     covered = {str(v) for v in sans.get_values_for_type(x509.DNSName) + sans.get_values_for_type(x509.IPAddress)}
     soon = (now or dt.datetime.now(dt.timezone.utc)) + dt.timedelta(days=7)
     return host in covered and cert.not_valid_after_utc > soon
+
+
+def make_crl(ca: Issued, revoked: list[x509.RevokedCertificate], now: dt.datetime | None = None,
+             number: int = 1) -> bytes:
+    """A PEM CRL signed by `ca` listing `revoked`, valid for CRL_DAYS."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - _BACKDATE)
+        .next_update(now + dt.timedelta(days=CRL_DAYS))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+    )
+    for entry in revoked:
+        builder = builder.add_revoked_certificate(entry)
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def revoke_in_dev_crl(paths: DevPkiPaths, cert: x509.Certificate, now: dt.datetime | None = None) -> bool:
+    """Add `cert` (issued by the dev CA in `paths`) to the CRL there; False if it was listed already.
+
+    Raises ValueError if the certificate is not the dev CA's, or the CRL there is not.
+    """
+    ca = load_issued(paths.ca, paths.ca_key)
+    try:
+        cert.verify_directly_issued_by(ca.cert)
+    except (ValueError, TypeError, InvalidSignature):
+        raise ValueError(f"the certificate was not issued by the CA in {paths.out}") from None
+    listed: list[x509.RevokedCertificate] = []
+    number = 1
+    if paths.crl.exists():
+        crl = x509.load_pem_x509_crl(paths.crl.read_bytes())
+        if crl.issuer != ca.cert.subject or not crl.is_signature_valid(ca.key.public_key()):
+            raise ValueError(f"{paths.crl} is not signed by the CA in {paths.out}")
+        listed = list(crl)
+        try:
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+        except x509.ExtensionNotFound:
+            number = len(listed) + 1
+    if any(r.serial_number == cert.serial_number for r in listed):
+        return False
+    now = now or dt.datetime.now(dt.timezone.utc)
+    entry = x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build()
+    _write(paths.crl, make_crl(ca, [*listed, entry], now, number))
+    return True
 
 
 def load_issued(cert_path: Path, key_path: Path) -> Issued:

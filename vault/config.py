@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
     tls_principals: list[str] | None = None
+    # A PEM CRL issued by the client CA; revoked client certificates are UNAUTHENTICATED.
+    # Re-read with the policy (SIGHUP, `pdv policy reload`).
+    tls_crl_file: Path | None = None
 
     @field_validator("listen")
     @classmethod
@@ -98,6 +101,8 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file, tls_key_file and tls_client_ca_file go together: set all three or none")
         if self.tls_principals is not None and not self.tls_enabled:
             raise ValueError("tls_principals needs TLS (tls_cert_file, tls_key_file, tls_client_ca_file)")
+        if self.tls_crl_file is not None and not self.tls_enabled:
+            raise ValueError("tls_crl_file needs TLS (tls_cert_file, tls_key_file, tls_client_ca_file)")
         if not self.tls_enabled and not is_loopback(self.listen):
             raise ValueError(
                 "listen: plaintext gRPC is only allowed on a loopback address (127.0.0.1, [::1], localhost); "

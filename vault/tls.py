@@ -19,6 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from vault.crl import RevocationList
 from vault.errors import ConfigError
 from vault.secret import SecretBytes
 
@@ -71,14 +72,16 @@ class ServerTls:
     cert_chain: bytes
     private_key: SecretBytes
     client_ca: bytes
+    revocations: RevocationList | None = None  # tls_crl_file, checked on every call
 
 
 def load_server_tls(settings: Settings, now: dt.datetime | None = None) -> ServerTls | None:
-    """Read and check tls_cert_file, tls_key_file and tls_client_ca_file; None if TLS is not configured.
+    """Read and check tls_cert_file, tls_key_file, tls_client_ca_file and (if set) tls_crl_file;
+    None if TLS is not configured.
 
     Raises ConfigError naming the setting at fault: a missing or unreadable file, one
-    that does not parse, an expired server certificate, or a key that does not match
-    it. Messages never include file contents.
+    that does not parse, an expired server certificate, a key that does not match it, or
+    a CRL not signed by the client CA. Messages never include file contents.
     """
     if settings.tls_cert_file is None or settings.tls_key_file is None or settings.tls_client_ca_file is None:
         return None
@@ -98,7 +101,8 @@ def load_server_tls(settings: Settings, now: dt.datetime | None = None) -> Serve
         raise ConfigError(f"tls_key_file {settings.tls_key_file}: not a PEM private key") from None
     if _spki(key.public_key()) != _spki(leaf.public_key()):
         raise ConfigError(f"tls_key_file {settings.tls_key_file}: the key does not match the certificate in tls_cert_file")
-    return ServerTls(chain_pem, key_pem, ca_pem)
+    revocations = RevocationList(settings.tls_crl_file, ca_pem) if settings.tls_crl_file is not None else None
+    return ServerTls(chain_pem, key_pem, ca_pem, revocations)
 
 
 def _read(setting: str, path: Path) -> bytes:

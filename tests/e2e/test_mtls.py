@@ -15,11 +15,11 @@ from typing import Any, Iterator
 
 import grpc
 import pytest
-from pdv_client import PdvClient, PermissionDenied, Record, Unavailable
+from pdv_client import PdvClient, PermissionDenied, Record, Unauthenticated, Unavailable
 from sqlalchemy import text
 
 from tests.support.stack import PRINCIPAL, Stack, start_stack
-from vault.certs import DevPkiPaths, Issued, make_ca, make_client_cert, write_dev_pki
+from vault.certs import DevPkiPaths, Issued, make_ca, make_client_cert, make_crl, write_dev_pki
 from vault.keys.openbao import OpenBaoServer
 
 PURPOSE = "benefits_eligibility"
@@ -144,3 +144,107 @@ def test_client_commands_call_a_tls_server_with_ca_cert_and_key(sqlite_tls_stack
     assert no_cert.returncode != 0
     half = pdv("lookup", "--cert", flags[1], "--purpose", PURPOSE, "email", "x@example.org", cwd=tmp_path, env=env, check=False)
     assert half.returncode == 2 and "--cert and --key" in half.stderr
+
+
+# --- revocation (tls_crl_file) ------------------------------------------------------------
+
+REVOKED = "revoked-app"
+
+
+@pytest.fixture
+def crl_pki(tmp_path: Path) -> DevPkiPaths:
+    return write_dev_pki(tmp_path / "pki", [CERT_PRINCIPAL, REVOKED], ["localhost", "127.0.0.1"])
+
+
+def revoke(pki: DevPkiPaths, principal: str) -> None:
+    from vault.cli.main import main as pdv_main
+
+    assert pdv_main(["certs", "revoke", "--out", str(pki.out), "--principal", principal]) == 0
+
+
+def crl_stack(openbao: OpenBaoServer, vault_token: str, database_url: str, pki: DevPkiPaths) -> Stack:
+    return start_stack(openbao, database_url, vault_token, **_tls_settings(pki, tls_crl_file=pki.crl))
+
+
+def test_a_revoked_certificate_is_unauthenticated_and_logged(openbao: OpenBaoServer, vault_token: str,
+                                                              database_url: str, crl_pki: DevPkiPaths) -> None:
+    revoke(crl_pki, REVOKED)
+    stack = crl_stack(openbao, vault_token, database_url, crl_pki)
+    try:
+        with pytest.raises(Unauthenticated, match="client certificate revoked"):
+            cert_client(stack, crl_pki, REVOKED).tokenize([Record({"email": "r@example.org"})], purpose=PURPOSE, source="311")
+        # A valid API key does not rescue a connection made with a revoked certificate.
+        with pytest.raises(Unauthenticated):
+            cert_client(stack, crl_pki, REVOKED, api_key=stack.api_key).lookup("email", "r@example.org", purpose=PURPOSE)
+        # The same CA's other certificate still works.
+        cert_client(stack, crl_pki).tokenize([Record({"email": "ok@example.org"})], purpose=PURPOSE, source="311")
+        assert refusals(stack) == [(REVOKED, "certificate_revoked", "unauthenticated")] * 2
+        assert logged_principals(stack) == {REVOKED, CERT_PRINCIPAL}
+    finally:
+        stack.stop()
+
+
+def test_a_reload_takes_a_new_revocation_without_a_restart(openbao: OpenBaoServer, vault_token: str, tmp_path: Path,
+                                                            crl_pki: DevPkiPaths) -> None:
+    import signal
+
+    from vault.cli.serve import reload_policy, reload_policy_on_sighup
+
+    stack = crl_stack(openbao, vault_token, f"sqlite:///{tmp_path / 'pdv.db'}", crl_pki)
+    try:
+        client = cert_client(stack, crl_pki)
+        client.lookup("email", "x@example.org", purpose=PURPOSE)
+        revoke(crl_pki, CERT_PRINCIPAL)
+        client.lookup("email", "x@example.org", purpose=PURPOSE)  # the server holds the list it loaded
+        previous = reload_policy_on_sighup(stack.app, stack.server)
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+        finally:
+            signal.signal(signal.SIGHUP, previous)
+        assert stack.server.revocations is not None and stack.server.revocations.revoked_count == 1
+        with pytest.raises(Unauthenticated):  # the open connection, and a new one
+            client.lookup("email", "x@example.org", purpose=PURPOSE)
+        with pytest.raises(Unauthenticated):
+            cert_client(stack, crl_pki).lookup("email", "x@example.org", purpose=PURPOSE)
+        cert_client(stack, crl_pki, REVOKED).lookup("email", "x@example.org", purpose=PURPOSE)
+
+        # A CRL another CA signed is refused on reload; the list in force stays.
+        foreign = make_ca("Someone else's CA")
+        crl_pki.crl.write_bytes(make_crl(foreign, []))
+        assert reload_policy(stack.app, stack.server) is False
+        assert "CRL not reloaded" in stack.log.getvalue()
+        with pytest.raises(Unauthenticated):
+            cert_client(stack, crl_pki).lookup("email", "x@example.org", purpose=PURPOSE)
+    finally:
+        stack.stop()
+
+
+def test_a_crl_that_does_not_verify_stops_the_server_at_start(crl_pki: DevPkiPaths, tmp_path: Path) -> None:
+    from vault.config import load_settings
+    from vault.errors import ConfigError
+    from vault.tls import load_server_tls
+
+    bad = tmp_path / "foreign-crl.pem"
+    bad.write_bytes(make_crl(make_ca("PDV dev CA"), []))  # same name, another key
+    with pytest.raises(ConfigError, match="tls_crl_file .*not signed by a CA of tls_client_ca_file"):
+        load_server_tls(load_settings(**_tls_settings(crl_pki, tls_crl_file=bad)))
+    bad.write_text("not a crl")
+    with pytest.raises(ConfigError, match="not a PEM certificate revocation list"):
+        load_server_tls(load_settings(**_tls_settings(crl_pki, tls_crl_file=bad)))
+    with pytest.raises(ConfigError, match="tls_crl_file needs TLS"):
+        load_settings(tls_crl_file=crl_pki.crl)
+    loaded = load_server_tls(load_settings(**_tls_settings(crl_pki, tls_crl_file=crl_pki.crl)))
+    assert loaded is not None and loaded.revocations is not None and loaded.revocations.revoked_count == 0
+
+
+def test_pdv_certs_revoke_only_revokes_the_dev_cas_certificates(crl_pki: DevPkiPaths, tmp_path: Path) -> None:
+    from tests.test_cli import pdv
+
+    foreign = tmp_path / "foreign.pem"
+    foreign.write_bytes(make_client_cert(make_ca("Someone else's CA"), CERT_PRINCIPAL).cert_pem())
+    refused = pdv("certs", "revoke", "--out", str(crl_pki.out), "--cert", str(foreign), cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "not issued by the CA" in refused.stderr
+    done = pdv("certs", "revoke", "--out", str(crl_pki.out), "--principal", REVOKED, cwd=tmp_path)
+    again = pdv("certs", "revoke", "--out", str(crl_pki.out), "--cert", str(crl_pki.client_cert(REVOKED)), cwd=tmp_path)
+    assert done.stdout.startswith("revoked: serial") and again.stdout.startswith("already revoked")
+    assert "PRIVATE KEY" not in done.stdout + done.stderr

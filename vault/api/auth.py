@@ -9,6 +9,9 @@ Credentials, in order:
    that names no principal is UNAUTHENTICATED; one whose principal is not in
    ``tls_principals`` (when set) is PERMISSION_DENIED.
 
+Before either, a client certificate the CRL (tls_crl_file) revokes is UNAUTHENTICATED,
+whatever else the call brings: the TLS stack cannot check CRLs itself.
+
 Every refusal is written to the access log (vault.services.auth_log.RefusalLog) before
 the call is aborted; the caller is refused whether or not that write succeeds.
 
@@ -24,6 +27,7 @@ from collections.abc import Callable, Collection, Mapping
 
 import grpc
 
+from vault.crl import RevocationList
 from vault.domain import Principal
 from vault.services.auth_log import DENIED, UNAUTHENTICATED, RefusalLog
 from vault.tls import principal_of_pem
@@ -42,10 +46,11 @@ class Authenticator(grpc.ServerInterceptor):
     """
 
     def __init__(self, principals_by_sha256: Mapping[str, str], tls_principals: Collection[str] | None = None,
-                 refusals: RefusalLog | None = None) -> None:
+                 refusals: RefusalLog | None = None, revocations: RevocationList | None = None) -> None:
         self._principals = dict(principals_by_sha256)
         self._allowed = None if tls_principals is None else frozenset(tls_principals)
         self._refusals = refusals
+        self._revocations = revocations
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
@@ -57,15 +62,18 @@ class Authenticator(grpc.ServerInterceptor):
 
     def authenticate(self, api_key: str | None, context: grpc.ServicerContext, method: str = "") -> Principal:
         """The caller's principal, or log the refusal and abort the call (UNAUTHENTICATED / PERMISSION_DENIED)."""
+        pems = context.auth_context().get("x509_pem_cert")
+        pem = pems[0] if pems else None
+        if pem is not None and self._revocations is not None and self._revocations.is_revoked(pem):
+            self._refuse(context, method, "certificate_revoked", "client certificate revoked", principal=principal_of_pem(pem))
         if api_key is not None:
             name = self._principals.get(hashlib.sha256(api_key.encode()).hexdigest())
             if name is None:
                 self._refuse(context, method, "unknown_api_key", "missing or unknown API key")
             return Principal(name)
-        pems = context.auth_context().get("x509_pem_cert")
-        if not pems:
+        if pem is None:
             self._refuse(context, method, "no_credentials", "missing or unknown API key")
-        name = principal_of_pem(pems[0])
+        name = principal_of_pem(pem)
         if name is None:
             self._refuse(context, method, "no_principal_in_certificate", "the client certificate names no principal")
         if self._allowed is not None and name not in self._allowed:

@@ -15,6 +15,7 @@ from vault.api.subject_servicer import SubjectServicer
 from vault.api.token_servicer import TokenServicer
 from vault.bootstrap import App
 from vault.config import is_loopback
+from vault.crl import RevocationList
 from vault.errors import ConfigError
 from vault.tls import ServerTls, load_server_tls
 
@@ -24,8 +25,10 @@ log = logging.getLogger("pdv.server")
 class PdvServer:
     """A running server: its bound port, and a stop that drains in-flight calls."""
 
-    def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer, grace: float) -> None:
+    def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer, grace: float,
+                 revocations: RevocationList | None = None) -> None:
         self.server, self.port, self._health, self._grace = server, port, health_servicer, grace
+        self.revocations = revocations  # tls_crl_file; reloaded with the policy
 
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, tell health checkers, let in-flight calls finish within the grace period."""
@@ -40,17 +43,19 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     """Build and start a server for `app` on `address` (port 0 picks a free one).
 
     With the TLS settings the port requires a client certificate signed by
-    tls_client_ca_file (mTLS); without them it is plaintext (config allows that on
-    loopback only). Raises ConfigError if the TLS files are missing or inconsistent.
+    tls_client_ca_file (mTLS) and not revoked by tls_crl_file; without them it is
+    plaintext (config allows that on loopback only). Raises ConfigError if the TLS files
+    are missing or inconsistent, or the CRL is not signed by the client CA.
     """
     settings = app.settings
     tls = load_server_tls(settings)
     if tls is None and address is not None and not is_loopback(address):
         raise ConfigError(f"plaintext gRPC is only allowed on a loopback address, not {address}; configure TLS")
     limit = settings.max_message_bytes
+    revocations = tls.revocations if tls is not None else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
-        interceptors=[Authenticator(settings.principal_for_key(), settings.tls_principals, app.refusals)],
+        interceptors=[Authenticator(settings.principal_for_key(), settings.tls_principals, app.refusals, revocations)],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -80,7 +85,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     for name in ("", *service_names[:2]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
-    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds)
+    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations)
 
 
 def _add_port(server: grpc.Server, address: str, tls: ServerTls | None) -> int:

@@ -101,6 +101,8 @@ def _tls_settings(pki: DevPkiPaths) -> dict[str, object]:
     return {
         "tls_cert_file": pki.server_cert, "tls_key_file": pki.server_key, "tls_client_ca_file": pki.ca,
         "tls_principals": [DEV_PRINCIPAL],
+        # `pdv certs revoke` writes it; `pdv policy reload` makes the server take it.
+        "tls_crl_file": pki.crl if pki.crl.exists() else None,
     }
 
 

@@ -19,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     check.add_argument("file", type=Path)
     check.add_argument("--catalog", type=Path, help="catalog file (default: the shipped catalog)")
     check.set_defaults(run=run_check)
-    reload = cmds.add_parser("reload", help="send SIGHUP to a running `pdv serve`: it re-reads policy_path")
+    reload = cmds.add_parser("reload", help="send SIGHUP to a running `pdv serve`: it re-reads policy_path and tls_crl_file")
     reload.add_argument("--pid", type=int, required=True, help="the server's process id")
     reload.set_defaults(run=run_reload)
 

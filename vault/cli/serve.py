@@ -82,7 +82,7 @@ def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: i
     server = create_server(app)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGHUP] = reload_policy_on_sighup(app)
+    previous[signal.SIGHUP] = reload_policy_on_sighup(app, server)
     disposal = start_disposal_job(app, settings)
     try:
         if on_ready is not None:
@@ -109,22 +109,34 @@ def start_disposal_job(app, settings: Settings) -> DisposalJob | None:  # type: 
     return job
 
 
-def reload_policy_on_sighup(app):  # type: ignore[no-untyped-def]
-    """Make SIGHUP re-read the policy file (main thread only); returns the previous handler."""
-    return signal.signal(signal.SIGHUP, lambda *_: reload_policy(app))
+def reload_policy_on_sighup(app, server: PdvServer | None = None):  # type: ignore[no-untyped-def]
+    """Make SIGHUP re-read the policy file and the server's CRL (main thread only); returns
+    the previous handler."""
+    return signal.signal(signal.SIGHUP, lambda *_: reload_policy(app, server))
 
 
-def reload_policy(app) -> bool:  # type: ignore[no-untyped-def]
-    """Swap in the policy file as it is now; a bad file leaves the policy in force (and says why)."""
+def reload_policy(app, server: PdvServer | None = None) -> bool:  # type: ignore[no-untyped-def]
+    """Swap in the policy file, and tls_crl_file if the server has one, as they are now; a bad
+    file leaves the one in force (and says why). True if everything was taken."""
+    taken = True
     try:
         policy = app.access.holder.reload()
     except PdvError as exc:
         log.error("policy not reloaded, the previous one stays in force: %s", exc)
-        return False
-    for warning in policy.warnings:
-        log.warning("%s", warning)
-    log.info("policy reloaded from %s", policy.source)
-    return True
+        taken = False
+    else:
+        for warning in policy.warnings:
+            log.warning("%s", warning)
+        log.info("policy reloaded from %s", policy.source)
+    revocations = server.revocations if server is not None else None
+    if revocations is not None:
+        try:
+            revoked = revocations.reload()
+        except PdvError as exc:
+            log.error("CRL not reloaded, the previous one stays in force: %s", exc)
+            return False
+        log.info("CRL reloaded from %s: %d revoked certificate(s)", revocations.path, revoked)
+    return taken
 
 
 def _shutdown(server: PdvServer, app) -> None:  # type: ignore[no-untyped-def]
