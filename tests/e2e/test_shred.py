@@ -16,10 +16,11 @@ from typing import Iterator
 import pytest
 from pdv_client import Record
 from pdv_client.errors import PermissionDenied, Unavailable
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.keys.openbao import OpenBaoServer
+from vault.storage import tables as t
 
 PURPOSE = "benefits_eligibility"
 NEVER_ISSUED = "pdv_" + "Q" * 21 + "A"
@@ -64,6 +65,63 @@ def test_shredded_tokens_answer_like_never_issued_ones(admin_stack: Stack) -> No
     assert rows_mentioning(admin_stack, gone.subject_id) == {
         "subjects": 0, "data_keys": 0, "field_values": 0, "tombstones": 1, "legal_holds": 0,
     }
+
+
+# Where a shredded subject's id or tokens may still be found, by design: its tombstone and
+# receipt, the access log (who did what to which subject, never a value), and the table of
+# format-preserving tokens, which stay reserved so a shredded token is never issued again.
+MAY_REMAIN = {("tombstones", "subject_id"), ("tombstones", "receipt"), ("access_log", "subject_id"),
+              ("access_log", "token"), ("reserved_tokens", "token")}
+
+
+def places_naming(stack: Stack, needles: list[str]) -> set[tuple[str, str]]:
+    """Every (table, column) of every table in the schema holding any of `needles`."""
+    found = set()
+    with stack.app.store.engine.connect() as conn:
+        for table in t.metadata.sorted_tables:
+            for row in conn.execute(select(table)).mappings():
+                for column, value in row.items():
+                    text_value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+                    if any(n in text_value for n in needles):
+                        found.add((table.name, column))
+    return found
+
+
+def test_shred_leaves_no_row_of_the_subject_in_any_table(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    fields = {"full_name": "Grace Hopper", "email": "grace@example.org", "ssn": "123-45-7001", "phone": "2125550100"}
+    (rec,) = client.tokenize([Record(fields)], purpose=PURPOSE, source="311", request_id="intake-7")
+    (more,) = client.tokenize([Record({"street_address": "1 Navy Way"}, subject_id=rec.subject_id)],
+                              purpose=PURPOSE, source="311", request_id="intake-8")
+    (other,) = client.tokenize([person(70)], purpose=PURPOSE, source="311", request_id="intake-9")
+    client.set_consent(rec.subject_id, "billing", opted_out=True)
+    client.place_hold(rec.subject_id, case_id="CV-1", reason="audit")
+    client.release_hold(rec.subject_id, case_id="CV-1")
+    client.detokenize([(token, field) for field, token in rec.tokens.items()], purpose=PURPOSE)
+    client.lookup("email", "grace@example.org", purpose=PURPOSE)
+    needles = [rec.subject_id, *rec.tokens.values(), *more.tokens.values()]
+    assert {"subjects", "data_keys", "field_values", "consent_optouts", "tokenize_requests", "request_subjects",
+            "legal_holds"} <= {table for table, _ in places_naming(admin_stack, needles)}
+
+    (outcome,) = client.shred_subjects([rec.subject_id], reason="resident request")
+    assert outcome.status == "shredded"
+    assert places_naming(admin_stack, needles) - MAY_REMAIN == set()
+    # A retry of a request that created the subject is told the record is no longer held.
+    (retried,) = client.tokenize([Record(fields)], purpose=PURPOSE, source="311", request_id="intake-7")
+    assert (retried.subject_id, retried.tokens) == ("", {})
+    assert [(e.code, e.message) for e in retried.errors] == [(5, "this record is no longer held (shredded or disposed)")]
+    # Others' answers are untouched.
+    assert client.tokenize([person(70)], purpose=PURPOSE, source="311", request_id="intake-9") == [other]
+
+
+def test_field_shred_takes_the_fields_tokens_out_of_stored_answers(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    (rec,) = client.tokenize([person(71)], purpose=PURPOSE, source="311", request_id="intake-71")
+    client.shred_fields(rec.subject_id, ["email"], reason="correction")
+    (retried,) = client.tokenize([person(71)], purpose=PURPOSE, source="311", request_id="intake-71")
+    assert retried.subject_id == rec.subject_id and retried.errors == ()
+    assert retried.tokens == {f: tok for f, tok in rec.tokens.items() if f != "email"}
+    assert places_naming(admin_stack, [rec.tokens["email"]]) <= MAY_REMAIN
 
 
 def test_receipt_is_signed_value_free_and_tamper_evident(admin_stack: Stack) -> None:

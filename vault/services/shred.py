@@ -22,7 +22,7 @@ from vault.services.coalescer import Coalescer
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
-from vault.services.tokenize_model import is_subject_id
+from vault.services.tokenize_model import TokenizeOutcome, is_subject_id
 from vault.storage import lifecycle as db
 from vault.storage.store import Store, Tx
 
@@ -174,6 +174,7 @@ class ShredService:
         else:
             for s in targets:
                 db.destroy_fields(tx, s, fields, expired_by)
+        _scrub_answers(tx, targets, fields)
         db.add_tombstones(tx, [
             {"subject_id": s, "fields": ",".join(fields) if fields else None, "shredded_at": now,
              "receipt": r, "signature": sig}
@@ -232,6 +233,7 @@ class ShredService:
         with self.store.transaction() as tx:
             ids = sorted({s for s, _, _ in revived})
             db.destroy_subjects(tx, ids)
+            _scrub_answers(tx, ids, None)
             known = db.subject_tombstones(tx, ids)
             db.add_tombstones(tx, [
                 {"subject_id": s, "fields": None, "shredded_at": datetime.fromisoformat(json.loads(r)["shredded_at"]),
@@ -268,6 +270,18 @@ class _Survey:
             holds, db.subject_tombstones(tx, subject_ids), existing, targets,
             {s: sorted(v) for s, v in db.subject_keys(tx, targets).items()}, counts,
         )
+
+
+def _scrub_answers(tx: Tx, subject_ids: list[str], fields: list[str] | None) -> None:
+    """Take shredded subjects (or fields) out of the stored tokenize answers a retry replays."""
+    if not subject_ids:
+        return
+    gone = set(subject_ids)
+    answers = {
+        key: TokenizeOutcome.from_json(response).without(gone, fields).to_json()
+        for key, response in db.answers_naming(tx, subject_ids).items()
+    }
+    db.replace_answers(tx, answers, subject_ids if fields is None else [])
 
 
 def _status(subject_id: str, existing: set[str], holds: dict, earlier: dict, targets: list[str]) -> str:

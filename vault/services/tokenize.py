@@ -105,7 +105,8 @@ class TokenizeService:
             tx.add_values([row for row in plan.values if (row[2], row[1], row[0]) not in known])
             tx.log_access(plan.log)
             outcome = plan.outcome()
-            tx.save_request(caller.principal, caller.request_id, fingerprint, outcome.to_json(), now)
+            tx.save_request(caller.principal, caller.request_id, fingerprint, outcome.to_json(), now,
+                            [subject for subject, _ in outcome.results if subject])
             return outcome
 
         written = self.committer.run(write)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -12,6 +13,7 @@ from vault.crypto import tokens as tk
 from vault.errors import InvalidInput, NotFound, PdvError, PermissionDenied
 
 SUBJECT_PREFIX = "sub_"
+NO_LONGER_HELD = "this record is no longer held (shredded or disposed)"
 
 
 def new_subject_id() -> str:
@@ -63,6 +65,20 @@ class TokenizeOutcome:
             [(s, dict(t)) for s, t in body["results"]],
             [ItemProblem(i, f, kinds.get(kind, InvalidInput)(msg)) for i, f, kind, msg in body["errors"]],
         )
+
+    def without(self, subject_ids: Collection[str], fields: Collection[str] | None) -> "TokenizeOutcome":
+        """This answer with the given subjects taken out (or only their `fields`' tokens): what a
+        retry may still be told once they are shredded."""
+        results, errors = list(self.results), list(self.errors)
+        for i, (subject, tokens) in enumerate(results):
+            if subject not in subject_ids:
+                continue
+            if fields is None:
+                results[i] = ("", {})
+                errors.append(ItemProblem(i, "", NotFound(NO_LONGER_HELD)))
+            else:
+                results[i] = (subject, {f: token for f, token in tokens.items() if f not in fields})
+        return TokenizeOutcome(results, sorted(errors, key=lambda p: p.index))
 
 
 @dataclass(repr=False)

@@ -10,20 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, delete, insert, select
+from sqlalchemy import delete, insert, select
 
 from vault.storage.store import Tx
-from vault.storage.tables import metadata
-
-consent_optouts = Table(
-    "consent_optouts",
-    metadata,
-    Column("subject_id", String(32), nullable=False),
-    Column("purpose", String(64), nullable=False),
-    Column("set_by", String(200), nullable=False),
-    Column("set_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("subject_id", "purpose"),
-)
+from vault.storage.tables import consent_optouts
 
 # (token, field, subject id) -> (collection purpose, opted out of the access purpose)
 ReadContext = dict[tuple[str, str, str], tuple[str, bool]]

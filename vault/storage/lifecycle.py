@@ -79,11 +79,14 @@ def subjects_with_live_values(tx: Tx, subject_ids: Sequence[str], expired_by: da
 
 
 def destroy_subjects(tx: Tx, subject_ids: Sequence[str]) -> None:
-    """Delete the values, blind indexes, wrapped DEKs and subject rows: with the DEK gone,
+    """Delete the values, blind indexes, wrapped DEKs, opt-outs, released holds and subject rows: with the DEK gone,
     any copy of a ciphertext is noise. Reserved format-preserving tokens stay reserved, so
     a shredded token is never issued again."""
     tx.conn.execute(delete(t.field_values).where(t.field_values.c.subject_id.in_(subject_ids)))
     tx.conn.execute(delete(t.data_keys).where(t.data_keys.c.subject_id.in_(subject_ids)))
+    tx.conn.execute(delete(t.consent_optouts).where(t.consent_optouts.c.subject_id.in_(subject_ids)))
+    # Only released holds can be left (an active one blocks the shred); the access log keeps their history.
+    tx.conn.execute(delete(t.legal_holds).where(t.legal_holds.c.subject_id.in_(subject_ids)))
     tx.conn.execute(delete(t.subjects).where(t.subjects.c.id.in_(subject_ids)))
 
 
@@ -94,6 +97,27 @@ def destroy_fields(tx: Tx, subject_id: str, fields: Sequence[str], expired_by: d
     if expired_by is not None:
         stmt = stmt.where(c.expires_at <= expired_by)
     tx.conn.execute(stmt)
+
+
+def answers_naming(tx: Tx, subject_ids: Sequence[str]) -> dict[tuple[str, str], str]:
+    """The stored tokenize answers, by (principal, request id), that name any of `subject_ids`."""
+    r, q = t.request_subjects.c, t.tokenize_requests.c
+    rows = tx.conn.execute(
+        select(q.principal, q.request_id, q.response)
+        .where(select(r.subject_id).where(r.subject_id.in_(subject_ids), r.principal == q.principal,
+                                          r.request_id == q.request_id).exists())
+    )
+    return {(p, rid): response for p, rid, response in rows}
+
+
+def replace_answers(tx: Tx, answers: dict[tuple[str, str], str], forget: Sequence[str]) -> None:
+    """Store rewritten answers; `forget` are subjects no answer names any more."""
+    q, r = t.tokenize_requests.c, t.request_subjects.c
+    for (principal, request_id), response in answers.items():
+        tx.conn.execute(update(t.tokenize_requests).where(q.principal == principal, q.request_id == request_id)
+                        .values(response=response))
+    if forget:
+        tx.conn.execute(delete(t.request_subjects).where(r.subject_id.in_(forget)))
 
 
 def add_tombstones(tx: Tx, rows: Sequence[dict]) -> None:

@@ -217,8 +217,12 @@ class Tx:
         )
         return (bytes(rows[0][0]), rows[0][1]) if rows else None
 
-    def save_request(self, principal: str, request_id: str, fingerprint: bytes, response: str, now: datetime) -> None:
+    def save_request(self, principal: str, request_id: str, fingerprint: bytes, response: str, now: datetime,
+                     subject_ids: Sequence[str] = ()) -> None:
+        """Store a tokenize answer for retries, indexed by the subjects it names."""
         self._bulk_insert("tokenize_requests", REQUEST_COLUMNS, [(principal, request_id, fingerprint, response, now)], (4,))
+        self._bulk_insert("request_subjects", ("subject_id", "principal", "request_id"),
+                          [(s, principal, request_id) for s in dict.fromkeys(subject_ids)], ())
 
     # --- subjects and keys -----------------------------------------------------------
     def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -87,6 +88,16 @@ tokenize_requests = Table(
     Column("fingerprint", LargeBinary, nullable=False),
     Column("response", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The subjects each stored tokenize answer names (migration 0006): how a shred finds the
+# answers to scrub without scanning them all.
+request_subjects = Table(
+    "request_subjects",
+    metadata,
+    Column("subject_id", String(32), primary_key=True),
+    Column("principal", String(200), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
 )
 
 access_log = Table(
@@ -179,4 +190,17 @@ deidentified_values = Table(
     Column("purpose", String(64), nullable=False),
     Column("disposed_at", DateTime(timezone=True), nullable=False),
     Index("ix_deidentified_values_field", "field"),
+)
+
+
+# One row per (subject, purpose) the resident opted out of (migration 0005); opting back in
+# deletes it, and the access log keeps the history.
+consent_optouts = Table(
+    "consent_optouts",
+    metadata,
+    Column("subject_id", String(32), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("subject_id", "purpose"),
 )
