@@ -21,6 +21,7 @@ import yaml
 
 from vault import catalog_rules as rules
 from vault.errors import ConfigError, InvalidInput, InvalidValue, UnknownField
+from vault.yaml_nodes import NodeReader
 
 # Bounds the work done on a hostile input before any rule looks at it.
 MAX_INPUT_CHARS = 4096
@@ -194,33 +195,17 @@ DEIDENTIFY_KEEP: dict[str, frozenset[str] | None] = {
     "year": frozenset({"date"}),        # YYYY of a date, e.g. birth year
     "zip3": frozenset({"digits"}),      # first three digits (a ZIP code's area)
 }
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _RETENTION = re.compile(r"([0-9]+)\s*(d|days?|w|weeks?|mo|months?|y|years?)")
 # Units are rounded up so that disposal never comes before the calendar period ends:
 # a month is 31 days, a year 365.25 days (so n years cover every leap day in them).
 _UNIT_DAYS = {"d": 1, "w": 7, "m": 31, "y": 365.25}
 
 
-_KIND_NAMES = {int: "an integer", str: "text", bool: "true or false", object: "a single value"}
 
 
-class _Parser:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, node: yaml.Node | None, message: str) -> ConfigError:
-        where = f", line {node.start_mark.line + 1}" if node is not None else ""
-        return ConfigError(f"{self.source}{where}: {message}")
-
+class _Parser(NodeReader):
     def catalog(self, text: str) -> Catalog:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f", line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{self.source}{where}: not valid YAML") from None
-        if root is None:
-            raise self.fail(None, "catalog is empty")
+        root = self.compose(text, "catalog")
         top = self.mapping(root, "catalog", _TOP_KEYS, _REQUIRED_TOP)
         if self.scalar(top["version"][1], int) != 1:
             raise self.fail(top["version"][1], "unsupported catalog version (expected 1)")
@@ -244,43 +229,6 @@ class _Parser:
                     raise self.fail(value, f"compatible_purposes of {access!r} must be a list of purposes")
                 compatible[access] = frozenset(self.choice(item, purposes, "purpose") for item in value.value)
         return Catalog(fields, frozenset(purposes), compatible)
-
-    def mapping(self, node, what, allowed=None, required=frozenset()):
-        """Return {key: (key node, value node)}, refusing duplicate and unknown keys."""
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{what} must be a mapping")
-        out = {}
-        for key_node, value_node in node.value:
-            key = self.scalar(key_node, str)
-            if key in out:
-                raise self.fail(key_node, f"duplicate key {key!r} in {what}")
-            if allowed is not None and key not in allowed:
-                raise self.fail(key_node, f"unknown key {key!r} in {what} "
-                                          f"(allowed: {', '.join(sorted(allowed))})")
-            out[key] = (key_node, value_node)
-        missing = sorted(set(required) - set(out))
-        if missing:
-            raise self.fail(node, f"{what} is missing required key {missing[0]!r}")
-        return out
-
-    def scalar(self, node, kind):
-        if isinstance(node, yaml.ScalarNode):
-            value = yaml.constructor.SafeConstructor().construct_object(node)
-            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-                return value
-        raise self.fail(node, f"expected {_KIND_NAMES[kind]}")
-
-    def identifier(self, node, what):
-        name = self.scalar(node, str)
-        if not _NAME.fullmatch(name):
-            raise self.fail(node, f"{what} {name!r} must be lower_snake_case")
-        return name
-
-    def choice(self, node, table, what):
-        value = self.scalar(node, str)
-        if value not in table:
-            raise self.fail(node, f"unknown {what} {value!r} (known: {', '.join(sorted(table))})")
-        return value
 
     def retention(self, node):
         match = _RETENTION.fullmatch(str(self.scalar(node, object)).strip())

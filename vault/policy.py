@@ -19,8 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from vault.catalog import Catalog, _Parser
+from vault.catalog import Catalog
 from vault.errors import ConfigError
+from vault.yaml_nodes import NodeReader
 
 TOKENIZE, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP = "tokenize", "detokenize", "detokenize_masked", "lookup"
 SHRED, EXPORT, ADMIN = "shred", "export", "admin"
@@ -119,20 +120,14 @@ def parse_policy(
     return _PolicyParser(source, catalog, today or datetime.date.today(), strict).policy(text)
 
 
-class _PolicyParser(_Parser):
+class _PolicyParser(NodeReader):
     def __init__(self, source: str, catalog: Catalog, today: datetime.date, strict: bool) -> None:
         super().__init__(source)
         self.catalog, self.today, self.strict = catalog, today, strict
         self.warnings: list[str] = []
 
     def policy(self, text: str) -> Policy:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise ConfigError(f"{self.source}{f', line {mark.line + 1}' if mark else ''}: not valid YAML") from None
-        if root is None:
-            raise self.fail(None, "policy is empty")
+        root = self.compose(text, "policy")
         top = self.mapping(root, "policy", _TOP, {"version", "roles"})
         if self.scalar(top["version"][1], int) != 1:
             raise self.fail(top["version"][1], "unsupported policy version (expected 1)")
