@@ -172,8 +172,10 @@ class RotationService:
         ]
         failed = len(rows) - len(changes)
         if failed:
-            bad = [f"{r.subject_id}/v{r.version}" for r, new in zip(rows, fresh) if new is None]
-            log.warning("rewrap: Vault could not rewrap %d data key(s): %s", failed, ", ".join(bad[:20]))
+            # Not which subjects: the operational log carries no subject ids.
+            versions = sorted({WrappedKey(r.wrapped).kek_version for r, new in zip(rows, fresh) if new is None})
+            log.warning("rewrap: Vault could not rewrap %d data key(s) wrapped under KEK version(s) %s",
+                        failed, ", ".join(f"v{v}" for v in versions))
         stored = self._repo.replace_keys(changes)
         return stored, len(changes) - stored, failed
 

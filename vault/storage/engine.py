@@ -20,12 +20,16 @@ def normalize_url(url: str) -> str:
 
 
 def create_store_engine(url: str, pool_size: int = 24) -> Engine:
-    """An Engine tuned for PDV's access pattern: short write transactions, one per batch."""
+    """An Engine tuned for PDV's access pattern: short write transactions, one per batch.
+
+    Both kinds hide bound parameters (subject ids, tokens, blind indexes, ciphertexts) from
+    SQL statement logging and from the text of SQLAlchemy's exceptions.
+    """
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, pool_size)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
 
 
 def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
@@ -34,7 +38,8 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
     # Enough pooled connections for every worker thread: a new SQLite connection costs
     # its PRAGMAs, so overflow connections opened and closed per call are slow.
     engine = create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size, max_overflow=pool_size
+        url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size, max_overflow=pool_size,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
