@@ -11,11 +11,16 @@ Access control, per item, inside the same unit: the caller needs `detokenize` (p
 computed here, never the plaintext. Two kinds of refusal, chosen so that neither tells
 whether a token exists:
 - a caller with no read grant for the purpose (on the item's named field, or on any field
-  when none is named) is refused *before* any lookup: PERMISSION_DENIED, the same for
+  when none is named) is refused whatever is stored: PERMISSION_DENIED, the same for
   every token, known or not;
 - a refusal that depends on the stored value (its field is not granted, it was collected
   for an incompatible purpose, its subject opted out) answers exactly like an unknown
   token: NOT_FOUND "token not found". The access log says which it was.
+Nor does their timing: every item's token, refused or not, goes into the one batched read,
+so a caller-level refusal costs what a miss or a value-level refusal costs (`pdv bench`
+reports the oracle_* latencies). A refused row is then dropped unused: no key is unwrapped
+and nothing is decrypted for it, since an unwrap on its behalf would itself be a tell (a
+miss has no key to unwrap). Token syntax is still checked strictly before that read.
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ class DetokenizeService:
             policy.view(caller.principal, it.field, purpose, today) is not None if it.field else may_read_any
             for it in items
         ]
-        tokens = sorted({it.token for it, ok in zip(items, cleared) if ok})
+        tokens = sorted({it.token for it in items})  # the refused ones too: see the module doc
         for _ in range(ROUNDS):
             answer = self.committer.run(lambda tx: self._resolve(tx, caller, purpose, items, cleared, tokens, now))
             if isinstance(answer, list):
@@ -106,8 +111,8 @@ class DetokenizeService:
         tokens: list[str], now: datetime,
     ) -> list[Detokenized] | dict[KeyId, str]:
         """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""
-        found = _first_row_per_item(items, tx.values_for_tokens(tokens, purpose)) if tokens else [None] * len(items)
-        rows = [row if ok else None for row, ok in zip(found, cleared)]
+        found = _first_row_per_item(items, tx.values_for_tokens(tokens, purpose))
+        rows = [row if ok else None for row, ok in zip(found, cleared)]  # read, then dropped unused
         verdicts = [self._verdict(caller, purpose, row, now) if row else None for row in rows]
         wanted = {(r.subject_id, r.key_version): r.wrapped for r, v in zip(rows, verdicts) if v in (PLAIN, MASKED)}
         keys, missing = self.keyring.cached(wanted)
