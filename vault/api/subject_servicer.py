@@ -17,7 +17,8 @@ from vault.policy import ADMIN, SHRED
 from vault.services.access import AccessControl
 from vault.services.common import Caller
 from vault.services.consent import ConsentService
-from vault.services.shred import ShredResult, ShredService
+from vault.services.shred import ShredService
+from vault.services.shred_steps import ShredResult
 
 _STATUS = {
     "shredded": pb.SHRED_STATUS_SHREDDED,

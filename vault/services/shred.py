@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from vault.catalog import Catalog
@@ -22,37 +21,14 @@ from vault.services.coalescer import Coalescer
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
-from vault.services.tokenize_model import TokenizeOutcome, is_subject_id
+from vault.services.shred_steps import Order, ShredResult, ShredSteps, Signed, disjoint, scrub_answers
+from vault.services.tokenize_model import is_subject_id
 from vault.storage import lifecycle as db
 from vault.storage.store import Store, Tx
 
 log = logging.getLogger("pdv.shred")
 
-RECEIPT_TYPE = "pdv.shred-receipt.v1"
 ATTEMPTS = 3
-BACKUPS = (
-    "Database copies taken before shredded_at still hold the wrapped data key. They become "
-    "unrecoverable when Vault KEK versions up to kek_versions' highest are trimmed (pdv keys trim, "
-    "after the backup horizon). Until then, restoring such a copy is caught by the tombstone ledger."
-)
-
-
-@dataclass(frozen=True)
-class _Order:
-    """One caller's shred: whose data, by whom, why."""
-
-    caller: Caller
-    subject_ids: list[str]
-    reason: str
-
-
-@dataclass(frozen=True)
-class ShredResult:
-    subject_id: str
-    status: str  # shredded | already_shredded | on_hold | not_found | kept (disposal: nothing expired)
-    hold_case_ids: tuple[str, ...] = ()
-    receipt: str = ""
-    signature: str = ""
 
 
 class ShredService:
@@ -62,11 +38,13 @@ class ShredService:
     ) -> None:
         self.store, self.keyring, self.signer, self.catalog = store, keyring, signer, catalog
         self.limits, self.ledger, self.clock = limits, ledger, clock
-        # Concurrent whole-subject shreds share one survey, one Vault signing call, one
-        # transaction and one ledger append: a shred's cost is mostly those round trips.
-        self._orders: Coalescer[_Order, list[ShredResult]] = Coalescer(
-            lambda orders: self._shred(orders, None), self._disjoint_orders,
-        )
+        self._steps = ShredSteps(store, keyring, signer, ledger, clock)
+        # Concurrent whole-subject shreds share each step: one survey and one Vault signing
+        # call for all the orders waiting to be prepared, one transaction and one ledger
+        # append for all those waiting to commit, and the two steps overlap.
+        take = disjoint(limits)
+        self._preparing: Coalescer[Order, Signed] = Coalescer(self._steps.prepare, take)
+        self._committing: Coalescer[Signed, list[ShredResult] | None] = Coalescer(self._steps.commit, take)
 
     def shred_subjects(self, caller: Caller, subject_ids: list[str], reason: str) -> list[ShredResult]:
         """Destroy each subject's data for good, unless a legal hold blocks it (idempotent).
@@ -80,17 +58,8 @@ class ShredService:
         for i, subject_id in enumerate(subject_ids):
             if not is_subject_id(subject_id):
                 raise InvalidInput(f"subject_ids[{i}]: malformed subject id")
-        return self._orders.run(_Order(caller, list(dict.fromkeys(subject_ids)), reason))
-
-    def _disjoint_orders(self, waiting: list[_Order]) -> int:
-        """How many waiting orders one batch takes: a prefix naming no subject twice (so each
-        order's outcome reads as if it ran alone) and within the batch limit."""
-        seen: set[str] = set()
-        for n, order in enumerate(waiting):
-            if seen.intersection(order.subject_ids) or (n and len(seen) + len(order.subject_ids) > self.limits.max_batch_items):
-                return n
-            seen.update(order.subject_ids)
-        return len(waiting)
+        order = Order(caller, list(dict.fromkeys(subject_ids)), reason)
+        return self._carry_out(order, lambda o: self._committing.run(self._preparing.run(o)))
 
     def shred_fields(self, caller: Caller, subject_id: str, fields: list[str], reason: str) -> ShredResult:
         """Destroy some fields of one subject (its DEK stays for the rest)."""
@@ -104,7 +73,7 @@ class ShredService:
                 self.catalog.field(name)
             except UnknownField as exc:
                 raise InvalidInput(str(exc)) from None
-        ((result,),) = self._shred([_Order(caller, [subject_id], reason)], sorted(set(fields)))
+        (result,) = self._carry_out(Order(caller, [subject_id], reason, sorted(set(fields))), self._alone)
         return result
 
     def dispose(
@@ -120,72 +89,22 @@ class ShredService:
         first (de-identification writes what it keeps there, so it commits with the shred).
         """
         require_label("reason", reason, 1000)
-        (results,) = self._shred([_Order(caller, list(dict.fromkeys(subject_ids)), reason)],
-                                 sorted(set(fields)) if fields else None, expired_by, before_destroy)
-        return results
+        order = Order(caller, list(dict.fromkeys(subject_ids)), reason, sorted(set(fields)) if fields else None, expired_by)
+        return self._carry_out(order, lambda o: self._alone(o, before_destroy))
 
-    def _shred(self, orders: list[_Order], fields: list[str] | None, expired_by: datetime | None = None,
-               before_destroy: Callable[[Tx, list[str]], None] | None = None) -> list[list[ShredResult]]:
-        """Shred for every order at once; the orders name disjoint subjects. One result list per order."""
-        subject_ids = [s for order in orders for s in order.subject_ids]
-        order_of = {s: order for order in orders for s in order.subject_ids}
-        # Vault signs outside the write lock: survey on a snapshot, sign, then destroy in a
-        # transaction that first checks the survey still holds (else survey again).
-        for _ in range(ATTEMPTS):
-            now = self.clock()
-            with self.store.snapshot() as tx:
-                survey = _Survey.take(tx, subject_ids, fields, expired_by)
-            receipts = [
-                _receipt(s, fields, now, order_of[s].caller.principal, order_of[s].reason, survey.counts.get(s, 0),
-                         0 if fields else len(survey.kek_versions.get(s, [])), sorted(set(survey.kek_versions.get(s, []))))
-                for s in survey.targets
-            ]
-            signatures = self.signer.sign([r.encode() for r in receipts]) if receipts else []
-            with self.store.transaction() as tx:
-                if _Survey.take(tx, subject_ids, fields, expired_by) != survey:
-                    continue  # a concurrent hold, shred or tokenize changed what the receipts say
-                if before_destroy is not None and survey.targets:
-                    before_destroy(tx, survey.targets)
-                self._destroy(tx, order_of, subject_ids, fields, survey, receipts, signatures, now, expired_by)
-            break
-        else:
-            raise Conflict("the subjects kept changing during the shred; retry it")
-        holds, earlier, existing, targets = survey.holds, survey.earlier, survey.existing, survey.targets
-        if fields is None:  # DEK versions of a subject are 1..n
-            self.keyring.evict((s, v) for s in targets for v in range(1, len(survey.kek_versions.get(s, [])) + 1))
-        signed = dict(zip(targets, zip(receipts, signatures)))
-        self.ledger.append([signed[s] for s in targets])
-        results = {}
-        for s in subject_ids:
-            status = _status(s, existing, holds, earlier, targets)
-            receipt, signature = signed.get(s) or earlier.get(s) or ("", "")
-            results[s] = ShredResult(s, status, tuple(holds.get(s, ())), receipt, signature)
-        log.info("shred: %d order(s), %d destroyed, %d held, %d already, %d unknown", len(orders), len(targets),
-                 sum(1 for s in subject_ids if s in holds), sum(1 for s in subject_ids if s in earlier and s not in existing),
-                 sum(1 for r in results.values() if r.status == "not_found"))
-        return [[results[s] for s in order.subject_ids] for order in orders]
+    def _alone(self, order: Order, before_destroy: Callable[[Tx, list[str]], None] | None = None
+               ) -> list[ShredResult] | None:
+        (result,) = self._steps.commit(self._steps.prepare([order]), before_destroy)
+        return result
 
     @staticmethod
-    def _destroy(tx: Tx, order_of: dict[str, _Order], subject_ids: list[str], fields: list[str] | None, survey: "_Survey",
-                 receipts: list[str], signatures: list[str], now: datetime, expired_by: datetime | None = None) -> None:
-        targets = survey.targets
-        if fields is None:
-            db.destroy_subjects(tx, targets)
-        else:
-            for s in targets:
-                db.destroy_fields(tx, s, fields, expired_by)
-        _scrub_answers(tx, targets, fields)
-        db.add_tombstones(tx, [
-            {"subject_id": s, "fields": ",".join(fields) if fields else None, "shredded_at": now,
-             "receipt": r, "signature": sig}
-            for s, r, sig in zip(targets, receipts, signatures)
-        ])
-        tx.log_access([
-            access_row(now, order_of[s].caller, "shred", "disposal",
-                       _status(s, survey.existing, survey.holds, survey.earlier, targets), s,
-                       ",".join(fields) if fields else None)
-            for s in subject_ids
-        ])
+    def _carry_out(order: Order, attempt: Callable[[Order], list[ShredResult] | None]) -> list[ShredResult]:
+        for _ in range(ATTEMPTS):
+            results = attempt(order)
+            if results is not None:
+                return results
+            # else a concurrent hold, shred or tokenize changed what the receipts would say
+        raise Conflict("the subjects kept changing during the shred; retry it")
 
     def place_hold(self, caller: Caller, subject_id: str, case_id: str, reason: str) -> bool:
         """Block every disposal of the subject until the case's hold is released."""
@@ -233,7 +152,7 @@ class ShredService:
         with self.store.transaction() as tx:
             ids = sorted({s for s, _, _ in revived})
             db.destroy_subjects(tx, ids)
-            _scrub_answers(tx, ids, None)
+            scrub_answers(tx, ids, None)
             known = db.subject_tombstones(tx, ids)
             db.add_tombstones(tx, [
                 {"subject_id": s, "fields": None, "shredded_at": datetime.fromisoformat(json.loads(r)["shredded_at"]),
@@ -243,62 +162,3 @@ class ShredService:
         # Runs at start, before any DEK is cached: nothing to evict.
         log.warning("re-applied %d shred(s) from the tombstone ledger (database restored from an older copy?)", len(ids))
         return len(ids)
-
-
-@dataclass(frozen=True)
-class _Survey:
-    """What a shred is about to destroy: everything its receipts state."""
-
-    holds: dict[str, list[str]]
-    earlier: dict[str, tuple[str, str]]
-    existing: set[str]
-    targets: list[str]
-    kek_versions: dict[str, list[int]]
-    counts: dict[str, int]
-
-    @classmethod
-    def take(cls, tx: Tx, subject_ids: list[str], fields: list[str] | None,
-             expired_by: datetime | None = None) -> "_Survey":
-        holds = db.active_holds(tx, subject_ids)
-        existing = db.existing_subjects(tx, subject_ids)
-        targets = [s for s in subject_ids if s in existing and s not in holds]
-        counts = db.value_counts(tx, targets, fields, expired_by)
-        if expired_by is not None:  # disposal: only what expired, and only if anything did
-            live = db.subjects_with_live_values(tx, targets, expired_by) if fields is None else set()
-            targets = [s for s in targets if s not in live and (fields is None or counts.get(s))]
-        return cls(
-            holds, db.subject_tombstones(tx, subject_ids), existing, targets,
-            {s: sorted(v) for s, v in db.subject_keys(tx, targets).items()}, counts,
-        )
-
-
-def _scrub_answers(tx: Tx, subject_ids: list[str], fields: list[str] | None) -> None:
-    """Take shredded subjects (or fields) out of the stored tokenize answers a retry replays."""
-    if not subject_ids:
-        return
-    gone = set(subject_ids)
-    answers = {
-        key: TokenizeOutcome.from_json(response).without(gone, fields).to_json()
-        for key, response in db.answers_naming(tx, subject_ids).items()
-    }
-    db.replace_answers(tx, answers, subject_ids if fields is None else [])
-
-
-def _status(subject_id: str, existing: set[str], holds: dict, earlier: dict, targets: list[str]) -> str:
-    if subject_id in holds and subject_id in existing:
-        return "on_hold"
-    if subject_id in targets:
-        return "shredded"
-    if subject_id in existing and subject_id not in earlier:
-        return "kept"  # only a disposal leaves an existing, unheld subject alone: nothing expired
-    return "already_shredded" if subject_id in earlier else "not_found"
-
-
-def _receipt(subject_id: str, fields: list[str] | None, now: datetime, actor: str, reason: str,
-             values: int, keys: int, kek_versions: list[int]) -> str:
-    """Canonical JSON (sorted keys, no spaces): the exact bytes Vault signs."""
-    return json.dumps({
-        "type": RECEIPT_TYPE, "subject_id": subject_id, "fields": fields, "shredded_at": now.isoformat(),
-        "actor": actor, "reason": reason, "values_destroyed": values, "data_keys_destroyed": keys,
-        "kek_versions": kek_versions, "backups": BACKUPS,
-    }, sort_keys=True, separators=(",", ":"))
