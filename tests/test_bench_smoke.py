@@ -12,6 +12,8 @@ FIGURES = (
     "single_detokenize_calls_per_s", "single_detokenize_p99_ms", "single_lookup_calls_per_s",
     "single_tokenize_calls_per_s", "naive_transit_fields_per_s", "rewrap_deks_per_s", "shred_subjects_per_s",
     "single_shred_p99_ms",
+    *(f"oracle_{case}_{stat}_us" for case in ("allowed", "unknown", "shredded", "forbidden_caller", "forbidden_value")
+      for stat in ("p50", "p99")),
 )
 
 
@@ -19,7 +21,7 @@ def test_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "vault.cli.main", "bench", "--records", "300", "--batch", "100", "--single-calls", "20",
-         "--naive-fields", "10", "--json", str(out)],
+         "--oracle-calls", "20", "--naive-fields", "10", "--json", str(out)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]

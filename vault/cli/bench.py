@@ -23,7 +23,8 @@ from pdv.v1 import subject_pb2 as spb
 from pdv.v1 import token_pb2 as pb
 from pdv_client.raw import RawTokenCalls
 
-from vault.cli.bench_stack import BenchStack
+from vault.cli.bench_oracle import oracle_latencies
+from vault.cli.bench_stack import STRANGER, BenchStack
 from vault.bootstrap import rotation_service
 from vault.config import hash_api_key, load_settings
 
@@ -40,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inflight", type=int, default=2, help="batched calls in flight")
     p.add_argument("--single-calls", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=16, help="single-item calls in flight")
+    p.add_argument("--oracle-calls", type=int, default=1000,
+                   help="one-token detokenize calls per case: unknown, shredded, forbidden, allowed")
     p.add_argument("--naive-fields", type=int, default=2000)
     p.add_argument("--server-processes", type=int, default=1, help="pdv serve processes sharing the port")
     p.add_argument("--tls", action="store_true", help="serve with mTLS; the bench calls with a client certificate")
@@ -130,6 +133,12 @@ def run_bench(args: argparse.Namespace) -> int:
             results[f"single_{name}_calls_per_s"] = len(bodies) / seconds
             results[f"single_{name}_p50_ms"] = percentile(latencies, 50) * 1000
             results[f"single_{name}_p99_ms"] = percentile(latencies, 99) * 1000
+
+        # Unknown, shredded and forbidden tokens must not differ in latency (no timing oracle).
+        stranger = stack.enter_context(RawTokenCalls(
+            bench.target, api_key=None if args.tls else bench.stranger_key, credentials=bench.credentials(STRANGER),
+        ))
+        results.update(oracle_latencies(channels[0], stranger, args.oracle_calls))
 
         # The naive integration: one Transit call per field.
         results["naive_transit_fields_per_s"] = bench.naive_transit_rate(args.naive_fields)

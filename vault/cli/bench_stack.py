@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pdv_client.raw import wait_until_serving
 from pdv_client.tls import tls_credentials
 
 from vault.certs import write_dev_pki
+from vault.config import hash_api_key
 from vault.crypto.aead import new_data_key
 from vault.keys.openbao import OpenBaoServer, create_service_token, free_loopback_port, provision_transit
 from vault.keys.transit import TransitKeyProvider, make_client
@@ -23,6 +25,21 @@ from vault.storage import migrate
 from vault.storage.engine import create_store_engine
 from vault.storage.scratch import create_scratch_database, drop_database
 
+# A second authenticated principal that the bench policy grants nothing: its detokenize
+# calls are refused at the caller level (the oracle figure needs one).
+STRANGER = "bench-stranger"
+# The development policy's grants, but for the `bench` principal only (not "*").
+BENCH_POLICY = """version: 1
+roles:
+  developer:
+    grants:
+      - fields: "*"
+        actions: [tokenize, detokenize, lookup]
+        purposes: "*"
+principals:
+  bench: [developer]
+"""
+
 
 class BenchStack:
     def __init__(
@@ -30,8 +47,9 @@ class BenchStack:
     ) -> None:
         self.database, self.pg_admin_url, self.api_key_sha256 = database, pg_admin_url, api_key_sha256
         self.processes = processes
-        self.pki = write_dev_pki(Path(tempfile.mkdtemp(prefix="pdv-bench-pki-")), ["bench"]) if tls else None
+        self.pki = write_dev_pki(Path(tempfile.mkdtemp(prefix="pdv-bench-pki-")), ["bench", STRANGER]) if tls else None
         self.workdir = Path(tempfile.mkdtemp(prefix="pdv-bench-"))
+        self.stranger_key = "pdvk_" + secrets.token_urlsafe(24)
         self.bao = OpenBaoServer(self.workdir / "openbao")
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = free_loopback_port()
@@ -61,10 +79,13 @@ class BenchStack:
         env.update({
             "PDV_LISTEN": self.target, "PDV_DATABASE_URL": self.url, "PDV_VAULT_ADDR": self.bao.addr,
             "PDV_VAULT_TOKEN": self.token, "PDV_PROCESSES": str(self.processes),
-            "PDV_API_KEYS": json.dumps([{"principal": "bench", "sha256": self.api_key_sha256}]),
+            "PDV_API_KEYS": json.dumps([
+                {"principal": "bench", "sha256": self.api_key_sha256},
+                {"principal": STRANGER, "sha256": hash_api_key(self.stranger_key)},
+            ]),
             "PDV_ADMIN_PRINCIPALS": json.dumps(["bench"]),
             **self._tls_env(),
-            "PDV_DEV_POLICY": "true",  # every call still goes through the policy checks
+            "PDV_POLICY_PATH": str(self._policy_file()),  # every call goes through the policy checks
         })
         log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "vault.cli.main", "serve"], env=env, stdout=log, stderr=log)
@@ -78,12 +99,17 @@ class BenchStack:
             "PDV_TLS_CLIENT_CA_FILE": str(self.pki.ca),
         }
 
-    def credentials(self):  # type: ignore[no-untyped-def]
-        """Client credentials presenting the `bench` principal's certificate (None without TLS)."""
+    def _policy_file(self) -> Path:
+        path = self.workdir / "policy.yaml"
+        path.write_text(BENCH_POLICY)
+        return path
+
+    def credentials(self, principal: str = "bench"):  # type: ignore[no-untyped-def]
+        """Client credentials presenting `principal`'s certificate (None without TLS)."""
         if self.pki is None:
             return None
         return tls_credentials(
-            self.pki.ca.read_bytes(), self.pki.client_cert("bench").read_bytes(), self.pki.client_key("bench").read_bytes()
+            self.pki.ca.read_bytes(), self.pki.client_cert(principal).read_bytes(), self.pki.client_key(principal).read_bytes()
         )
 
     def restart_server(self) -> None:
