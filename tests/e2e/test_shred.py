@@ -100,7 +100,7 @@ def test_shred_leaves_no_row_of_the_subject_in_any_table(admin_stack: Stack) -> 
     client.detokenize([(token, field) for field, token in rec.tokens.items()], purpose=PURPOSE)
     client.lookup("email", "grace@example.org", purpose=PURPOSE)
     needles = [rec.subject_id, *rec.tokens.values(), *more.tokens.values()]
-    assert {"subjects", "data_keys", "field_values", "consent_optouts", "tokenize_requests", "request_subjects",
+    assert {"subjects", "data_keys", "field_values", "consent_optouts", "request_records",
             "legal_holds"} <= {table for table, _ in places_naming(admin_stack, needles)}
 
     (outcome,) = client.shred_subjects([rec.subject_id], reason="resident request")

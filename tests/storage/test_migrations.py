@@ -11,7 +11,7 @@ from vault.storage import migrate
 from vault.storage.engine import create_store_engine
 
 
-def test_0006_indexes_the_subjects_of_answers_stored_before_it(database_url: str) -> None:
+def test_0006_moves_the_records_of_answers_stored_before_it(database_url: str) -> None:
     engine = create_store_engine(database_url)
     try:
         migrate.upgrade(engine, "0005")
@@ -25,7 +25,11 @@ def test_0006_indexes_the_subjects_of_answers_stored_before_it(database_url: str
             )
         migrate.upgrade(engine)
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT subject_id, principal, request_id FROM request_subjects ORDER BY subject_id"))
-            assert [tuple(r) for r in rows] == [("sub_a", "intake", "r1"), ("sub_b", "intake", "r1")]
+            rows = conn.execute(text("SELECT principal, request_id, position, subject_id, tokens FROM request_records "
+                                     "ORDER BY position"))
+            assert [tuple(r) for r in rows] == [("intake", "r1", 0, "sub_a", '{"email": "pdv_x"}'),
+                                                ("intake", "r1", 2, "sub_b", "{}"), ("intake", "r1", 3, "sub_a", '{"ssn": "1"}')]
+            response = conn.execute(text("SELECT response FROM tokenize_requests")).scalar_one()
+            assert json.loads(response) == {"records": 4, "errors": []}
     finally:
         engine.dispose()

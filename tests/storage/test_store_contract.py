@@ -67,9 +67,11 @@ def test_requests(store: Store) -> None:
     fingerprint = os.urandom(32)
     with store.transaction() as tx:
         assert tx.get_request("intake-311", "batch-1") is None
-        tx.save_request("intake-311", "batch-1", fingerprint, '{"results": []}', NOW)
+        tx.save_request("intake-311", "batch-1", fingerprint, '{"records": 3}', NOW,
+                        [(0, "sub_a", '{"email": "t1"}'), (2, "sub_b", "{}")])
     with store.transaction() as tx:
-        assert tx.get_request("intake-311", "batch-1") == (fingerprint, '{"results": []}')
+        assert tx.get_request("intake-311", "batch-1") == (
+            fingerprint, '{"records": 3}', [(0, "sub_a", '{"email": "t1"}'), (2, "sub_b", "{}")])
         assert isinstance(tx.get_request("intake-311", "batch-1")[0], bytes)
         assert tx.get_request("billing", "batch-1") is None  # ids are per principal
         assert tx.get_request("intake-311", "batch-2") is None

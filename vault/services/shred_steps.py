@@ -22,7 +22,6 @@ from vault.keys.provider import Signer
 from vault.services.common import Caller, Limits, access_row
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
-from vault.services.tokenize_model import TokenizeOutcome
 from vault.storage import lifecycle as db
 from vault.storage.store import Store, Tx
 
@@ -207,15 +206,16 @@ def _results(signed: Signed) -> list[ShredResult]:
 
 
 def scrub_answers(tx: Tx, subject_ids: list[str], fields: Collection[str] | None) -> None:
-    """Take shredded subjects (or fields) out of the stored tokenize answers a retry replays."""
+    """Take shredded subjects (or their `fields`' tokens) out of the tokenize answers kept for retries."""
     if not subject_ids:
         return
-    gone = set(subject_ids)
-    answers = {
-        key: TokenizeOutcome.from_json(response).without(gone, fields).to_json()
-        for key, response in db.answers_naming(tx, subject_ids).items()
-    }
-    db.replace_answers(tx, answers, subject_ids if fields is None else [])
+    if fields is None:
+        db.forget_request_records(tx, subject_ids)
+        return
+    db.set_request_record_tokens(tx, [
+        (principal, request_id, position, json.dumps({f: tok for f, tok in json.loads(tokens).items() if f not in fields}))
+        for principal, request_id, position, tokens in db.request_records_of(tx, subject_ids)
+    ])
 
 
 def _receipt(subject_id: str, fields: list[str] | None, now: datetime, actor: str, reason: str,

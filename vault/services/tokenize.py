@@ -93,7 +93,7 @@ class TokenizeService:
         else:
             plan = self._plan(caller, purpose, source, notice_id, prepared, problems, {}, len(records), now)
 
-        def write(tx: Tx) -> TokenizeOutcome | tuple[bytes, str]:
+        def write(tx: Tx) -> TokenizeOutcome | tuple[bytes, str, list]:
             earlier = tx.get_request(caller.principal, caller.request_id)
             if earlier is not None:
                 return earlier  # a retry: answer as the first time, write nothing
@@ -105,8 +105,8 @@ class TokenizeService:
             tx.add_values([row for row in plan.values if (row[2], row[1], row[0]) not in known])
             tx.log_access(plan.log)
             outcome = plan.outcome()
-            tx.save_request(caller.principal, caller.request_id, fingerprint, outcome.to_json(), now,
-                            [subject for subject, _ in outcome.results if subject])
+            answer, stored_records = outcome.to_stored()
+            tx.save_request(caller.principal, caller.request_id, fingerprint, answer, now, stored_records)
             return outcome
 
         written = self.committer.run(write)
@@ -285,11 +285,11 @@ class _ItemError(Exception):
         self.index, self.field, self.error = index, field, error
 
 
-def _replay(earlier: tuple[bytes, str], fingerprint: bytes) -> TokenizeOutcome:
-    stored_fingerprint, response = earlier
+def _replay(earlier: tuple[bytes, str, list[tuple[int, str, str]]], fingerprint: bytes) -> TokenizeOutcome:
+    stored_fingerprint, response, records = earlier
     if not hmac.compare_digest(stored_fingerprint, fingerprint):
         raise RequestIdReused()
-    return TokenizeOutcome.from_json(response)
+    return TokenizeOutcome.from_stored(response, records)
 
 
 def _key_row(subject_id: str, version: int, wrapped: WrappedKey, encryptions: int, now: datetime) -> tuple:

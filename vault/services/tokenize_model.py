@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Collection
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
@@ -52,33 +51,27 @@ class TokenizeOutcome:
     results: list[tuple[str, dict[str, str]]]  # per record: (subject id, field → token); ("", {}) if rejected
     errors: list[ItemProblem]
 
-    def to_json(self) -> str:
-        """What a retry with the same request id gets back (ids and tokens only, no values)."""
+    def to_stored(self) -> tuple[str, list[tuple[int, str, str]]]:
+        """What a retry with the same request id gets back (ids and tokens only, no values):
+        the answer's JSON (record count, errors) and a row per stored record (position,
+        subject id, tokens JSON), which a shred can scrub on its own."""
         problems = [[p.index, p.field, type(p.error).__name__, str(p.error)] for p in self.errors]
-        return json.dumps({"results": self.results, "errors": problems})
+        records = [(i, subject, json.dumps(tokens)) for i, (subject, tokens) in enumerate(self.results) if subject]
+        return json.dumps({"records": len(self.results), "errors": problems}), records
 
     @classmethod
-    def from_json(cls, text: str) -> "TokenizeOutcome":
+    def from_stored(cls, text: str, records: list[tuple[int, str, str]]) -> "TokenizeOutcome":
+        """The answer `to_stored` kept; a record scrubbed by a shred (no subject) is an error."""
         body = json.loads(text)
         kinds = {"NotFound": NotFound, "PermissionDenied": PermissionDenied}
-        return cls(
-            [(s, dict(t)) for s, t in body["results"]],
-            [ItemProblem(i, f, kinds.get(kind, InvalidInput)(msg)) for i, f, kind, msg in body["errors"]],
-        )
-
-    def without(self, subject_ids: Collection[str], fields: Collection[str] | None) -> "TokenizeOutcome":
-        """This answer with the given subjects taken out (or only their `fields`' tokens): what a
-        retry may still be told once they are shredded."""
-        results, errors = list(self.results), list(self.errors)
-        for i, (subject, tokens) in enumerate(results):
-            if subject not in subject_ids:
-                continue
-            if fields is None:
-                results[i] = ("", {})
-                errors.append(ItemProblem(i, "", NotFound(NO_LONGER_HELD)))
+        results: list[tuple[str, dict[str, str]]] = [("", {}) for _ in range(body["records"])]
+        errors = [ItemProblem(i, f, kinds.get(kind, InvalidInput)(msg)) for i, f, kind, msg in body["errors"]]
+        for i, subject, tokens in records:
+            if subject:
+                results[i] = (subject, json.loads(tokens))
             else:
-                results[i] = (subject, {f: token for f, token in tokens.items() if f not in fields})
-        return TokenizeOutcome(results, sorted(errors, key=lambda p: p.index))
+                errors.append(ItemProblem(i, "", NotFound(NO_LONGER_HELD)))
+        return cls(results, sorted(errors, key=lambda p: p.index))
 
 
 @dataclass(repr=False)

@@ -99,25 +99,27 @@ def destroy_fields(tx: Tx, subject_id: str, fields: Sequence[str], expired_by: d
     tx.conn.execute(stmt)
 
 
-def answers_naming(tx: Tx, subject_ids: Sequence[str]) -> dict[tuple[str, str], str]:
-    """The stored tokenize answers, by (principal, request id), that name any of `subject_ids`."""
-    r, q = t.request_subjects.c, t.tokenize_requests.c
-    rows = tx.conn.execute(
-        select(q.principal, q.request_id, q.response)
-        .where(select(r.subject_id).where(r.subject_id.in_(subject_ids), r.principal == q.principal,
-                                          r.request_id == q.request_id).exists())
-    )
-    return {(p, rid): response for p, rid, response in rows}
+def request_records_of(tx: Tx, subject_ids: Sequence[str]) -> list[tuple[str, str, int, str]]:
+    """(principal, request id, position, tokens JSON) of the stored tokenize records of `subject_ids`."""
+    c = t.request_records.c
+    return [tuple(r) for r in tx.conn.execute(
+        select(c.principal, c.request_id, c.position, c.tokens).where(c.subject_id.in_(subject_ids))
+    )]
 
 
-def replace_answers(tx: Tx, answers: dict[tuple[str, str], str], forget: Sequence[str]) -> None:
-    """Store rewritten answers; `forget` are subjects no answer names any more."""
-    q, r = t.tokenize_requests.c, t.request_subjects.c
-    for (principal, request_id), response in answers.items():
-        tx.conn.execute(update(t.tokenize_requests).where(q.principal == principal, q.request_id == request_id)
-                        .values(response=response))
-    if forget:
-        tx.conn.execute(delete(t.request_subjects).where(r.subject_id.in_(forget)))
+def set_request_record_tokens(tx: Tx, rows: Sequence[tuple[str, str, int, str]]) -> None:
+    """Store new tokens JSON for stored tokenize records (principal, request id, position, tokens)."""
+    c = t.request_records.c
+    for principal, request_id, position, tokens in rows:
+        tx.conn.execute(update(t.request_records)
+                        .where(c.principal == principal, c.request_id == request_id, c.position == position)
+                        .values(tokens=tokens))
+
+
+def forget_request_records(tx: Tx, subject_ids: Sequence[str]) -> None:
+    """Blank the subject out of its stored tokenize records: a retry is told it is no longer held."""
+    c = t.request_records.c
+    tx.conn.execute(update(t.request_records).where(c.subject_id.in_(subject_ids)).values(subject_id="", tokens="{}"))
 
 
 def add_tombstones(tx: Tx, rows: Sequence[dict]) -> None:

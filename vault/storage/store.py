@@ -36,6 +36,7 @@ VALUE_COLUMNS = (
 SUBJECT_COLUMNS = ("id", "created_at", "created_by")
 KEY_COLUMNS = ("subject_id", "version", "wrapped", "kek_version", "encryptions", "created_at")
 REQUEST_COLUMNS = ("principal", "request_id", "fingerprint", "response", "created_at")
+RECORD_COLUMNS = ("principal", "request_id", "position", "subject_id", "tokens")
 ACCESS_COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome")
 # What the access-log chain appends to each row when the transaction commits.
 CHAIN_COLUMNS = ("chain_id", "seq", "mac")
@@ -210,19 +211,23 @@ class Tx:
         self.conn.execute(insert(t.wrapped_secrets).values(name=name, wrapped=wrapped, created_at=now))
 
     # --- idempotency -----------------------------------------------------------------
-    def get_request(self, principal: str, request_id: str) -> tuple[bytes, str] | None:
-        rows = self._fetch(
-            f"SELECT fingerprint, response FROM tokenize_requests WHERE principal = {self._mark} AND request_id = {self._mark}",
-            (principal, request_id),
-        )
-        return (bytes(rows[0][0]), rows[0][1]) if rows else None
+    def get_request(self, principal: str, request_id: str) -> tuple[bytes, str, list[tuple[int, str, str]]] | None:
+        """A stored tokenize answer: fingerprint, the answer's JSON, its stored records
+        (position, subject id, tokens JSON); None if there is none."""
+        m = self._mark
+        rows = self._fetch(f"SELECT fingerprint, response FROM tokenize_requests WHERE principal = {m} AND request_id = {m}",
+                           (principal, request_id))
+        if not rows:
+            return None
+        records = self._fetch(f"SELECT position, subject_id, tokens FROM request_records WHERE principal = {m} "
+                              f"AND request_id = {m} ORDER BY position", (principal, request_id))
+        return bytes(rows[0][0]), rows[0][1], [(int(i), s, t) for i, s, t in records]
 
     def save_request(self, principal: str, request_id: str, fingerprint: bytes, response: str, now: datetime,
-                     subject_ids: Sequence[str] = ()) -> None:
-        """Store a tokenize answer for retries, indexed by the subjects it names."""
+                     records: Sequence[tuple[int, str, str]] = ()) -> None:
+        """Store a tokenize answer for retries: its JSON and its records (position, subject id, tokens JSON)."""
         self._bulk_insert("tokenize_requests", REQUEST_COLUMNS, [(principal, request_id, fingerprint, response, now)], (4,))
-        self._bulk_insert("request_subjects", ("subject_id", "principal", "request_id"),
-                          [(s, principal, request_id) for s in dict.fromkeys(subject_ids)], ())
+        self._bulk_insert("request_records", RECORD_COLUMNS, [(principal, request_id, *r) for r in records], ())
 
     # --- subjects and keys -----------------------------------------------------------
     def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:

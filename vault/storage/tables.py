@@ -90,14 +90,17 @@ tokenize_requests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# The subjects each stored tokenize answer names (migration 0006): how a shred finds the
-# answers to scrub without scanning them all.
-request_subjects = Table(
-    "request_subjects",
+# The records of each stored tokenize answer (migration 0006), one row each, so a shred
+# finds and scrubs the ones naming its subject. subject_id is "" once shredded.
+request_records = Table(
+    "request_records",
     metadata,
-    Column("subject_id", String(32), primary_key=True),
     Column("principal", String(200), primary_key=True),
     Column("request_id", String(128), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("subject_id", String(32), nullable=False),
+    Column("tokens", Text, nullable=False),
+    Index("ix_request_records_subject", "subject_id"),
 )
 
 access_log = Table(
