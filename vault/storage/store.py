@@ -198,6 +198,23 @@ class Tx:
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
+    # --- plain SQL, for query modules whose statements run on a hot path ------------------
+    def marks(self, n: int) -> str:
+        """`n` comma-separated parameter placeholders of this database's driver."""
+        return self._marks(n)
+
+    def fetch(self, sql: str, params: Sequence = ()) -> list:
+        """Rows of a driver-level statement (placeholders from `marks`)."""
+        return self._fetch(sql, params)
+
+    def execute(self, sql: str, params: Sequence = ()) -> int:
+        """Run a driver-level statement; the number of rows it changed."""
+        return self.conn.exec_driver_sql(sql, tuple(params)).rowcount
+
+    def insert_rows(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple], time_columns: tuple[int, ...]) -> None:
+        """Bulk-insert tuples in `columns` order; `time_columns` are the positions of datetimes."""
+        self._bulk_insert(table, columns, rows, time_columns)
+
     def _fetch(self, sql: str, params: Sequence) -> list:
         # The per-call hot queries go to the driver directly: Core's statement building
         # and result processing cost more than the query itself on a one-item call.
