@@ -24,13 +24,12 @@ def read_context(tx: Tx, tokens: Sequence[str], access_purpose: str) -> ReadCont
     opted out of `access_purpose`. One indexed query (field_values.token, the consent key)."""
     if not tokens:
         return {}
-    m = tx._mark
     sql = (
         "SELECT v.token, v.field, v.subject_id, v.purpose, "
-        f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
-        f"FROM field_values v WHERE v.token IN ({tx._marks(len(tokens))})"
+        f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {tx.marks(1)}) "
+        f"FROM field_values v WHERE v.token IN ({tx.marks(len(tokens))})"
     )
-    rows = tx.conn.exec_driver_sql(sql, (access_purpose, *tokens)).fetchall()
+    rows = tx.fetch(sql, (access_purpose, *tokens))
     return {(r[0], r[1], r[2]): (r[3], bool(r[4])) for r in rows}
 
 
@@ -63,4 +62,4 @@ def set_opt_out(tx: Tx, subject_id: str, purpose: str, opted_out_now: bool, prin
 
 
 def subject_exists(tx: Tx, subject_id: str) -> bool:
-    return tx.conn.exec_driver_sql(f"SELECT 1 FROM subjects WHERE id = {tx._mark}", (subject_id,)).first() is not None
+    return bool(tx.fetch(f"SELECT 1 FROM subjects WHERE id = {tx.marks(1)}", (subject_id,)))
