@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from tests.support.stack import migrate_url
 from vault.errors import Conflict, StoreUnavailable
@@ -141,9 +141,13 @@ def test_values_round_trip(store: Store) -> None:
         assert all(type(r.ciphertext) is bytes for r in rows)
         assert tx.existing_values([("tok-shared", "email", a), ("tok-shared", "email", _subject(9)),
                                    ("tok-name", "email", a)]) == {("tok-shared", "email", a)}
-        matches = tx.find_by_index([("email", idx), ("full_name", idx), ("email", os.urandom(16))])
+        matches = tx.find_by_index([("email", idx), ("full_name", idx), ("email", os.urandom(16))], "billing")
         assert matches == [IndexMatch("email", idx, a, "tok-shared"), IndexMatch("email", idx, b, "tok-shared")]
         assert all(type(m.blind_index) is bytes for m in matches)
+        assert [(m.purpose, m.opted_out) for m in matches] == [("service_delivery", False)] * 2
+        tx.conn.execute(insert(t.consent_optouts).values(subject_id=b, purpose="billing", set_by="x", set_at=NOW))
+        matches = tx.find_by_index([("email", idx)], "billing")
+        assert [(m.subject_id, m.opted_out) for m in matches] == [(a, False), (b, True)]
 
 
 def test_reserved_tokens(store: Store) -> None:

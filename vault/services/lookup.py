@@ -21,8 +21,7 @@ from vault.services.access import DENIED, AccessControl
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
-from vault.storage.consent import read_context
-from vault.storage.store import Tx
+from vault.storage.store import IndexMatch, Tx
 
 
 @dataclass(frozen=True)
@@ -62,17 +61,15 @@ class LookupService:
 
     def _find(self, tx: Tx, caller: Caller, purpose: str, keys: list[tuple[str, bytes]], now: datetime) -> list[list[tuple[str, str]]]:
         """Inside the shared transaction: the matches, logged before they leave."""
-        found: dict[tuple[str, bytes], list[tuple[str, str]]] = {}
-        for match in tx.find_by_index(sorted(set(keys))):
-            found.setdefault((match.field, match.blind_index), []).append((match.subject_id, match.token))
-        tokens = sorted({t for matches in found.values() for _, t in matches})
-        context = read_context(tx, tokens, purpose) if tokens else {}
+        found: dict[tuple[str, bytes], list[IndexMatch]] = {}
+        for match in tx.find_by_index(sorted(set(keys)), purpose):
+            found.setdefault((match.field, match.blind_index), []).append(match)
         results, log = [], []
         for field_name, index in keys:
             kept = []
-            for s, t in found.get((field_name, index), []):
-                collected_for, opted_out = context.get((t, field_name, s), ("", False))
-                refusal = self.access.refusal(purpose, collected_for, opted_out)
+            for match in found.get((field_name, index), []):
+                s, t = match.subject_id, match.token
+                refusal = self.access.refusal(purpose, match.purpose, match.opted_out)
                 log.append(access_row(now, caller, "lookup", purpose, refusal or "ok", s, field_name, t))
                 if refusal is None:
                     kept.append((s, t))

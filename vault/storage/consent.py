@@ -1,8 +1,8 @@
-"""Queries of the policy checks: collection purposes and consent opt-outs (migration 0005).
+"""Queries of consent opt-outs (migration 0005), outside the read paths.
 
-Kept apart from store.py so the policy work touches none of its hot paths; each function
-runs inside a transaction the caller already holds, so a check and the access-log rows
-it leads to commit together.
+Detokenize and lookup read a value's opt-out in the same query as the value (store.py);
+these serve the consent RPCs and checks made inside a transaction the caller already
+holds, so a check and the access-log rows it leads to commit together.
 """
 
 from __future__ import annotations
@@ -14,23 +14,6 @@ from sqlalchemy import delete, insert, select
 
 from vault.storage.store import Tx
 from vault.storage.tables import consent_optouts
-
-# (token, field, subject id) -> (collection purpose, opted out of the access purpose)
-ReadContext = dict[tuple[str, str, str], tuple[str, bool]]
-
-
-def read_context(tx: Tx, tokens: Sequence[str], access_purpose: str) -> ReadContext:
-    """For every value stored under `tokens`: why it was collected, and whether its subject
-    opted out of `access_purpose`. One indexed query (field_values.token, the consent key)."""
-    if not tokens:
-        return {}
-    sql = (
-        "SELECT v.token, v.field, v.subject_id, v.purpose, "
-        f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {tx.marks(1)}) "
-        f"FROM field_values v WHERE v.token IN ({tx.marks(len(tokens))})"
-    )
-    rows = tx.fetch(sql, (access_purpose, *tokens))
-    return {(r[0], r[1], r[2]): (r[3], bool(r[4])) for r in rows}
 
 
 def opted_out(tx: Tx, subject_ids: Sequence[str], purpose: str) -> set[str]:

@@ -97,6 +97,9 @@ class IndexMatch:
     blind_index: bytes
     subject_id: str
     token: str
+    # As ValueRow: the collection purpose and the opt-out from the access purpose asked about.
+    purpose: str = dc_field(default="", compare=False)
+    opted_out: bool = dc_field(default=False, compare=False)
 
 
 class Store:
@@ -331,8 +334,10 @@ class Tx:
             for r in self._fetch(sql, (access_purpose, *tokens))
         ]
 
-    def find_by_index(self, keys: Sequence[tuple[str, bytes]]) -> list[IndexMatch]:
-        """Rows whose (field, blind index) is one of `keys`, oldest first."""
+    def find_by_index(self, keys: Sequence[tuple[str, bytes]], access_purpose: str = "") -> list[IndexMatch]:
+        """Rows whose (field, blind index) is one of `keys`, oldest first, with their collection
+        purpose and whether their subject opted out of `access_purpose` (one query, whether
+        or not anything matches, so a match the policy then hides costs no extra round trip)."""
         if not keys:
             return []
         by_field: dict[str, list[bytes]] = {}
@@ -340,12 +345,17 @@ class Tx:
             by_field.setdefault(field, []).append(index)
         # One `field = ? AND blind_index IN (...)` per field: an index search on both
         # databases, where a row-value IN list makes SQLite scan the table.
-        clauses, params = [], []
+        m = self._mark
+        clauses, params = [], [access_purpose]
         for field, indexes in sorted(by_field.items()):
-            clauses.append(f"(field = {self._mark} AND blind_index IS NOT NULL AND blind_index IN ({self._marks(len(indexes))}))")
+            clauses.append(f"(v.field = {m} AND v.blind_index IS NOT NULL AND v.blind_index IN ({self._marks(len(indexes))}))")
             params += [field, *indexes]
-        sql = f"SELECT field, blind_index, subject_id, token FROM field_values WHERE {' OR '.join(clauses)} ORDER BY id"
-        return [IndexMatch(r[0], bytes(r[1]), r[2], r[3]) for r in self._fetch(sql, params)]
+        sql = (
+            "SELECT v.field, v.blind_index, v.subject_id, v.token, v.purpose, "
+            f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
+            f"FROM field_values v WHERE {' OR '.join(clauses)} ORDER BY v.id"
+        )
+        return [IndexMatch(r[0], bytes(r[1]), r[2], r[3], r[4], bool(r[5])) for r in self._fetch(sql, params)]
 
     # --- access log ------------------------------------------------------------------
     def log_access(self, rows: Sequence[tuple]) -> None:
