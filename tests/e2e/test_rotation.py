@@ -25,7 +25,7 @@ import hvac.exceptions
 import pytest
 from pdv_client import Record
 
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.bootstrap import rotation_service
 from vault.cli.main import main
 from vault.config import Settings, load_settings
@@ -33,6 +33,7 @@ from vault.domain import WrappedKey
 from vault.errors import DecryptionFailed, RotationRefused
 from vault.keys.openbao import OpenBaoServer, create_admin_token, create_service_token, provision_transit
 from vault.keys.transit import TransitKeyProvider, make_client
+from vault.keys.transit_admin import TransitKeyAdmin
 from vault.services.rotation import RotationService
 from vault.storage.engine import create_store_engine
 from vault.storage.rotation import Rewrapped, RotationRepository
@@ -61,7 +62,8 @@ def kek(openbao: OpenBaoServer) -> Kek:
 def served(openbao: OpenBaoServer, kek: Kek, database_url: str) -> Iterator[Stack]:
     # No spare DEKs: a spare wrapped before the rotation would (correctly, for up to the
     # cache TTL) still be handed out, and these tests check versions row by row.
-    s = start_stack(openbao, database_url, kek.service_token, kek_name=kek.name, dek_spare_keys=0)
+    s = start_stack(openbao, database_url, kek.service_token, kek_name=kek.name, dek_spare_keys=0,
+                    admin_principals=[PRINCIPAL])
     try:
         yield s
     finally:
@@ -181,6 +183,65 @@ def test_rewrap_never_overwrites_a_concurrent_change(served: Stack, admin_settin
         assert [r.wrapped for r in repo.keys_below(2, None, 10)] == [r.wrapped for r in rows]
     finally:
         store.close()
+
+
+def test_the_scan_for_old_keys_meets_every_row_once(served: Stack, admin_settings: Settings, database_url: str) -> None:
+    tokenize(served, 300, "p")
+    with rotation_service(admin_settings) as service:
+        service.rotate()
+    repo, store = repo_for(database_url)
+    try:
+        seen, after, chunks = [], None, 0
+        while rows := repo.keys_below(2, after, 7):
+            seen += [r.subject_id for r in rows]
+            after, chunks = rows[-1].position, chunks + 1
+        total = repo.count_keys_below(2)
+    finally:
+        store.close()
+    assert total == 300 and len(seen) == 300 and len(set(seen)) == 300
+    assert chunks == 43  # full chunks of 7 until the last
+
+
+def test_rewrap_meets_rows_changed_after_it_read_them(
+    served: Stack, admin_settings: Settings, openbao: OpenBaoServer, kek: Kek, database_url: str
+) -> None:
+    """Between the read and the write of a chunk: one key is used (its row gets a new version, at
+    another place on PostgreSQL), one subject is shredded, one key is rewrapped by someone else."""
+    results = served.client().tokenize([Record({"email": f"m{i}@example.org"}) for i in range(4)],
+                                       purpose=PURPOSE, source="311")
+    expected = {r.tokens["email"]: f"m{i}@example.org" for i, r in enumerate(results)}
+    token_of = {r.subject_id: r.tokens["email"] for r in results}
+    repo, store = repo_for(database_url)
+    try:
+        with rotation_service(admin_settings) as service:
+            service.rotate()
+        rows = repo.keys_below(2, None, 10)
+        assert len(rows) == 4
+        used, shredded, changed, untouched = rows
+        admin = TransitKeyAdmin(make_client(openbao.addr, kek.admin_token), MOUNT, kek.name)
+        fresh = admin.rewrap([WrappedKey(r.wrapped) for r in rows])
+
+        client = served.client()
+        client.tokenize([Record({"phone": "2025550143"}, subject_id=used.subject_id)], purpose=PURPOSE, source="311")
+        (outcome,) = client.shred_subjects([shredded.subject_id], reason="resident request")
+        assert outcome.status == "shredded"
+        (theirs,) = admin.rewrap([WrappedKey(changed.wrapped)])
+        assert repo.replace_keys([Rewrapped(changed.subject_id, changed.version, changed.wrapped, theirs)]) == 1
+        if database_url.startswith("postgresql"):  # the used key's row really is elsewhere now
+            (moved,) = [r for r in repo.keys_below(2, None, 10) if r.subject_id == used.subject_id]
+            assert moved.position[0] != used.position[0]
+
+        changes = [Rewrapped(r.subject_id, r.version, r.wrapped, new, r.position) for r, new in zip(rows, fresh)]
+        assert repo.replace_keys(changes) == 2  # the used key and the untouched one
+        stored = {r.subject_id: r.wrapped for r in repo.keys_below(99, None, 10)}
+    finally:
+        store.close()
+    assert stored == {
+        used.subject_id: fresh[0].ciphertext, changed.subject_id: theirs.ciphertext,
+        untouched.subject_id: fresh[3].ciphertext,
+    }
+    del expected[token_of[shredded.subject_id]]
+    assert_all_detokenize(served, expected)
 
 
 def test_rewrap_killed_at_random_points_resumes(

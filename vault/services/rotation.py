@@ -25,8 +25,9 @@ from vault.storage.rotation import Rewrapped, RotationRepository, WrappedRow
 
 log = logging.getLogger("pdv.rotation")
 
-# Rows inserted behind the keyset cursor while a pass runs (e.g. by a server still holding
-# DEKs wrapped before the rotation) are picked up by another pass, up to this many.
+# Rows inserted behind the scan while a pass runs (e.g. by a server still holding DEKs wrapped
+# before the rotation), or moved there by a concurrent update, are picked up by another pass,
+# up to this many.
 _MAX_PASSES = 3
 
 
