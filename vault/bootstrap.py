@@ -16,6 +16,7 @@ from vault.services.consent import ConsentService
 from vault.services.rate_limit import RateLimiter
 from vault.config import Settings
 from vault.keys.transit_admin import TransitKeyAdmin
+from vault.services.rewrap import RewrapService
 from vault.services.rotation import RotationService
 from vault.keys.provider import KeyProvider, Signer
 from vault.keys.transit import TransitKeyProvider, TransitSigner, make_client, signing_key_name
@@ -194,6 +195,15 @@ def disposal_service(app: App) -> DisposalService:
     index_keys = IndexKeys.load_or_create(app.store, app.keys, clock)
     return DisposalService(app.store, app.keyring, app.shredder, app.catalog, index_keys, clock,
                            app.settings.disposal_batch_size)
+
+
+def rewrap_service(app: App) -> RewrapService:
+    """Rewrap with the service token (which may rewrap with the KEK, not rotate or trim it), for
+    the in-server rewrap job: one chunk in flight, so request traffic keeps its share."""
+    settings = app.settings
+    client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
+    keys = TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=min(settings.vault_batch_size, 1000))
+    return RewrapService(RotationRepository(app.store), keys, batch_size=min(settings.vault_batch_size, 1000), workers=1)
 
 
 def dek_rotation_service(app: App) -> DekRotationService:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # The in-server disposal job: every N seconds (0 = off), one replica at a time.
     disposal_interval_seconds: float = Field(default=3600.0, ge=0)
     disposal_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # The in-server rewrap job: every N seconds (0 = off), one replica at a time, rewrap stored
+    # keys below the KEK's latest version with the service token. On by default: a rotation
+    # (scheduled in Vault, or by hand) should reach the stored keys without a second manual step.
+    rewrap_interval_seconds: float = Field(default=3600.0, ge=0)
     admin_principals: list[str] = Field(default_factory=list)
     # The access policy (README "Policy file"). Required unless dev_policy, which grants
     # every data action to everyone (pdv dev and tests only).

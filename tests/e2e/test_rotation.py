@@ -23,10 +23,12 @@ from datetime import datetime, timedelta, timezone
 import hvac
 import hvac.exceptions
 import pytest
+from sqlalchemy import text
 from pdv_client import Record
 
 from tests.support.stack import PRINCIPAL, Stack, start_stack
-from vault.bootstrap import rotation_service
+from vault.bootstrap import rewrap_service, rotation_service
+from vault.cli.serve import start_rewrap_job
 from vault.cli.main import main
 from vault.config import Settings, load_settings
 from vault.domain import WrappedKey
@@ -34,6 +36,8 @@ from vault.errors import DecryptionFailed, RotationRefused
 from vault.keys.openbao import OpenBaoServer, create_admin_token, create_service_token, provision_transit
 from vault.keys.transit import TransitKeyProvider, make_client
 from vault.keys.transit_admin import TransitKeyAdmin
+from vault.services.rewrap import RewrapJob
+from vault.storage.jobs import lock_key
 from vault.services.rotation import RotationService
 from vault.storage.engine import create_store_engine
 from vault.storage.rotation import Rewrapped, RotationRepository
@@ -424,3 +428,79 @@ def test_admin_token_holds_exactly_the_rotation_calls(openbao: OpenBaoServer, ke
     for what, call in forbidden.items():
         with pytest.raises(hvac.exceptions.Forbidden):
             call()
+
+
+# --- scheduled rotation and the in-server rewrap ---------------------------------------------------
+
+def test_schedule_sets_the_rotation_period_in_vault_and_status_shows_it(
+    served: Stack, cli: Callable[..., tuple[int, str, str]], openbao: OpenBaoServer, kek: Kek
+) -> None:
+    def vault_period() -> int:
+        return openbao.client().secrets.transit.read_key(name=kek.name)["data"]["auto_rotate_period"]
+
+    code, out, _ = cli("status")
+    assert code == 0 and "auto_rotate_period        off" in out
+    code, out, _ = cli("schedule", "--every", "90d")
+    assert code == 0 and "every 90d" in out
+    assert vault_period() == 90 * 86400
+    created = openbao.client().secrets.transit.read_key(name=kek.name)["data"]["keys"]["1"]
+    due = datetime.fromtimestamp(created, timezone.utc) + timedelta(days=90)
+    code, out, _ = cli("status")
+    assert f"auto_rotate_period        90d (next rotation about {due:%Y-%m-%d %H:%M} UTC)" in out
+    code, out, _ = cli("schedule", "--every", "12w")
+    assert vault_period() == 84 * 86400 and "every 12w" in out
+
+    for bad in ("30m", "90", "soon"):  # refused before Vault is asked
+        with pytest.raises(SystemExit) as usage:
+            cli("schedule", "--every", bad)
+        assert usage.value.code == 2
+    assert vault_period() == 84 * 86400
+
+    code, out, _ = cli("schedule", "--off")
+    assert code == 0 and "off" in out and vault_period() == 0
+    assert "auto_rotate_period        off" in cli("status")[1]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll until `condition` holds (the job runs on its own thread); fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the rewrap job did not get there in time"
+        time.sleep(0.05)
+
+
+def test_the_server_rewraps_by_itself_after_each_rotation(served: Stack, admin_settings: Settings) -> None:
+    assert start_rewrap_job(served.app, served.settings.model_copy(update={"rewrap_interval_seconds": 0})) is None
+    expected = tokenize(served, 1200, "auto")
+    # The job holds only the stack's service token: it may rewrap, not rotate (see the admin test).
+    job = start_rewrap_job(served.app, served.settings.model_copy(update={"rewrap_interval_seconds": 0.1}))
+    assert job is not None
+    try:
+        with rotation_service(admin_settings) as service:
+            for latest in (2, 3):
+                assert service.rotate() == latest  # as Vault's own schedule would
+                wait_for(lambda: versions(admin_settings) == ({latest: len(expected)}, {latest: 1}))
+                expected |= tokenize(served, 5, f"v{latest}-")  # new subjects: wrapped by the latest at once
+                assert versions(admin_settings)[0] == {latest: len(expected)}
+    finally:
+        job.stop()
+    assert not job._thread.is_alive()
+    assert_all_detokenize(served, expected)
+    assert served.client().lookup("email", "auto7@example.org", purpose=PURPOSE)  # the index root, rewrapped
+    assert "rewrap to KEK v3: 1206 rewrapped" in served.log.getvalue()  # 1205 data keys and the index root
+
+
+def test_the_rewrap_job_runs_on_one_replica_at_a_time(served: Stack, admin_settings: Settings) -> None:
+    tokenize(served, 3, "one")
+    with rotation_service(admin_settings) as service:
+        service.rotate()
+    job = RewrapJob(rewrap_service(served.app), served.app.store, interval=3600)
+    if served.app.store.dialect == "postgresql":
+        with served.app.store.engine.connect() as other:  # another replica's round
+            assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(b"PDVREWRP")}).scalar()
+            assert job.run_once() is None
+            assert versions(admin_settings)[0] == {1: 3}
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(b"PDVREWRP")})
+    report = job.run_once()
+    assert report is not None and (report.latest, report.rewrapped, report.remaining) == (2, 4, 0)
+    assert job.run_once().rewrapped == 0  # nothing left: a cheap round

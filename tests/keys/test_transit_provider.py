@@ -118,6 +118,24 @@ def test_rotation_new_wraps_use_new_version_old_still_unwrap(root, provider, key
     assert provider.unwrap_keys(old + new) == old_keys + new_keys
 
 
+def test_service_token_rewraps_to_the_latest_version_it_learns_from_a_wrap(server, root, key_name):
+    service = TransitKeyProvider(make_client(server.addr, create_service_token(root, MOUNT, key_name)), MOUNT, key_name)
+    keys = deks(3)
+    old = service.wrap_keys(keys)
+    assert service.latest_version() == 1
+    root.secrets.transit.rotate_key(name=key_name, mount_point=MOUNT)
+    root.secrets.transit.rotate_key(name=key_name, mount_point=MOUNT)
+    assert service.latest_version() == 3  # without reading the key: the token may not
+
+    prefix, version, body = old[1].ciphertext.split(":", 2)
+    tampered = WrappedKey(f"{prefix}:{version}:{body[:10]}{'A' if body[10] != 'A' else 'B'}{body[11:]}")
+    fresh = service.rewrap([old[0], tampered, old[2]])
+    assert fresh[1] is None  # one bad item does not fail the batch
+    assert [w.kek_version for w in (fresh[0], fresh[2])] == [3, 3]
+    assert service.unwrap_keys([fresh[0], fresh[2]]) == [keys[0], keys[2]]
+    assert service.rewrap([tampered]) == [None]  # every item bad: still an answer per item
+
+
 def test_tampered_wrapped_key_fails_without_echoing_anything(provider):
     good = provider.wrap_keys(deks(2))
     prefix, version, body = good[1].ciphertext.split(":", 2)

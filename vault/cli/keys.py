@@ -1,4 +1,4 @@
-"""`pdv keys rotate | rewrap | status | trim`: the admin's KEK rotation, with an admin Vault token;
+"""`pdv keys rotate | schedule | rewrap | status | trim`: the admin's KEK rotation, with an admin Vault token;
 `pdv keys rotate-dek --subject ID`: one subject's DEK, with the service token.
 
 The token comes from vault_admin_token / vault_admin_token_file / PDV_VAULT_ADMIN_TOKEN and is
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import getpass
+import re
 import sys
 import uuid
 from datetime import timedelta
@@ -19,11 +20,12 @@ from tqdm import tqdm
 
 from vault.bootstrap import bootstrap, dek_rotation_service, rotation_service
 from vault.config import load_settings
+from vault.keys.admin import KekVersions
 from vault.services.common import Caller
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("keys", help="KEK rotation (admin token): rotate, rewrap, status, trim")
+    p = sub.add_parser("keys", help="KEK rotation (admin token): rotate, schedule, rewrap, status, trim")
     keys = p.add_subparsers(dest="keys_command", required=True)
 
     def command(name: str, help: str, run) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
@@ -33,6 +35,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         return c
 
     command("rotate", "add a new KEK version in Vault; new DEKs are wrapped with it", run_rotate)
+    c = command("schedule", "have Vault rotate the KEK by itself at a fixed period (auto_rotate_period)", run_schedule)
+    when = c.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", type=period, metavar="PERIOD",
+                      help="rotation period: a number and a unit, s m h d or w (90d, 12w); at least 1h")
+    when.add_argument("--off", action="store_true", help="stop rotating on a schedule")
     c = command("rewrap", "rewrap every stored DEK to the latest KEK version (online, resumable)", run_rewrap)
     c.add_argument("--batch", type=int, default=1000, help="DEKs per Vault call and per transaction (at most 1000)")
     command("status", "KEK versions in Vault and stored rows per version", run_status)
@@ -49,6 +56,45 @@ def run_rotate(args: argparse.Namespace) -> int:
         latest = service.rotate()
     print(f"KEK rotated: latest version is now v{latest}")
     print("next: `pdv keys rewrap` to rewrap stored DEKs to it")
+    return 0
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def period(text: str) -> timedelta:
+    """`90d` → 90 days (argparse type: a bad value is a usage error naming the option)."""
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a period like 90d, 12h or 4w")
+    span = timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    if span < timedelta(hours=1):
+        raise argparse.ArgumentTypeError("Vault rotates at most hourly: give a period of at least 1h")
+    return span
+
+
+def show_period(span: timedelta) -> str:
+    """The largest unit that divides the period: 7776000 s → `90d`."""
+    seconds = int(span.total_seconds())
+    for unit in "wdhms":
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def show_schedule(kek: KekVersions) -> str:
+    shown = show_period(kek.auto_rotate_period) if kek.auto_rotate_period else "off"
+    return f"{shown} (next rotation about {kek.next_rotation:%Y-%m-%d %H:%M} UTC)" if kek.next_rotation else shown
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    with rotation_service(load_settings(args.config)) as service:
+        kek = service.schedule(None if args.off else args.every)
+    if kek.auto_rotate_period is None:
+        print("KEK rotation schedule: off (rotate with `pdv keys rotate`)")
+        return 0
+    print(f"KEK rotation schedule: every {show_schedule(kek)}")
+    print("servers with rewrap_interval_seconds > 0 rewrap stored DEKs after each rotation by themselves")
     return 0
 
 
@@ -90,6 +136,10 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"min_encryption_version    {f'v{kek.min_encryption}' if kek.min_encryption else '0 (latest)'}")
     trimmed = f"v{kek.min_available} (versions below it are trimmed)" if kek.min_available else "0 (nothing trimmed)"
     print(f"min_available_version     {trimmed}")
+    if kek.auto_rotate_period is None:
+        print("auto_rotate_period        off")
+    else:
+        print(f"auto_rotate_period        {show_schedule(kek)}")
     for version, created in sorted(kek.created.items()):
         print(f"  v{version} created {created:%Y-%m-%d %H:%M:%S} UTC")
     for table, counts in (("data_keys", status.data_keys), ("wrapped_secrets", status.secrets)):

@@ -11,10 +11,11 @@ import threading
 from pathlib import Path
 
 from vault.api.server import PdvServer, create_server
-from vault.bootstrap import bootstrap, disposal_service
+from vault.bootstrap import bootstrap, disposal_service, rewrap_service
 from vault.config import Settings, load_settings
 from vault.errors import PdvError
 from vault.services.disposal import DisposalJob
+from vault.services.rewrap import RewrapJob
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
 from vault.tls import load_server_tls
@@ -84,14 +85,16 @@ def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: i
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous[signal.SIGHUP] = reload_policy_on_sighup(app, server)
     disposal = start_disposal_job(app, settings)
+    rewrap = start_rewrap_job(app, settings)
     try:
         if on_ready is not None:
             on_ready(server)
         stop.wait()
         log.info("shutting down: draining in-flight calls for up to %.0fs", settings.shutdown_grace_seconds)
     finally:
-        if disposal is not None:
-            disposal.stop()
+        for job in (disposal, rewrap):
+            if job is not None:
+                job.stop()
         _shutdown(server, app)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -106,6 +109,18 @@ def start_disposal_job(app, settings: Settings) -> DisposalJob | None:  # type: 
     job = DisposalJob(disposal_service(app), settings.disposal_interval_seconds)
     job.start()
     log.info("disposal job: every %.0fs", settings.disposal_interval_seconds)
+    return job
+
+
+def start_rewrap_job(app, settings: Settings) -> RewrapJob | None:  # type: ignore[no-untyped-def]
+    """The rewrap job (None when rewrap_interval_seconds is 0): every interval, stored keys below
+    the KEK's latest version are rewrapped to it with the service token. Every replica starts
+    one; a database lock lets one run at a time."""
+    if settings.rewrap_interval_seconds <= 0:
+        return None
+    job = RewrapJob(rewrap_service(app), app.store, settings.rewrap_interval_seconds)
+    job.start()
+    log.info("rewrap job: every %.0fs", settings.rewrap_interval_seconds)
     return job
 
 

@@ -7,7 +7,7 @@ gets one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Mapping, Protocol, Sequence
 
 from vault.domain import WrappedKey
@@ -18,7 +18,8 @@ class KekVersions:
     """The KEK's version bookkeeping as Vault reports it.
 
     `created` maps each version still listed by Vault (those at or above
-    min_decryption_version) to its creation time; `min_available` is 0 until a trim.
+    min_decryption_version) to its creation time; `min_available` is 0 until a trim;
+    `auto_rotate_period` is how often Vault rotates the key by itself (None: never).
     """
 
     latest: int
@@ -26,6 +27,13 @@ class KekVersions:
     min_encryption: int
     min_available: int
     created: Mapping[int, datetime]
+    auto_rotate_period: timedelta | None = None
+
+    @property
+    def next_rotation(self) -> datetime | None:
+        """When Vault will rotate by itself (the latest version's age reaching the period)."""
+        made = self.created.get(self.latest)
+        return made + self.auto_rotate_period if made and self.auto_rotate_period else None
 
 
 class KeyAdmin(Protocol):
@@ -47,6 +55,10 @@ class KeyAdmin(Protocol):
         """
         ...
 
+    def latest_version(self) -> int:
+        """The KEK's newest version (see vault.keys.provider.Rewrapper)."""
+        ...
+
     def rewrap(self, wrapped: Sequence[WrappedKey]) -> list[WrappedKey | None]:
         """Re-encrypt each wrapped DEK under the latest KEK version without revealing it.
 
@@ -55,6 +67,15 @@ class KeyAdmin(Protocol):
 
         Raises:
             KeyUnavailable: as for versions().
+        """
+        ...
+
+    def set_auto_rotate(self, period: timedelta | None) -> None:
+        """Have Vault rotate the KEK by itself every `period` (None: stop). Vault accepts
+        periods of an hour or more.
+
+        Raises:
+            KeyUnavailable: as for versions(), or Vault refused the period.
         """
         ...
 

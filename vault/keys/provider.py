@@ -33,6 +33,31 @@ class KeyProvider(Protocol):
         ...
 
 
+class Rewrapper(Protocol):
+    """Re-encrypts wrapped DEKs under the KEK's newest version; the DEKs never leave Vault.
+
+    The admin's KeyAdmin is one; so is the service's own key provider (its token may rewrap),
+    which lets a running server rewrap after a rotation without an admin token.
+    """
+
+    def latest_version(self) -> int:
+        """The KEK version that wraps and rewraps use now.
+
+        Raises:
+            KeyUnavailable: the backend is sealed, unreachable or refused.
+        """
+        ...
+
+    def rewrap(self, wrapped: Sequence[WrappedKey]) -> list[WrappedKey | None]:
+        """Each wrapped DEK re-encrypted under the latest version, in order, batching calls; None
+        for an item the backend could not rewrap (tampered, or its version retired).
+
+        Raises:
+            KeyUnavailable: as for latest_version().
+        """
+        ...
+
+
 class Signer(Protocol):
     """Signs with a key that never leaves Vault, and checks such signatures."""
 

@@ -55,6 +55,7 @@ class TransitKeyProvider:
         self._batch_size = batch_size
         self._encrypt_path = f"/v1/{self._mount}/encrypt/{key_name}"
         self._decrypt_path = f"/v1/{self._mount}/decrypt/{key_name}"
+        self._rewrap_path = f"/v1/{self._mount}/rewrap/{key_name}"
 
     def __repr__(self) -> str:
         return f"TransitKeyProvider(mount={self._mount!r}, key_name={self._key_name!r})"
@@ -89,6 +90,27 @@ class TransitKeyProvider:
             for item in self._post(self._decrypt_path, batch, decrypting=True):
                 keys.append(SecretBytes(base64.b64decode(item["plaintext"])))
         return keys
+
+    def latest_version(self) -> int:
+        """The KEK version new wraps use, read off a throwaway wrap: the service token may
+        encrypt but not read the key's metadata.
+
+        Raises:
+            KeyUnavailable: as for wrap_keys.
+        """
+        (item,) = self._post(self._encrypt_path, [{"plaintext": _PROBE}], decrypting=False)
+        try:
+            return WrappedKey(item["ciphertext"]).kek_version
+        except (KeyError, TypeError, ValueError):
+            raise KeyUnavailable("vault returned an unexpected response") from None
+
+    def rewrap(self, wrapped: Sequence[WrappedKey]) -> list[WrappedKey | None]:
+        """Re-encrypt each wrapped DEK under the KEK's latest version; None where Vault could not.
+
+        Raises:
+            KeyUnavailable: as for wrap_keys.
+        """
+        return rewrap_batches(self._client, self._rewrap_path, wrapped, self._batch_size)
 
     def check(self) -> None:
         """Encrypt a throwaway value: proves reachable, unsealed, the key exists and may be used.
@@ -136,6 +158,41 @@ def _translate(error: Exception, decrypting: bool) -> Exception:
             return DecryptionFailed()
         return KeyUnavailable(_REJECTED)
     return KeyUnavailable(f"vault failed the key operation ({type(error).__name__})")
+
+
+def rewrap_batches(
+    client: hvac.Client, path: str, wrapped: Sequence[WrappedKey], batch_size: int
+) -> list[WrappedKey | None]:
+    """Transit rewrap, `batch_size` items per call. An item Vault could not rewrap (tampered, or
+    its version already retired) comes back as None, so one bad row cannot stall a rewrap."""
+    out: list[WrappedKey | None] = []
+    for start in range(0, len(wrapped), batch_size):
+        batch = [{"ciphertext": w.ciphertext} for w in wrapped[start : start + batch_size]]
+        results = _rewrap_batch(client, path, batch)
+        if len(results) != len(batch):
+            raise KeyUnavailable("vault returned an unexpected response")
+        out += [
+            WrappedKey(item["ciphertext"]) if not item.get("error") and item.get("ciphertext") else None
+            for item in results
+        ]
+    return out
+
+
+def _rewrap_batch(client: hvac.Client, path: str, batch: list[dict[str, str]]) -> list[dict[str, Any]]:
+    failure: Exception | None = None
+    try:
+        response = client.adapter.post(path, json={"batch_input": batch})
+    except hvac.exceptions.InvalidRequest as e:
+        # Every item failed: Transit answers 400 with the per-item errors. A rewrap answer
+        # holds ciphertexts only, never a plaintext, so reading it is safe.
+        if _has_batch_results(e.json):
+            return e.json["data"]["batch_results"]
+        failure = _translate(e, decrypting=False)
+    except (*_TRANSPORT_ERRORS, hvac.exceptions.VaultError) as e:
+        failure = _translate(e, decrypting=False)
+    if failure is not None:
+        raise failure
+    return _batch_results(response)
 
 
 def _has_batch_results(body: object) -> bool:

@@ -6,7 +6,7 @@ through transit.py's one translation, so an hvac error body never reaches a mess
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 import hvac
@@ -15,7 +15,7 @@ import hvac.exceptions
 from vault.domain import WrappedKey
 from vault.errors import KeyUnavailable
 from vault.keys.admin import KekVersions
-from vault.keys.transit import _TRANSPORT_ERRORS, _has_batch_results, _translate
+from vault.keys.transit import _TRANSPORT_ERRORS, _translate, rewrap_batches
 
 _UNEXPECTED = "vault returned an unexpected response"
 
@@ -45,6 +45,7 @@ class TransitKeyAdmin:
                 min_encryption=int(data.get("min_encryption_version") or 0),
                 min_available=int(data.get("min_available_version") or 0),
                 created={int(v): _timestamp(t) for v, t in data["keys"].items()},
+                auto_rotate_period=timedelta(seconds=int(data.get("auto_rotate_period") or 0)) or None,
             )
         except (KeyError, TypeError, ValueError):
             raise KeyUnavailable(_UNEXPECTED) from None
@@ -53,18 +54,11 @@ class TransitKeyAdmin:
         self._call("POST", f"{self._key_path}/rotate")
         return self.versions().latest
 
+    def latest_version(self) -> int:
+        return self.versions().latest
+
     def rewrap(self, wrapped: Sequence[WrappedKey]) -> list[WrappedKey | None]:
-        out: list[WrappedKey | None] = []
-        for start in range(0, len(wrapped), self._batch_size):
-            batch = [{"ciphertext": w.ciphertext} for w in wrapped[start : start + self._batch_size]]
-            results = self._rewrap_batch(batch)
-            if len(results) != len(batch):
-                raise KeyUnavailable(_UNEXPECTED)
-            out += [
-                WrappedKey(item["ciphertext"]) if not item.get("error") and item.get("ciphertext") else None
-                for item in results
-            ]
-        return out
+        return rewrap_batches(self._client, self._rewrap_path, wrapped, self._batch_size)
 
     def set_min_versions(self, min_decryption: int, min_encryption: int) -> None:
         self._call(
@@ -75,23 +69,9 @@ class TransitKeyAdmin:
     def trim(self, min_available: int) -> None:
         self._call("POST", f"{self._key_path}/trim", {"min_available_version": min_available})
 
-    def _rewrap_batch(self, batch: list[dict[str, str]]) -> list[dict[str, Any]]:
-        failure: Exception | None = None
-        try:
-            response = self._client.adapter.post(self._rewrap_path, json={"batch_input": batch})
-        except hvac.exceptions.InvalidRequest as e:
-            # Every item failed: Transit answers 400 with the per-item errors. A rewrap answer
-            # holds ciphertexts only, never a plaintext, so reading it is safe.
-            if _has_batch_results(e.json):
-                return e.json["data"]["batch_results"]
-            failure = _translate(e, decrypting=False)
-        except (*_TRANSPORT_ERRORS, hvac.exceptions.VaultError) as e:
-            failure = _translate(e, decrypting=False)
-        if failure is not None:
-            raise failure
-        if not _has_batch_results(response):
-            raise KeyUnavailable(_UNEXPECTED)
-        return response["data"]["batch_results"]  # type: ignore[index]
+    def set_auto_rotate(self, period: timedelta | None) -> None:
+        seconds = int(period.total_seconds()) if period else 0
+        self._call("POST", f"{self._key_path}/config", {"auto_rotate_period": f"{seconds}s"})
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         failure: Exception | None = None

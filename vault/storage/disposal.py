@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from vault.storage import tables as t
+from vault.storage.jobs import job_lock, lock_key
 from vault.storage.store import Store, Tx
 
 # pg_try_advisory_lock key of the disposal job: "PDVDISPO" as a 64-bit integer.
-DISPOSAL_LOCK_KEY = int.from_bytes(b"PDVDISPO", "big") & 0x7FFF_FFFF_FFFF_FFFF
+DISPOSAL_LOCK_KEY = lock_key(b"PDVDISPO")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +104,6 @@ def delete_keys_below(tx: Tx, subject_id: str, version: int) -> int:
 
 # --- one disposal job at a time ----------------------------------------------------------
 
-@contextmanager
-def disposal_lock(store: Store) -> Iterator[bool]:
-    """Yield True if this process may run the disposal job now, False if another replica is.
-
-    PostgreSQL: a session advisory lock held on a dedicated connection for the run.
-    SQLite: True; its write lock already makes every destroying transaction exclusive, and the
-    job is idempotent, so two replicas on one file only repeat each other's empty surveys.
-    """
-    if store.dialect != "postgresql":
-        yield True
-        return
-    with store.engine.connect() as conn:
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": DISPOSAL_LOCK_KEY}).scalar())
-        conn.commit()
-        try:
-            yield got
-        finally:
-            if got:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": DISPOSAL_LOCK_KEY})
-                conn.commit()
+def disposal_lock(store: Store) -> AbstractContextManager[bool]:
+    """True if this process may run the disposal job now, False if another replica is (jobs.job_lock)."""
+    return job_lock(store, b"PDVDISPO")
