@@ -1,9 +1,16 @@
 """Retention disposal (shred, de-identify, holds, dry run, resume) and DEK rotation on demand,
-on real OpenBao and both databases. Time is moved by passing `now`, never by sleeping."""
+on real OpenBao and both databases. Time is moved by passing `now` (or, for the real `pdv dispose`,
+which refuses a future `now`, by collecting with a server clock set in the past), never by sleeping."""
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +25,7 @@ from vault.keys.openbao import OpenBaoServer
 from vault.services.common import Caller
 from vault.services.disposal import DisposalJob
 from vault.storage.disposal import DISPOSAL_LOCK_KEY
+from vault.storage.engine import create_store_engine
 
 PURPOSE = "benefits_eligibility"  # full_name and date_of_birth 7y; email and phone 3y
 YEAR = timedelta(days=366)
@@ -252,3 +260,105 @@ def test_pdv_dispose_and_rotate_dek_commands(
     assert "4 value(s) re-encrypted under DEK v2; deleted v1" in capsys.readouterr().out
     admin_stack.app.keyring.clear()
     assert admin_stack.client().detokenize_one(rec.tokens["phone"], purpose=PURPOSE) == "2125551009"
+
+
+def test_dispose_killed_with_sigkill_is_finished_by_the_next_run(
+    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path,
+) -> None:
+    """`pdv dispose` as an operator runs it, killed -9 part-way, then run again."""
+    ledger = tmp_path / "tombstones.jsonl"
+    # Three cohorts, collected by servers whose clocks say 8, 4 and 0 years ago: everything of
+    # the first has expired (the subject goes, its birth year is kept), the second's email and
+    # phone have (3y) but not its name and birth date (7y), nothing of the third has.
+    cohorts: dict[str, dict[str, dict[str, str]]] = {}  # cohort → subject → field → token
+    values: dict[str, str] = {}  # token → the value as stored (normalized)
+    for name, years_ago, first, n in (("gone", 8, 0, 300), ("half", 4, 1000, 300), ("live", 0, 2000, 40)):
+        collected = datetime.now(timezone.utc) - years_ago * YEAR
+        s = start_stack(openbao, database_url, vault_token, clock=lambda c=collected: c)
+        try:
+            records = [resident(i) for i in range(first, first + n)]
+            results = s.client().tokenize(records, purpose=PURPOSE, source="311")
+        finally:
+            s.stop()
+        cohorts[name] = {r.subject_id: dict(r.tokens) for r in results}
+        values |= {res.tokens[f]: v.replace("-", "") if f == "phone" else v
+                   for rec, res in zip(records, results) for f, v in rec.fields.items()}
+    gone, half, live = (set(cohorts[c]) for c in ("gone", "half", "live"))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
+    env.update(PDV_DATABASE_URL=database_url, PDV_VAULT_ADDR=openbao.addr, PDV_VAULT_TOKEN=vault_token,
+               PDV_TOMBSTONE_LEDGER=str(ledger), PDV_DISPOSAL_BATCH_SIZE="10", PDV_DEV_POLICY="true")
+    command = [sys.executable, "-m", "vault.cli.main", "dispose"]
+
+    def ledger_lines() -> list[dict]:
+        return [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
+
+    # Kill it at a random point after its first receipts have landed in the ledger (each batch
+    # commits, then appends): a point of its progress, not of the clock. The run has ten times
+    # that much left to do, so it cannot finish in the few milliseconds before the kill.
+    rng = random.Random()
+    wanted = rng.randint(1, 60)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and len(ledger_lines()) < wanted and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0, 0.03))  # anywhere in a batch: survey, signing, commit, append
+    assert proc.poll() is None, "pdv dispose ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    killed_output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and killed_output == b""  # no report: it never finished
+
+    def tombstones() -> dict[str, list[tuple[str | None, str]]]:
+        engine = create_store_engine(database_url, pool_size=1)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT subject_id, fields, receipt FROM tombstones")).all()
+        finally:
+            engine.dispose()
+        out: dict[str, list[tuple[str | None, str]]] = {}
+        for subject_id, fields, receipt in rows:
+            out.setdefault(subject_id, []).append((fields, receipt))
+        return out
+
+    first_run = tombstones()
+    assert 0 < len(first_run) < len(gone | half)  # killed part-way
+    gone_left, half_left = len(gone - set(first_run)), len(half - set(first_run))
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert (report["subjects_shredded"], report["subjects_with_fields_shredded"]) == (gone_left, half_left)
+    assert report["receipts"] == gone_left + half_left and report["held"] == {}
+    assert report["values_disposed"] == {k: v for k, v in {
+        "date_of_birth": gone_left, "email": gone_left + half_left,
+        "full_name": gone_left, "phone": gone_left + half_left}.items() if v}
+    assert report["values_deidentified"] == ({"date_of_birth": gone_left} if gone_left else {})
+
+    # Exactly one tombstone per disposed subject, whole or field-level as its values were;
+    # none for the subjects with nothing expired.
+    final = tombstones()
+    assert set(final) == gone | half
+    assert all(len(entries) == 1 for entries in final.values())
+    assert {s: final[s][0][0] for s in gone} == dict.fromkeys(gone)
+    assert {s: final[s][0][0] for s in half} == dict.fromkeys(half, "email,phone")
+    # The ledger holds whole receipts only of committed shreds, each once. A kill between a
+    # batch's commit and its append can leave that batch out; the finished run's are all in.
+    in_ledger = [json.loads(e["receipt"])["subject_id"] for e in ledger_lines()]
+    assert len(in_ledger) == len(set(in_ledger))
+    assert {e["receipt"] for e in ledger_lines()} <= {r for entries in final.values() for _, r in entries}
+    assert set(final) - set(first_run) <= set(in_ledger)
+
+    check = start_stack(openbao, database_url, vault_token, migrate_first=False)
+    try:
+        assert count(check, "SELECT count(*) FROM deidentified_values WHERE field = 'date_of_birth' "
+                            "AND value = '1984'") == len(gone) == count(check, "SELECT count(*) FROM deidentified_values")
+        assert count(check, "SELECT count(*) FROM subjects") == len(half) + len(live)
+        client = check.client()
+        tokens = [t for c in cohorts.values() for fields in c.values() for t in fields.values()]
+        answers = {a.token: (a.code, a.value) for a in client.detokenize(tokens, purpose=PURPOSE)}
+        expected_gone = {t for s in gone for t in cohorts["gone"][s].values()} | {
+            cohorts["half"][s][f] for s in half for f in ("email", "phone")}
+        assert {t for t, (code, _) in answers.items() if code == 5} == expected_gone  # NOT_FOUND
+        assert {t: v for t, (code, v) in answers.items() if code == 0} == {t: values[t] for t in set(tokens) - expected_gone}
+    finally:
+        check.stop()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pdv_client import PdvClient
 
 from vault.api.server import PdvServer, create_server
-from vault.bootstrap import App, bootstrap
+from vault.bootstrap import App, bootstrap, utc_now
 from vault.config import ApiKey, Settings, hash_api_key, load_settings
 from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
 from vault.storage import migrate
@@ -78,8 +80,12 @@ class _LogCapture:
         logging.getLogger().removeHandler(self.handler)
 
 
-def start_stack(bao: OpenBaoServer, database_url: str, token: str, migrate_first: bool = True, **overrides: Any) -> Stack:
-    """Migrate (optionally), bootstrap and serve on 127.0.0.1:0 with one API-key principal."""
+def start_stack(
+    bao: OpenBaoServer, database_url: str, token: str, migrate_first: bool = True,
+    clock: Callable[[], datetime] = utc_now, **overrides: Any,
+) -> Stack:
+    """Migrate (optionally), bootstrap and serve on 127.0.0.1:0 with one API-key principal.
+    `clock` is the server's: a clock in the past collects values that have expired by now."""
     if migrate_first:
         migrate_url(database_url)
     api_key = "pdvk_" + secrets.token_urlsafe(24)
@@ -95,7 +101,7 @@ def start_stack(bao: OpenBaoServer, database_url: str, token: str, migrate_first
     )
     capture = _LogCapture()
     log = capture.__enter__()
-    app = bootstrap(settings)
+    app = bootstrap(settings, clock)
     server = create_server(app)
     stack = Stack(settings, app, server, api_key, log)
     original_stop = stack.stop
