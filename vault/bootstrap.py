@@ -104,7 +104,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         index_keys = IndexKeys.load_or_create(store, keys, clock)
         audit = audit_chain(settings, store, index_keys, signer, clock)
         shredder = ShredService(store, keyring, signer, catalog, limits, TombstoneLedger(settings.tombstone_ledger), clock)
-        shredder.reapply_ledger()
+        shredder.reconcile_ledger()
     except Exception:
         if "audit" in locals():
             audit.close(final_checkpoint=False)

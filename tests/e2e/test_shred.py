@@ -309,6 +309,32 @@ def test_restored_old_database_never_serves_a_shredded_subject(
         restored.stop()
 
 
+def test_receipts_a_crash_kept_out_of_the_ledger_are_added_at_start(
+    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path
+) -> None:
+    """The ledger is appended after the shred commits; a process killed in between has
+    committed shreds the ledger lacks. The next start appends them, so a later restore of
+    an older copy is still caught."""
+    ledger = tmp_path / "tombstones.jsonl"
+    stack = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL], tombstone_ledger=ledger)
+    try:
+        first, lost = stack.client().tokenize([person(12), person(13)], purpose=PURPOSE, source="311")
+        stack.client().shred_subjects([first.subject_id], reason="expired")
+        kept_lines = ledger.read_text()
+        (outcome,) = stack.client().shred_subjects([lost.subject_id], reason="expired")
+        ledger.write_text(kept_lines)  # as if killed between the commit and the append
+    finally:
+        stack.stop()
+
+    for _ in range(2):  # the second start finds nothing missing
+        restarted = start_stack(openbao, database_url, vault_token, migrate_first=False, admin_principals=[PRINCIPAL],
+                                tombstone_ledger=ledger)
+        restarted.stop()
+    lines = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [json.loads(e["receipt"])["subject_id"] for e in lines] == [first.subject_id, lost.subject_id]
+    assert lines[1] == {"receipt": outcome.receipt, "signature": outcome.signature}
+
+
 def test_cli_shred_hold_and_verify_receipt(admin_stack: Stack, tmp_path: Path) -> None:
     client = admin_stack.client()
     a, b = client.tokenize([person(12), person(13)], purpose=PURPOSE, source="311")

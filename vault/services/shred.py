@@ -29,6 +29,7 @@ from vault.storage.store import Store, Tx
 log = logging.getLogger("pdv.shred")
 
 ATTEMPTS = 3
+LEDGER_CHUNK = 5000  # subjects per query (SQLite allows 32,766 parameters)
 
 
 class ShredService:
@@ -138,17 +139,38 @@ class ShredService:
             return False
         return self.signer.verify(receipt.encode(), signature)
 
-    def reapply_ledger(self) -> int:
-        """Destroy again any subject the ledger says was shredded but the database still holds
-        (a database restored from an older copy). Only entries whose signature verifies count."""
+    def reconcile_ledger(self) -> int:
+        """At start: make the ledger and the database agree on every whole-subject shred.
+
+        The ledger is appended after a shred commits, so a crash in between leaves the
+        database's receipts out of it: they are appended now. The other way round, a subject
+        the ledger says was shredded but the database still holds (a database restored from an
+        older copy) is destroyed again; only entries whose signature verifies count.
+        Returns how many subjects were destroyed again.
+        """
         entries = self.ledger.entries()
-        if not entries:
-            return 0
+        in_ledger = {s for s, _, _ in entries}
+        with self.store.snapshot() as tx:
+            missing = [(r, sig) for s, (r, sig) in db.whole_subject_tombstones(tx).items() if s not in in_ledger]
+        if missing:
+            self.ledger.append(missing)
+            log.warning("added %d shred receipt(s) to the tombstone ledger that an interrupted run had left out",
+                        len(missing))
+        ids: list[str] = []
+        for start in range(0, len(entries), LEDGER_CHUNK):
+            ids += self._reapply(entries[start:start + LEDGER_CHUNK])
+        if ids:
+            # Runs at start, before any DEK is cached: nothing to evict.
+            log.warning("re-applied %d shred(s) from the tombstone ledger (database restored from an older copy?)",
+                        len(ids))
+        return len(ids)
+
+    def _reapply(self, entries: list[tuple[str, str, str]]) -> list[str]:
         with self.store.snapshot() as tx:
             alive = db.existing_subjects(tx, sorted({e[0] for e in entries}))
         revived = [(s, r, sig) for s, r, sig in entries if s in alive and self.signer.verify(r.encode(), sig)]
         if not revived:
-            return 0
+            return []
         with self.store.transaction() as tx:
             ids = sorted({s for s, _, _ in revived})
             db.destroy_subjects(tx, ids)
@@ -159,6 +181,4 @@ class ShredService:
                  "receipt": r, "signature": sig}
                 for s, r, sig in revived if s not in known
             ])
-        # Runs at start, before any DEK is cached: nothing to evict.
-        log.warning("re-applied %d shred(s) from the tombstone ledger (database restored from an older copy?)", len(ids))
-        return len(ids)
+        return ids

@@ -152,7 +152,8 @@ def subject_tombstones(tx: Tx, subject_ids: Sequence[str]) -> dict[str, tuple[st
     return {s: (r, sig) for s, r, sig in rows}
 
 
-def shredded_subject_ids(tx: Tx) -> list[str]:
-    """Every subject ever shredded whole (the ledger re-applied to a restored database)."""
+def whole_subject_tombstones(tx: Tx) -> dict[str, tuple[str, str]]:
+    """The receipt and signature of every whole-subject shred (checked against the ledger at start)."""
     c = t.tombstones.c
-    return list(tx.conn.scalars(select(c.subject_id).where(c.fields.is_(None)).distinct()))
+    rows = tx.conn.execute(select(c.subject_id, c.receipt, c.signature).where(c.fields.is_(None)))
+    return {s: (r, sig) for s, r, sig in rows}
