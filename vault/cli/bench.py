@@ -146,21 +146,24 @@ def run_bench(args: argparse.Namespace) -> int:
         # KEK rotation: rotate with the stack's root token, then rewrap every data key while serving.
         results["rewrap_deks_per_s"] = rewrap_rate(bench)
 
-        # Crypto-shred (last: it destroys the data): the bench's subjects, in batches, then one at a time with many in flight.
+        # Crypto-shred (last: it destroys the data): the bench's subjects, in batches, then one per call.
         subjects = [rec.subject_id for resp in tokenized for rec in resp.results]
         singles_n = min(len(subjects) // 2, args.single_calls)
-        batched, single = subjects[singles_n:], subjects[:singles_n]
+        alone_n = min(500, singles_n // 4)
+        batched, single, alone = subjects[singles_n:], subjects[alone_n:singles_n], subjects[:alone_n]
         shred_batches = [
             spb.ShredSubjectsRequest(subject_ids=batched[s:s + args.batch], reason="bench").SerializeToString()
             for s in range(0, len(batched), args.batch)
         ]
         _, seconds, _ = timed(lambda body: raw.call("ShredSubjects", body), shred_batches, 1)
         results["shred_subjects_per_s"] = len(batched) / seconds
-        bodies = [spb.ShredSubjectsRequest(subject_ids=[s], reason="bench").SerializeToString() for s in single]
-        _, seconds, latencies = timed(lambda body: raw.call("ShredSubjects", body), bodies, args.concurrency)
-        results["single_shred_calls_per_s"] = len(bodies) / seconds
-        results["single_shred_p99_ms"] = percentile(latencies, 99) * 1000
-
+        # One subject per call: many in flight, then one at a time (a lone shred's latency).
+        for name, ids, inflight in (("single_shred", single, args.concurrency), ("single_shred_alone", alone, 1)):
+            bodies = [spb.ShredSubjectsRequest(subject_ids=[s], reason="bench").SerializeToString() for s in ids]
+            _, seconds, latencies = timed(lambda body: raw.call("ShredSubjects", body), bodies, inflight)
+            results[f"{name}_calls_per_s"] = len(bodies) / seconds
+            results[f"{name}_p50_ms"] = percentile(latencies, 50) * 1000
+            results[f"{name}_p99_ms"] = percentile(latencies, 99) * 1000
 
     print_table(results)
     out = args.json or Path(f"bench-{args.database}.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import multiprocessing
 import os
@@ -81,6 +82,10 @@ def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: i
     load_server_tls(settings)  # check the TLS files before connecting to anything
     app = bootstrap(settings)
     server = create_server(app)
+    # What bootstrap built lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise pause every call while they walk it (p99 of single calls).
+    gc.collect()
+    gc.freeze()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous[signal.SIGHUP] = reload_policy_on_sighup(app, server)
