@@ -10,7 +10,6 @@ atomic and only touches what has expired, so an interrupted run is resumed by ru
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from vault.crypto.index import blind_index
 from vault.services.common import Caller
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
+from vault.services.periodic import PeriodicJob
 from vault.services.shred import ShredService
 from vault.storage import disposal as db
 from vault.storage import lifecycle
@@ -199,23 +199,15 @@ class DisposalService:
         return blind_index(self.index_keys.pseudonym_key(spec.name), value).hex()
 
 
-class DisposalJob:
-    """Runs the disposal service every `interval` seconds on a daemon thread, on one replica at a
-    time (db.disposal_lock). A failed run is logged and retried at the next interval."""
+class DisposalJob(PeriodicJob[DisposalReport]):
+    """Runs the disposal service every `interval` seconds, on one replica at a time (db.disposal_lock)."""
+
+    name = "disposal"
 
     def __init__(self, service: DisposalService, interval: float) -> None:
-        self.service, self.interval = service, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pdv-disposal", daemon=True)
+        super().__init__(interval, log)
+        self.service = service
         self.runs = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
 
     def run_once(self) -> DisposalReport | None:
         """One run if no other replica holds the lock; None if one does."""
@@ -225,10 +217,3 @@ class DisposalJob:
                 return None
             self.runs += 1
             return self.service.dispose()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception as exc:  # keep serving; the next run retries
-                log.error("disposal run failed (%s); retrying in %.0fs", type(exc).__name__, self.interval)

@@ -13,7 +13,6 @@ or by hand — reaches the stored keys without anyone having to remember the sec
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 from vault.domain import WrappedKey
 from vault.keys.provider import Rewrapper
+from vault.services.periodic import PeriodicJob
 from vault.storage.jobs import job_lock
 from vault.storage.rotation import Rewrapped, RotationRepository, WrappedRow
 from vault.storage.store import Store
@@ -146,25 +146,17 @@ class RewrapService:
         return stored, len(changes) - stored, failed
 
 
-class RewrapJob:
+class RewrapJob(PeriodicJob[RewrapReport]):
     """Rewraps every `interval` seconds on a daemon thread, on one replica at a time (a database
     lock, as for disposal). A round with nothing below the latest version costs one Transit
     encrypt (to learn the version) and one indexed count. A failed round is logged and retried."""
 
+    name = "rewrap"
     LOCK = b"PDVREWRP"
 
     def __init__(self, service: RewrapService, store: Store, interval: float) -> None:
-        self.service, self.store, self.interval = service, store, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pdv-rewrap-job", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        super().__init__(interval, log)
+        self.service, self.store = service, store
 
     def run_once(self) -> RewrapReport | None:
         """One round if no other replica is running one; None if one is."""
@@ -179,10 +171,3 @@ class RewrapJob:
                 report.latest, report.rewrapped, report.skipped, report.failed, report.remaining,
             )
         return report
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception as exc:  # keep serving; the next round retries
-                log.error("rewrap round failed (%s); retrying in %.0fs", type(exc).__name__, self.interval)
