@@ -160,6 +160,9 @@ class _PolicyParser(NodeReader):
             g = self.mapping(item, f"a grant of role {name!r}", _GRANT, _GRANT)
             fields = self.names(g["fields"][1], self.catalog.names, "field")
             actions = self.names(g["actions"][1], ACTIONS, "action")
+            if EXPORT in actions and isinstance(g["actions"][1], yaml.SequenceNode):
+                self.warnings.append(f"{self.source}, line {g['actions'][1].start_mark.line + 1}: role {name!r} grants "
+                                     "export, which no RPC of this version serves; the grant has no effect yet")
             purposes = self.names(g["purposes"][1], sorted(self.catalog.purposes), "purpose")
             out.update((a, f, p) for a in actions for f in fields for p in purposes)
         return out

@@ -155,3 +155,11 @@ def test_the_token_bucket_refills_at_its_rate() -> None:
     with pytest.raises(RateLimited):
         limiter.spend("a", 1)
     RateLimiter(0, 1).spend("a", 10**6)  # 0 turns it off
+
+
+def test_an_export_grant_is_flagged_until_an_rpc_serves_it() -> None:
+    text = GOOD.replace("actions: [shred, admin]", "actions: [shred, admin, export]", 1)
+    assert text != GOOD
+    policy = parse_policy(text, CATALOG, today=TODAY)
+    assert any("grants export, which no RPC of this version serves" in w for w in policy.warnings)
+    assert not any("export" in w for w in parse_policy(GOOD, CATALOG, today=TODAY).warnings)

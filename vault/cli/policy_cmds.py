@@ -35,6 +35,8 @@ def run_check(args: argparse.Namespace) -> int:
     """Strict: an expired partner agreement is an error here (a served policy only warns)."""
     policy = load_policy(args.file, load_catalog(args.catalog), strict=True)
     principals = sorted(policy.grants)
+    for warning in policy.warnings:
+        print(f"warning: {warning}")
     print(f"{args.file}: ok ({len(principals)} principals, {sum(len(g) for g in policy.grants.values())} grants)")
     return 0
 
