@@ -140,8 +140,10 @@ class RewrapService:
         ]
         failed = len(rows) - len(changes)
         if failed:
-            bad = [f"{r.subject_id}/v{r.version}" for r, new in zip(rows, fresh) if new is None]
-            log.warning("rewrap: Vault could not rewrap %d data key(s): %s", failed, ", ".join(bad[:20]))
+            # Versions only: subject ids stay out of the operational log (`pdv keys status` finds the rows).
+            versions = sorted({WrappedKey(r.wrapped).kek_version for r, new in zip(rows, fresh) if new is None})
+            log.warning("rewrap: Vault could not rewrap %d data key(s) wrapped under KEK version(s) %s",
+                        failed, ", ".join(f"v{v}" for v in versions))
         stored = self._repo.replace_keys(changes)
         return stored, len(changes) - stored, failed
 
