@@ -20,6 +20,8 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
+SCRUBBED = b""  # the fingerprint of an answer a shred touched: a retry is not compared with it
+
 
 def upgrade() -> None:
     op.create_table(
@@ -32,13 +34,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("principal", "request_id", "position"),
     )
     op.create_index("ix_request_records_subject", "request_records", ["subject_id"])
-    # Move the records of answers stored before this migration.
+    # Move the records of answers stored before this migration. Until now a shred left these
+    # answers alone: a record whose subject is gone is stored blank (a retry is told it is not
+    # found), and a record keeps only the tokens its subject still holds a value under.
     conn = op.get_bind()
     requests = conn.execute(sa.text("SELECT principal, request_id, response FROM tokenize_requests")).fetchall()
     for principal, request_id, response in requests:
         body = json.loads(response)
+        held = _held(conn, sorted({s for s, _ in body["results"] if s}))
         rows = [
-            {"p": principal, "r": request_id, "i": i, "s": subject_id, "t": json.dumps(tokens)}
+            {"p": principal, "r": request_id, "i": i, "s": subject_id if subject_id in held else "",
+             "t": json.dumps({f: tok for f, tok in tokens.items() if (f, tok) in held.get(subject_id, set())})}
             for i, (subject_id, tokens) in enumerate(body["results"]) if subject_id
         ]
         if rows:
@@ -48,7 +54,43 @@ def upgrade() -> None:
             sa.text("UPDATE tokenize_requests SET response = :body WHERE principal = :p AND request_id = :r"),
             {"body": json.dumps({"records": len(body["results"]), "errors": body["errors"]}), "p": principal, "r": request_id},
         )
+        if any(not row["s"] or len(json.loads(row["t"])) < len(body["results"][row["i"]][1]) for row in rows):
+            # The fingerprint is a keyed hash of the request's values, some of them now shredded.
+            conn.execute(sa.text("UPDATE tokenize_requests SET fingerprint = :none WHERE principal = :p AND request_id = :r"),
+                         {"none": SCRUBBED, "p": principal, "r": request_id})
+
+
+def _held(conn: sa.Connection, subject_ids: list[str]) -> dict[str, set[tuple[str, str]]]:
+    """(field, token) of every value each existing subject of `subject_ids` holds."""
+    held: dict[str, set[tuple[str, str]]] = {}
+    for start in range(0, len(subject_ids), 500):
+        chunk = subject_ids[start:start + 500]
+        marks = ", ".join(f":s{n}" for n in range(len(chunk)))
+        params = {f"s{n}": s for n, s in enumerate(chunk)}
+        for (subject_id,) in conn.execute(sa.text(f"SELECT id FROM subjects WHERE id IN ({marks})"), params):
+            held.setdefault(subject_id, set())
+        for subject_id, field, token in conn.execute(
+            sa.text(f"SELECT subject_id, field, token FROM field_values WHERE subject_id IN ({marks})"), params
+        ):
+            held.setdefault(subject_id, set()).add((field, token))
+    return held
 
 
 def downgrade() -> None:
+    # Put each answer's records back into its JSON, in the format revision 0005 reads.
+    conn = op.get_bind()
+    for principal, request_id, response in conn.execute(
+        sa.text("SELECT principal, request_id, response FROM tokenize_requests")
+    ).fetchall():
+        body = json.loads(response)
+        results = [["", {}] for _ in range(body["records"])]
+        for position, subject_id, tokens in conn.execute(
+            sa.text("SELECT position, subject_id, tokens FROM request_records WHERE principal = :p AND request_id = :r"),
+            {"p": principal, "r": request_id},
+        ):
+            results[position] = [subject_id, json.loads(tokens) if subject_id else {}]
+        conn.execute(
+            sa.text("UPDATE tokenize_requests SET response = :body WHERE principal = :p AND request_id = :r"),
+            {"body": json.dumps({"results": results, "errors": body["errors"]}), "p": principal, "r": request_id},
+        )
     op.drop_table("request_records")

@@ -109,7 +109,11 @@ def test_shred_leaves_no_row_of_the_subject_in_any_table(admin_stack: Stack) -> 
     # A retry of a request that created the subject is told the record is no longer held.
     (retried,) = client.tokenize([Record(fields)], purpose=PURPOSE, source="311", request_id="intake-7")
     assert (retried.subject_id, retried.tokens) == ("", {})
-    assert [(e.code, e.message) for e in retried.errors] == [(5, "this record is no longer held (shredded or disposed)")]
+    assert [(e.code, e.message) for e in retried.errors] == [(5, "record not found")]
+    # The stored fingerprint (a keyed hash of the values sent) is dropped with them.
+    with admin_stack.app.store.engine.connect() as conn:
+        fingerprints = dict(conn.execute(text("SELECT request_id, fingerprint FROM tokenize_requests")).all())
+    assert bytes(fingerprints["intake-7/0"]) == b"" and bytes(fingerprints["intake-9/0"]) != b""
     # Others' answers are untouched.
     assert client.tokenize([person(70)], purpose=PURPOSE, source="311", request_id="intake-9") == [other]
 

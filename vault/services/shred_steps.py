@@ -206,16 +206,21 @@ def _results(signed: Signed) -> list[ShredResult]:
 
 
 def scrub_answers(tx: Tx, subject_ids: list[str], fields: Collection[str] | None) -> None:
-    """Take shredded subjects (or their `fields`' tokens) out of the tokenize answers kept for retries."""
+    """Take shredded subjects out of the tokenize answers kept for retries; after a field shred,
+    the tokens of the values destroyed (only those: a subject may hold several values of a field)."""
     if not subject_ids:
         return
     if fields is None:
         db.forget_request_records(tx, subject_ids)
         return
-    db.set_request_record_tokens(tx, [
-        (principal, request_id, position, json.dumps({f: tok for f, tok in json.loads(tokens).items() if f not in fields}))
-        for principal, request_id, position, tokens in db.request_records_of(tx, subject_ids)
-    ])
+    held = db.held_tokens(tx, subject_ids)
+    changed = []
+    for principal, request_id, position, subject_id, tokens in db.request_records_of(tx, subject_ids):
+        stored = json.loads(tokens)
+        kept = {f: tok for f, tok in stored.items() if f not in fields or (subject_id, f, tok) in held}
+        if kept != stored:
+            changed.append((principal, request_id, position, json.dumps(kept)))
+    db.set_request_record_tokens(tx, changed)
 
 
 def _receipt(subject_id: str, fields: list[str] | None, now: datetime, actor: str, reason: str,

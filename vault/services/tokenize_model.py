@@ -12,7 +12,7 @@ from vault.crypto import tokens as tk
 from vault.errors import InvalidInput, NotFound, PdvError, PermissionDenied
 
 SUBJECT_PREFIX = "sub_"
-NO_LONGER_HELD = "this record is no longer held (shredded or disposed)"
+NO_LONGER_HELD = "record not found"
 
 
 def new_subject_id() -> str:

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 
 from vault.storage import tables as t
-from vault.storage.store import Tx
+from vault.storage.store import SCRUBBED_FINGERPRINT, Tx
 
 
 def active_holds(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -113,27 +113,44 @@ def destroy_fields(tx: Tx, subject_id: str, fields: Sequence[str], expired_by: d
     tx.conn.execute(stmt)
 
 
-def request_records_of(tx: Tx, subject_ids: Sequence[str]) -> list[tuple[str, str, int, str]]:
-    """(principal, request id, position, tokens JSON) of the stored tokenize records of `subject_ids`."""
+def request_records_of(tx: Tx, subject_ids: Sequence[str]) -> list[tuple[str, str, int, str, str]]:
+    """(principal, request id, position, subject id, tokens JSON) of the stored tokenize records of `subject_ids`."""
     c = t.request_records.c
     return [tuple(r) for r in tx.conn.execute(
-        select(c.principal, c.request_id, c.position, c.tokens).where(c.subject_id.in_(subject_ids))
+        select(c.principal, c.request_id, c.position, c.subject_id, c.tokens).where(c.subject_id.in_(subject_ids))
     )]
 
 
+def held_tokens(tx: Tx, subject_ids: Sequence[str]) -> set[tuple[str, str, str]]:
+    """(subject id, field, token) of every value the subjects hold."""
+    c = t.field_values.c
+    return {tuple(r) for r in tx.conn.execute(select(c.subject_id, c.field, c.token).where(c.subject_id.in_(subject_ids)))}
+
+
 def set_request_record_tokens(tx: Tx, rows: Sequence[tuple[str, str, int, str]]) -> None:
-    """Store new tokens JSON for stored tokenize records (principal, request id, position, tokens)."""
+    """Store new tokens JSON for stored tokenize records (principal, request id, position, tokens),
+    and scrub their answers' fingerprints."""
     c = t.request_records.c
     for principal, request_id, position, tokens in rows:
         tx.conn.execute(update(t.request_records)
                         .where(c.principal == principal, c.request_id == request_id, c.position == position)
                         .values(tokens=tokens))
+    q = t.tokenize_requests.c
+    for principal, request_id in {(r[0], r[1]) for r in rows}:
+        tx.conn.execute(update(t.tokenize_requests).where(q.principal == principal, q.request_id == request_id)
+                        .values(fingerprint=SCRUBBED_FINGERPRINT))
 
 
 def forget_request_records(tx: Tx, subject_ids: Sequence[str]) -> None:
-    """Blank the subject out of its stored tokenize records: a retry is told it is no longer held."""
-    tx.execute(f"UPDATE request_records SET subject_id = '', tokens = '{{}}' WHERE subject_id IN ({tx.marks(len(subject_ids))})",
-               subject_ids)
+    """Blank the subjects out of their stored tokenize records (a retry is told the record is not
+    found), and scrub those answers' fingerprints."""
+    marks = tx.marks(len(subject_ids))
+    tx.execute(
+        f"UPDATE tokenize_requests SET fingerprint = {tx.marks(1)} WHERE EXISTS (SELECT 1 FROM request_records r "
+        "WHERE r.principal = tokenize_requests.principal AND r.request_id = tokenize_requests.request_id "
+        f"AND r.subject_id IN ({marks}))", (SCRUBBED_FINGERPRINT, *subject_ids),
+    )
+    tx.execute(f"UPDATE request_records SET subject_id = '', tokens = '{{}}' WHERE subject_id IN ({marks})", subject_ids)
 
 
 _TOMBSTONE_COLUMNS = ("subject_id", "fields", "shredded_at", "receipt", "signature")

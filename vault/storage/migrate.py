@@ -42,6 +42,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to `revision` (each migration's downgrade keeps the data readable there)."""
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
 def require_current(engine: Engine) -> None:
     """Refuse to serve on a database whose schema is not the one this code expects."""
     current, head = current_revision(engine), head_revision()

@@ -37,6 +37,9 @@ SUBJECT_COLUMNS = ("id", "created_at", "created_by")
 KEY_COLUMNS = ("subject_id", "version", "wrapped", "kek_version", "encryptions", "created_at")
 REQUEST_COLUMNS = ("principal", "request_id", "fingerprint", "response", "created_at")
 RECORD_COLUMNS = ("principal", "request_id", "position", "subject_id", "tokens")
+# The fingerprint of a stored tokenize answer a shred touched: a keyed hash of values now
+# destroyed, so it is dropped, and a retry of that request is no longer compared with it.
+SCRUBBED_FINGERPRINT = b""
 ACCESS_COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome")
 # What the access-log chain appends to each row when the transaction commits.
 CHAIN_COLUMNS = ("chain_id", "seq", "mac")
