@@ -64,3 +64,49 @@ def test_take_bounds_each_batch_and_a_failed_batch_fails_only_its_callers() -> N
             futures["bad"].result()
         assert futures["c"].result() == "C" and futures["d"].result() == "D"
     assert seen == [["a"], ["b", "bad"], ["c", "d"]]
+
+
+def test_a_leader_hands_over_once_its_own_item_is_done() -> None:
+    """Under steady load the caller who led first gets its answer after its own batch, not
+    when the queue happens to run dry."""
+    first_done, stop, gate = threading.Event(), threading.Event(), threading.Event()
+
+    def execute(items: list[int]) -> list[int]:
+        if items == [0]:
+            gate.wait(5)  # the first caller leads; the load queues up behind it
+        time.sleep(0.002)
+        return items
+
+    coalescer: Coalescer[int, int] = Coalescer(execute, take_up_to(4))
+
+    def steady() -> None:
+        while not stop.is_set():
+            coalescer.run(1)
+
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        first = pool.submit(lambda: (coalescer.run(0), first_done.set()))
+        while not coalescer._leading:  # noqa: SLF001
+            time.sleep(0.001)
+        load = [pool.submit(steady) for _ in range(8)]
+        while len(coalescer._queue) < 8:  # noqa: SLF001
+            time.sleep(0.001)
+        gate.set()
+        handed_over = first_done.wait(2)
+        stop.set()
+        first.result()
+        for f in load:
+            f.result()
+    assert handed_over, "the first leader kept leading while the queue never ran dry"
+
+
+def test_an_execute_returning_the_wrong_count_fails_its_batch_and_the_queue_goes_on() -> None:
+    calls = []
+
+    def execute(items: list[str]) -> list[str]:
+        calls.append(items)
+        return [] if items == ["broken"] else items
+
+    coalescer: Coalescer[str, str] = Coalescer(execute, take_up_to(1))
+    with pytest.raises(RuntimeError, match="1 items came back with 0 results"):
+        coalescer.run("broken")
+    assert coalescer.run("fine") == "fine"

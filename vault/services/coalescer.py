@@ -2,8 +2,9 @@
 
 Each caller hands in an item; whoever finds no batch running leads: it takes every item
 waiting at that moment (as many as `take` admits), carries them out in one `execute`
-call, wakes their callers and goes on until the queue is empty. The others sleep on a
-condition rather than queueing on a lock, so one batch wakes all of its callers at once.
+call, wakes their callers and goes on until its own item is done, then hands over to a
+waiting caller. The others sleep on a condition rather than queueing on a lock, so one
+batch wakes all of its callers at once.
 A failed batch fails every item in it with the same error, so `execute` must not raise
 for one item's sake.
 """
@@ -53,33 +54,41 @@ class Coalescer(Generic[I, R]):
             if lead:
                 self._leading = True
         if lead:
-            self._lead()
+            self._lead(unit)
         if unit.error is not None:
             raise unit.error
         return unit.result  # type: ignore[return-value]
 
-    def _lead(self) -> None:
-        """Carry out batches until the queue is empty, then hand leadership back."""
-        while True:
-            with self._changed:
-                if not self._queue:
-                    self._leading = False
+    def _lead(self, own: _Unit[I, R]) -> None:
+        """Carry out batches until our own item is done, then hand leadership to a waiter (so
+        no caller leads for ever under steady load)."""
+        try:
+            while not own.done:
+                with self._changed:
+                    waiting = [u.item for u in self._queue]
+                    try:
+                        n = max(1, min(len(waiting), self._take(waiting)))
+                    except Exception:  # noqa: BLE001 - a bad `take` must not stall the queue
+                        n = 1
+                    batch, self._queue = self._queue[:n], self._queue[n:]
+                self._carry_out(batch)
+                with self._changed:
                     self._changed.notify_all()
-                    return
-                n = max(1, self._take([u.item for u in self._queue]))
-                batch, self._queue = self._queue[:n], self._queue[n:]
-            self._carry_out(batch)
+        finally:
             with self._changed:
+                self._leading = False
                 self._changed.notify_all()
 
     def _carry_out(self, batch: list[_Unit[I, R]]) -> None:
         try:
             results = self._execute([u.item for u in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} items came back with {len(results)} results")
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
             for unit in batch:
                 unit.error = exc
         else:
-            for unit, result in zip(batch, results, strict=True):
+            for unit, result in zip(batch, results):
                 unit.result = result
         for unit in batch:
             unit.done = True
