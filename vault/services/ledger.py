@@ -22,15 +22,19 @@ class TombstoneLedger:
     def __init__(self, path: Path | None) -> None:
         self.path = path
 
-    def append(self, signed: list[tuple[str, str]]) -> None:
+    def append(self, signed: list[tuple[str, str]]) -> bool:
+        """Append (receipt, signature) pairs durably; True if they are in the file now."""
         if self.path is None or not signed:
-            return
+            return False
         lines = "".join(json.dumps({"receipt": r, "signature": s}) + "\n" for r, s in signed)
         try:
             append_durably(self.path, lines)
         except OSError as exc:
-            # The shred itself is committed; an operator must know the ledger is behind.
+            # The shred itself is committed; an operator must know the ledger is behind (the
+            # next start appends what is missing).
             log.error("could not append %d receipt(s) to the tombstone ledger (%s)", len(signed), exc.strerror)
+            return False
+        return True
 
     def entries(self) -> list[tuple[str, str, str]]:
         """(subject_id, receipt, signature) of every whole-subject shred in the ledger."""

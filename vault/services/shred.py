@@ -148,14 +148,18 @@ class ShredService:
         older copy) is destroyed again; only entries whose signature verifies count.
         Returns how many subjects were destroyed again.
         """
+        if self.ledger.path is None:
+            return 0
         entries = self.ledger.entries()
         in_ledger = {s for s, _, _ in entries}
         with self.store.snapshot() as tx:
-            missing = [(r, sig) for s, (r, sig) in db.whole_subject_tombstones(tx).items() if s not in in_ledger]
-        if missing:
-            self.ledger.append(missing)
-            log.warning("added %d shred receipt(s) to the tombstone ledger that an interrupted run had left out",
-                        len(missing))
+            missing = sorted(db.whole_subject_ids(tx) - in_ledger)
+        for start in range(0, len(missing), LEDGER_CHUNK):
+            with self.store.snapshot() as tx:
+                receipts = db.subject_tombstones(tx, missing[start:start + LEDGER_CHUNK])
+            if self.ledger.append(list(receipts.values())):
+                log.warning("added %d shred receipt(s) to the tombstone ledger that an interrupted run had left out",
+                            len(receipts))
         ids: list[str] = []
         for start in range(0, len(entries), LEDGER_CHUNK):
             ids += self._reapply(entries[start:start + LEDGER_CHUNK])

@@ -169,8 +169,7 @@ def subject_tombstones(tx: Tx, subject_ids: Sequence[str]) -> dict[str, tuple[st
     return {s: (r, sig) for s, r, sig in rows}
 
 
-def whole_subject_tombstones(tx: Tx) -> dict[str, tuple[str, str]]:
-    """The receipt and signature of every whole-subject shred (checked against the ledger at start)."""
+def whole_subject_ids(tx: Tx) -> set[str]:
+    """Every subject shredded whole (checked against the tombstone ledger at start)."""
     c = t.tombstones.c
-    rows = tx.conn.execute(select(c.subject_id, c.receipt, c.signature).where(c.fields.is_(None)))
-    return {s: (r, sig) for s, r, sig in rows}
+    return set(tx.conn.scalars(select(c.subject_id).where(c.fields.is_(None))))
