@@ -11,8 +11,10 @@ tls_principals) becomes one access-log row, chained like every other:
 Never the API key, nor any hash of it: a hash of a guessed key would let anyone holding
 the log test guesses offline.
 
-Rows are written at most `per_second` a second (after a `burst`), so a caller hammering
-the server with bad keys cannot fill the database. Past the limit, refusals are counted,
+Anonymous refusals (no principal) are written at most `per_second` a second (after a
+`burst`), so a caller hammering the server with bad keys cannot fill the database, nor hide
+in the count a refusal that names a principal: those need a certificate the client CA
+signed, and are always written. Past the limit, refusals are counted,
 and the count is written within a second as one summary row (request id
 "suppressed-<count>", purpose "*", field "over_log_rate") and again when the process stops.
 """
@@ -25,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from vault.errors import PdvError, RateLimited
+from vault.errors import RateLimited
 from vault.services.common import Caller, access_row
 from vault.services.group_commit import GroupCommitter
 from vault.services.rate_limit import RateLimiter
@@ -56,11 +58,12 @@ class RefusalLog:
     def record(self, method: str, reason: str, principal: str | None = None, outcome: str = UNAUTHENTICATED) -> None:
         """Log one refusal, or count it when over the rate. Never raises: the caller is refused
         either way, and a log that cannot be written is reported in the server log."""
-        try:
-            self._limiter.spend("", 1)
-        except RateLimited:
-            self._count()
-            return
+        if principal is None:  # anyone can send these; a named refusal needs a CA-signed certificate
+            try:
+                self._limiter.spend("", 1)
+            except RateLimited:
+                self._count()
+                return
         caller = Caller(principal or NO_PRINCIPAL, f"gen-{uuid.uuid4().hex}")
         self._write([access_row(self._clock(), caller, ACTION, method[:_MAX_LABEL], outcome, field=reason[:_MAX_LABEL])])
 
@@ -91,5 +94,5 @@ class RefusalLog:
     def _write(self, rows: list[tuple]) -> None:
         try:
             self._committer.run(lambda tx: tx.log_access(rows))
-        except PdvError as exc:
+        except Exception as exc:  # noqa: BLE001 - the caller is refused either way
             log.error("could not write a refused authentication to the access log (%s)", type(exc).__name__)
