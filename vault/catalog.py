@@ -201,8 +201,6 @@ _RETENTION = re.compile(r"([0-9]+)\s*(d|days?|w|weeks?|mo|months?|y|years?)")
 _UNIT_DAYS = {"d": 1, "w": 7, "m": 31, "y": 365.25}
 
 
-
-
 class _Parser(NodeReader):
     def catalog(self, text: str) -> Catalog:
         root = self.compose(text, "catalog")

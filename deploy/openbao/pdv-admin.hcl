@@ -1,4 +1,4 @@
-# pdv-admin: for operators running `pdv keys rotate | rewrap | status | trim` and one-off
+# pdv-admin: for operators running `pdv keys rotate | rewrap | status | trim | schedule` and one-off
 # provisioning. Exactly what those commands call, plus managing the receipt signing key.
 # Never give this to the running service. It cannot encrypt or decrypt with the KEK, export
 # it, back it up or delete it.

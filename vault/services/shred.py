@@ -43,9 +43,10 @@ class ShredService:
         # Concurrent whole-subject shreds share each step: one survey and one Vault signing
         # call for all the orders waiting to be prepared, one transaction and one ledger
         # append for all those waiting to commit, and the two steps overlap.
-        take = disjoint(limits)
-        self._preparing: Coalescer[Order, Signed] = Coalescer(self._steps.prepare, take)
-        self._committing: Coalescer[Signed, list[ShredResult] | None] = Coalescer(self._steps.commit, take)
+        self._preparing: Coalescer[Order, Signed] = Coalescer(
+            self._steps.prepare, disjoint(limits, lambda order: order.subject_ids))
+        self._committing: Coalescer[Signed, list[ShredResult] | None] = Coalescer(
+            self._steps.commit, disjoint(limits, lambda signed: signed.order.subject_ids))
 
     def shred_subjects(self, caller: Caller, subject_ids: list[str], reason: str) -> list[ShredResult]:
         """Destroy each subject's data for good, unless a legal hold blocks it (idempotent).

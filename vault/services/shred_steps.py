@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from vault.keys.provider import Signer
 from vault.services.common import Caller, Limits, access_row
@@ -26,10 +27,12 @@ from vault.storage import lifecycle as db
 from vault.storage.store import Store, Tx
 
 log = logging.getLogger("pdv.shred")
+T = TypeVar("T")
 
 RECEIPT_TYPE = "pdv.shred-receipt.v1"
 BACKUPS = (
-    "Database copies taken before shredded_at still hold the wrapped data key. They become "
+    "Database copies taken before this shred committed (shortly after shredded_at) still hold the wrapped "
+    "data key. They become "
     "unrecoverable when Vault KEK versions up to kek_versions' highest are trimmed (pdv keys trim, "
     "after the backup horizon). Until then, restoring such a copy is caught by the tombstone ledger."
 )
@@ -110,13 +113,13 @@ class Signed:
     at: datetime
 
 
-def disjoint(limits: Limits) -> Callable[[list], int]:
-    """A Coalescer `take` for orders (or Signed orders): a prefix naming no subject twice, so
-    each order reads as if it ran alone, and within the batch limit."""
-    def take(waiting: list) -> int:
+def disjoint(limits: Limits, subjects: Callable[[T], list[str]]) -> Callable[[list[T]], int]:
+    """A Coalescer `take`: a prefix of the waiting items naming no subject twice (so each order
+    reads as if it ran alone) and within the batch limit."""
+    def take(waiting: list[T]) -> int:
         seen: set[str] = set()
         for n, item in enumerate(waiting):
-            ids = (item.order if isinstance(item, Signed) else item).subject_ids
+            ids = subjects(item)
             if seen.intersection(ids) or (n and len(seen) + len(ids) > limits.max_batch_items):
                 return n
             seen.update(ids)
@@ -158,8 +161,8 @@ class ShredSteps:
         fields, expired_by = batch[0].order.fields, batch[0].order.expired_by
         ids = [s for signed in batch for s in signed.order.subject_ids]
         with self.store.transaction() as tx:
-            now = Survey.take(tx, ids, fields, expired_by)
-            fresh = [signed for signed in batch if now.of(signed.order.subject_ids) == signed.survey]
+            current = Survey.take(tx, ids, fields, expired_by)
+            fresh = [signed for signed in batch if current.of(signed.order.subject_ids) == signed.survey]
             targets = [s for signed in fresh for s in signed.survey.targets]
             if before_destroy is not None and targets:
                 before_destroy(tx, targets)

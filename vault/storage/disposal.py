@@ -13,8 +13,9 @@ from vault.storage import tables as t
 from vault.storage.jobs import job_lock, lock_key
 from vault.storage.store import Store, Tx
 
-# pg_try_advisory_lock key of the disposal job: "PDVDISPO" as a 64-bit integer.
-DISPOSAL_LOCK_KEY = lock_key(b"PDVDISPO")
+# The disposal job's lock name; as pg_try_advisory_lock's key, a 64-bit integer.
+DISPOSAL_LOCK = b"PDVDISPO"
+DISPOSAL_LOCK_KEY = lock_key(DISPOSAL_LOCK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,4 +107,4 @@ def delete_keys_below(tx: Tx, subject_id: str, version: int) -> int:
 
 def disposal_lock(store: Store) -> AbstractContextManager[bool]:
     """True if this process may run the disposal job now, False if another replica is (jobs.job_lock)."""
-    return job_lock(store, b"PDVDISPO")
+    return job_lock(store, DISPOSAL_LOCK)
