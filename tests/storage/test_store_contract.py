@@ -14,7 +14,8 @@ from vault.errors import Conflict, StoreUnavailable
 from vault.storage import migrate
 from vault.storage import tables as t
 from vault.storage.engine import create_store_engine
-from vault.storage.store import IndexMatch, KeyRow, Store, ValueRow
+from vault.storage.rows import IndexMatch, KeyRow, ValueRow
+from vault.storage.store import Store
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
 

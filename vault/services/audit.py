@@ -31,7 +31,7 @@ from vault.keys.provider import Signer
 from vault.secret import SecretBytes
 from vault.services.sink import append_durably
 from vault.storage.audit_log import AuditRepository, Checkpoint
-from vault.storage.store import ChainHead
+from vault.storage.rows import ChainHead
 
 log = logging.getLogger("pdv.audit")
 

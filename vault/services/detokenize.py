@@ -41,7 +41,8 @@ from vault.services.access import DENIED, AccessControl
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.keyring import KeyId, KeyRing
-from vault.storage.store import Tx, ValueRow
+from vault.storage.rows import ValueRow
+from vault.storage.store import Tx
 
 # One message for every miss, whatever the reason: no existence oracle.
 NOT_FOUND = "token not found"

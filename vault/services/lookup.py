@@ -21,7 +21,8 @@ from vault.services.access import DENIED, AccessControl
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
-from vault.storage.store import IndexMatch, Tx
+from vault.storage.rows import IndexMatch
+from vault.storage.store import Tx
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from vault.services.keyring import KeyRing
 from vault.services.tokenize_model import (
     ItemProblem, Plan, Prepared, RecordIn, TokenizeOutcome, is_subject_id, new_subject_id, summarize,
 )
-from vault.storage.store import SCRUBBED_FINGERPRINT, KeyRow, Store, Tx
+from vault.storage.rows import SCRUBBED_FINGERPRINT, KeyRow
+from vault.storage.store import Store, Tx
 
 # A concurrent writer can take a format-preserving token or the request id between our
 # read and our write; the loser starts again (and then sees the winner's result).

@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 
 from vault.storage import tables as t
-from vault.storage.store import SCRUBBED_FINGERPRINT, Tx
+from vault.storage.rows import SCRUBBED_FINGERPRINT
+from vault.storage.store import Tx
 
 
 def active_holds(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[str]]:

@@ -6,15 +6,12 @@ uses. Driver errors become StoreUnavailable here, so callers never see SQLAlchem
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
 import contextlib
-from typing import Protocol
 import functools
 import logging
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from dataclasses import field as dc_field
 from datetime import datetime, timezone
 
 import psycopg
@@ -24,85 +21,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from vault.errors import Conflict, StoreUnavailable
 from vault.storage import tables as t
 from vault.storage.engine import READ_ONLY
+from vault.storage.rows import (
+    ACCESS_COLUMNS, CHAIN_COLUMNS, KEY_COLUMNS, RECORD_COLUMNS, REQUEST_COLUMNS, SUBJECT_COLUMNS, VALUE_COLUMNS,
+    AccessChain, ChainHead, IndexMatch, KeyRow, ValueRow,
+)
 
 log = logging.getLogger("pdv.storage")
-
-
-# Column orders of the bulk inserts: the hot paths hand rows over as tuples in this order.
-VALUE_COLUMNS = (
-    "subject_id", "field", "token", "key_version", "ciphertext", "blind_index",
-    "purpose", "source", "notice_id", "collected_at", "expires_at",
-)
-SUBJECT_COLUMNS = ("id", "created_at", "created_by")
-KEY_COLUMNS = ("subject_id", "version", "wrapped", "kek_version", "encryptions", "created_at")
-REQUEST_COLUMNS = ("principal", "request_id", "fingerprint", "response", "created_at")
-RECORD_COLUMNS = ("principal", "request_id", "position", "subject_id", "tokens")
-# The fingerprint of a stored tokenize answer a shred touched: a keyed hash of values now
-# destroyed, so it is dropped, and a retry of that request is no longer compared with it.
-SCRUBBED_FINGERPRINT = b""
-ACCESS_COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome")
-# What the access-log chain appends to each row when the transaction commits.
-CHAIN_COLUMNS = ("chain_id", "seq", "mac")
-
-
-@dataclass(frozen=True, slots=True)
-class ChainHead:
-    """Where an access-log chain ends: its id, last seq and mac; `new` if these rows start it."""
-
-    chain_id: str
-    seq: int
-    mac: bytes
-    new: bool = False
-
-    def __iter__(self) -> Iterator:
-        return iter((self.chain_id, self.seq, self.mac))
-
-
-class AccessChain(Protocol):
-    """Seals access-log rows into a hash chain (vault.services.audit.AuditChain).
-
-    `lock` is held from seal() until the transaction has committed (advance) or failed
-    (abandon), so the chain's in-memory head only ever moves with a commit.
-    """
-
-    lock: threading.Lock
-
-    def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], ChainHead]: ...
-    def advance(self, head: ChainHead) -> None: ...
-    def abandon(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    subject_id: str
-    version: int
-    wrapped: str
-    encryptions: int
-
-
-@dataclass(frozen=True, slots=True)
-class ValueRow:
-    token: str
-    field: str
-    subject_id: str
-    key_version: int
-    ciphertext: bytes
-    wrapped: str
-    # Read with the value for the policy check: why it was collected, and whether its
-    # subject opted out of the access purpose asked about.
-    purpose: str = dc_field(default="", compare=False)
-    opted_out: bool = dc_field(default=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexMatch:
-    field: str
-    blind_index: bytes
-    subject_id: str
-    token: str
-    # As ValueRow: the collection purpose and the opt-out from the access purpose asked about.
-    purpose: str = dc_field(default="", compare=False)
-    opted_out: bool = dc_field(default=False, compare=False)
 
 
 class Store:
