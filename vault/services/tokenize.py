@@ -111,7 +111,7 @@ class TokenizeService:
             return outcome
 
         written = self.committer.run(write)
-        return _replay(written, fingerprint) if isinstance(written, tuple) else written
+        return _replay(written, fingerprint, len(records)) if isinstance(written, tuple) else written
 
     # --- before the write transaction --------------------------------------------------
     def _validate(self, principal: str, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
@@ -286,12 +286,16 @@ class _ItemError(Exception):
         self.index, self.field, self.error = index, field, error
 
 
-def _replay(earlier: tuple[bytes, str, list[tuple[int, str, str]]], fingerprint: bytes) -> TokenizeOutcome:
+def _replay(earlier: tuple[bytes, str, list[tuple[int, str, str]]], fingerprint: bytes, record_count: int) -> TokenizeOutcome:
     stored_fingerprint, response, records = earlier
-    # A shred scrubbed the fingerprint (a hash of values now destroyed): nothing to compare with.
-    if stored_fingerprint != SCRUBBED_FINGERPRINT and not hmac.compare_digest(stored_fingerprint, fingerprint):
+    outcome = TokenizeOutcome.from_stored(response, records)
+    if stored_fingerprint == SCRUBBED_FINGERPRINT:
+        # A shred dropped the fingerprint (a hash of values now destroyed): only the shape is left to compare.
+        if len(outcome.results) != record_count:
+            raise RequestIdReused()
+    elif not hmac.compare_digest(stored_fingerprint, fingerprint):
         raise RequestIdReused()
-    return TokenizeOutcome.from_stored(response, records)
+    return outcome
 
 
 def _key_row(subject_id: str, version: int, wrapped: WrappedKey, encryptions: int, now: datetime) -> tuple:
