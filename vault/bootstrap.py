@@ -194,7 +194,8 @@ def disposal_service(app: App) -> DisposalService:
     clock = app.shredder.clock
     index_keys = IndexKeys.load_or_create(app.store, app.keys, clock)
     return DisposalService(app.store, app.keyring, app.shredder, app.catalog, index_keys, clock,
-                           app.settings.disposal_batch_size)
+                           app.settings.disposal_batch_size,
+                           timedelta(seconds=app.settings.tokenize_answer_retention_seconds))
 
 
 def rewrap_service(app: App) -> RewrapService:

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     audit_checkpoint_file: Path | None = None
     # The in-server disposal job: every N seconds (0 = off), one replica at a time.
     disposal_interval_seconds: float = Field(default=3600.0, ge=0)
+    # Tokenize answers kept so a retry with the same request id gets the same tokens: how long.
+    tokenize_answer_retention_seconds: float = Field(default=7 * 86400.0, gt=0)
     disposal_batch_size: int = Field(default=500, ge=1, le=10_000)
     # The in-server rewrap job: every N seconds (0 = off), one replica at a time, rewrap stored
     # keys below the KEK's latest version with the service token. On by default: a rotation

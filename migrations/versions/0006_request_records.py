@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("principal", "request_id", "position"),
     )
     op.create_index("ix_request_records_subject", "request_records", ["subject_id"])
+    # Stored answers are kept for a retry window only; disposal prunes them by age.
+    op.create_index("ix_tokenize_requests_created", "tokenize_requests", ["created_at"])
     # Move the records of answers stored before this migration. Until now a shred left these
     # answers alone: a record whose subject is gone is stored blank (a retry is told it is not
     # found), and a record keeps only the tokens its subject still holds a value under.
@@ -78,6 +80,7 @@ def _held(conn: sa.Connection, subject_ids: list[str]) -> dict[str, set[tuple[st
 
 def downgrade() -> None:
     # Put each answer's records back into its JSON, in the format revision 0005 reads.
+    op.drop_index("ix_tokenize_requests_created", "tokenize_requests")
     conn = op.get_bind()
     for principal, request_id, response in conn.execute(
         sa.text("SELECT principal, request_id, response FROM tokenize_requests")

@@ -362,3 +362,22 @@ def test_dispose_killed_with_sigkill_is_finished_by_the_next_run(
         assert {t: v for t, (code, v) in answers.items() if code == 0} == {t: values[t] for t in set(tokens) - expected_gone}
     finally:
         check.stop()
+
+
+def test_tokenize_answers_kept_for_retries_are_pruned_after_their_retention(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    (first,) = client.tokenize([resident(60)], purpose=PURPOSE, source="311", request_id="intake-60")
+    disposer = disposal_service(admin_stack.app)
+    now = datetime.now(timezone.utc)
+
+    assert disposer.dispose(now=now + timedelta(days=6)).answers_pruned == 0
+    assert client.tokenize([resident(60)], purpose=PURPOSE, source="311", request_id="intake-60") == [first]
+    stored = count(admin_stack, "SELECT count(*) FROM tokenize_requests")
+    assert disposer.dispose(now=now + timedelta(days=8), dry_run=True).answers_pruned == stored
+    assert disposer.dispose(now=now + timedelta(days=8)).answers_pruned == stored >= 1
+    assert count(admin_stack, "SELECT count(*) FROM tokenize_requests") == 0
+    assert count(admin_stack, "SELECT count(*) FROM request_records") == 0
+    # Past the window a retry is a new request: new subject, new tokens; the first is untouched.
+    (again,) = client.tokenize([resident(60)], purpose=PURPOSE, source="311", request_id="intake-60")
+    assert again.subject_id != first.subject_id
+    assert client.detokenize_one(first.tokens["full_name"], purpose=PURPOSE) == "Grace Hopper I"

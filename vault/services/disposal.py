@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from vault.catalog import Catalog, FieldSpec, TokenKind
 from vault.crypto import tokens as tk
@@ -47,6 +47,7 @@ class DisposalReport:
     receipts: int = 0
     held: dict[str, list[str]] = field(default_factory=dict)  # subject id → case ids of its holds
     values_held: int = 0
+    answers_pruned: int = 0  # tokenize answers kept for retries, past their retention
 
     def to_json(self) -> dict:
         return {
@@ -59,16 +60,18 @@ class DisposalReport:
             "receipts": self.receipts,
             "subjects_held": len(self.held), "values_held": self.values_held,
             "held": {s: cases for s, cases in sorted(self.held.items())},
+            "answers_pruned": self.answers_pruned,
         }
 
 
 class DisposalService:
     def __init__(
         self, store: Store, keyring: KeyRing, shredder: ShredService, catalog: Catalog, index_keys: IndexKeys,
-        clock: Callable[[], datetime], batch_size: int = 500,
+        clock: Callable[[], datetime], batch_size: int = 500, answer_retention: timedelta = timedelta(days=7),
     ) -> None:
         self.store, self.keyring, self.shredder, self.catalog = store, keyring, shredder, catalog
         self.index_keys, self.clock, self.batch_size = index_keys, clock, batch_size
+        self.answer_retention = answer_retention
 
     def dispose(
         self, now: datetime | None = None, dry_run: bool = False,
@@ -104,10 +107,27 @@ class DisposalService:
                 handled = self._batch(caller, subjects, now, dry_run, report)
                 if on_progress is not None:
                     on_progress(handled)
-        log.info("disposal%s: %d value(s) disposed, %d subject(s) shredded, %d receipt(s), %d subject(s) held",
-                 " (dry run)" if dry_run else "", sum(report.values_disposed.values()), report.subjects_shredded,
-                 report.receipts, len(report.held))
+        report.answers_pruned = self._prune_answers(now - self.answer_retention, dry_run)
+        log.info("disposal%s: %d value(s) disposed, %d subject(s) shredded, %d receipt(s), %d subject(s) held, "
+                 "%d stored tokenize answer(s) pruned", " (dry run)" if dry_run else "",
+                 sum(report.values_disposed.values()), report.subjects_shredded, report.receipts, len(report.held),
+                 report.answers_pruned)
         return report
+
+    def _prune_answers(self, before: datetime, dry_run: bool) -> int:
+        """Drop the tokenize answers kept for retries once past their retention (a retry after
+        that is a new request), a batch per transaction."""
+        if dry_run:
+            with self.store.snapshot() as tx:
+                return db.count_old_answers(tx, before)
+        pruned = 0
+        while True:
+            with self.store.transaction() as tx:
+                keys = db.old_answers(tx, before, self.batch_size)
+                db.delete_answers(tx, keys)
+            pruned += len(keys)
+            if len(keys) < self.batch_size:
+                return pruned
 
     def _batch(self, caller: Caller, subjects: list[str], now: datetime, dry_run: bool, report: DisposalReport) -> int:
         with self.store.snapshot() as tx:

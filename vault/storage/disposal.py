@@ -105,6 +105,28 @@ def delete_keys_below(tx: Tx, subject_id: str, version: int) -> int:
 
 # --- one disposal job at a time ----------------------------------------------------------
 
+def old_answers(tx: Tx, before: datetime, limit: int) -> list[tuple[str, str]]:
+    """(principal, request id) of up to `limit` stored tokenize answers created before `before`."""
+    c = t.tokenize_requests.c
+    return [tuple(r) for r in tx.conn.execute(
+        select(c.principal, c.request_id).where(c.created_at < before).order_by(c.created_at).limit(limit)
+    )]
+
+
+def count_old_answers(tx: Tx, before: datetime) -> int:
+    c = t.tokenize_requests.c
+    return int(tx.conn.scalar(select(func.count()).select_from(t.tokenize_requests).where(c.created_at < before)))
+
+
+def delete_answers(tx: Tx, keys: Sequence[tuple[str, str]]) -> None:
+    """Delete stored tokenize answers (and their records) by (principal, request id)."""
+    if not keys:
+        return
+    for table in (t.request_records, t.tokenize_requests):
+        c = table.c
+        tx.conn.execute(delete(table).where(or_(*(and_(c.principal == p, c.request_id == r) for p, r in keys))))
+
+
 def disposal_lock(store: Store) -> AbstractContextManager[bool]:
     """True if this process may run the disposal job now, False if another replica is (jobs.job_lock)."""
     return job_lock(store, DISPOSAL_LOCK)

@@ -88,6 +88,7 @@ tokenize_requests = Table(
     Column("fingerprint", LargeBinary, nullable=False),
     Column("response", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_tokenize_requests_created", "created_at"),
 )
 
 # The records of each stored tokenize answer (migration 0006), one row each, so a shred
