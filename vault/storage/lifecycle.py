@@ -136,22 +136,27 @@ def set_request_record_tokens(tx: Tx, rows: Sequence[tuple[str, str, int, str]])
         tx.conn.execute(update(t.request_records)
                         .where(c.principal == principal, c.request_id == request_id, c.position == position)
                         .values(tokens=tokens))
-    q = t.tokenize_requests.c
-    for principal, request_id in {(r[0], r[1]) for r in rows}:
-        tx.conn.execute(update(t.tokenize_requests).where(q.principal == principal, q.request_id == request_id)
-                        .values(fingerprint=SCRUBBED_FINGERPRINT))
+    _scrub_fingerprints(tx, sorted({(r[0], r[1]) for r in rows}))
 
 
 def forget_request_records(tx: Tx, subject_ids: Sequence[str]) -> None:
     """Blank the subjects out of their stored tokenize records (a retry is told the record is not
     found), and scrub those answers' fingerprints."""
     marks = tx.marks(len(subject_ids))
-    tx.execute(
-        f"UPDATE tokenize_requests SET fingerprint = {tx.marks(1)} WHERE EXISTS (SELECT 1 FROM request_records r "
-        "WHERE r.principal = tokenize_requests.principal AND r.request_id = tokenize_requests.request_id "
-        f"AND r.subject_id IN ({marks}))", (SCRUBBED_FINGERPRINT, *subject_ids),
-    )
+    # Find the answers by the subject index first: a correlated EXISTS would scan every answer.
+    answers = tx.fetch(f"SELECT DISTINCT principal, request_id FROM request_records WHERE subject_id IN ({marks})",
+                       subject_ids)
+    if not answers:
+        return
+    _scrub_fingerprints(tx, [(p, r) for p, r in answers])
     tx.execute(f"UPDATE request_records SET subject_id = '', tokens = '{{}}' WHERE subject_id IN ({marks})", subject_ids)
+
+
+def _scrub_fingerprints(tx: Tx, answers: Sequence[tuple[str, str]]) -> None:
+    m = tx.marks(1)
+    for principal, request_id in answers:
+        tx.execute(f"UPDATE tokenize_requests SET fingerprint = {m} WHERE principal = {m} AND request_id = {m}",
+                   (SCRUBBED_FINGERPRINT, principal, request_id))
 
 
 _TOMBSTONE_COLUMNS = ("subject_id", "fields", "shredded_at", "receipt", "signature")
