@@ -113,7 +113,6 @@ def start_disposal_job(app, settings: Settings) -> DisposalJob | None:  # type: 
         return None
     job = DisposalJob(disposal_service(app), settings.disposal_interval_seconds)
     job.start()
-    log.info("disposal job: every %.0fs", settings.disposal_interval_seconds)
     return job
 
 
@@ -125,7 +124,6 @@ def start_rewrap_job(app, settings: Settings) -> RewrapJob | None:  # type: igno
         return None
     job = RewrapJob(rewrap_service(app), app.store, settings.rewrap_interval_seconds)
     job.start()
-    log.info("rewrap job: every %.0fs", settings.rewrap_interval_seconds)
     return job
 
 

@@ -22,6 +22,7 @@ class PeriodicJob(Generic[T]):
 
     def start(self) -> None:
         self._thread.start()
+        self._log.info("%s job: every %.0fs", self.name, self.interval)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -17,12 +17,15 @@ from vault.storage.rows import SCRUBBED_FINGERPRINT
 from vault.storage.store import Tx
 
 
+def _fetch_in(tx: Tx, sql: str, subject_ids: Sequence[str]) -> list:
+    """Rows of `sql`, its `{ids}` made one placeholder per subject id (no ids: no rows)."""
+    return tx.fetch(sql.format(ids=tx.marks(len(subject_ids))), subject_ids) if subject_ids else []
+
+
 def active_holds(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[str]]:
     """Case ids of the unreleased holds on each subject that has any."""
-    if not subject_ids:
-        return {}
-    rows = tx.fetch(f"SELECT subject_id, case_id FROM legal_holds WHERE subject_id IN ({tx.marks(len(subject_ids))}) "
-                    "AND released_at IS NULL ORDER BY id", subject_ids)
+    rows = _fetch_in(tx, "SELECT subject_id, case_id FROM legal_holds WHERE subject_id IN ({ids}) "
+                         "AND released_at IS NULL ORDER BY id", subject_ids)
     out: dict[str, list[str]] = {}
     for subject_id, case_id in rows:
         out.setdefault(subject_id, []).append(case_id)
@@ -50,18 +53,14 @@ def release_hold(tx: Tx, subject_id: str, case_id: str, actor: str, now: datetim
 
 
 def existing_subjects(tx: Tx, subject_ids: Sequence[str]) -> set[str]:
-    if not subject_ids:
-        return set()
-    return {r[0] for r in tx.fetch(f"SELECT id FROM subjects WHERE id IN ({tx.marks(len(subject_ids))})", subject_ids)}
+    return {r[0] for r in _fetch_in(tx, "SELECT id FROM subjects WHERE id IN ({ids})", subject_ids)}
 
 
 def subject_keys(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[int]]:
     """KEK versions of each subject's wrapped DEKs (what a backup of them depends on)."""
-    if not subject_ids:
-        return {}
     out: dict[str, list[int]] = {}
-    for subject_id, kek_version in tx.fetch(
-        f"SELECT subject_id, kek_version FROM data_keys WHERE subject_id IN ({tx.marks(len(subject_ids))})", subject_ids
+    for subject_id, kek_version in _fetch_in(
+        tx, "SELECT subject_id, kek_version FROM data_keys WHERE subject_id IN ({ids})", subject_ids
     ):
         out.setdefault(subject_id, []).append(kek_version)
     return out
@@ -72,9 +71,9 @@ def value_counts(tx: Tx, subject_ids: Sequence[str], fields: Sequence[str] | Non
     if not subject_ids:
         return {}
     if fields is None and expired_by is None:
-        return {s: int(n) for s, n in tx.fetch(
-            f"SELECT subject_id, COUNT(*) FROM field_values WHERE subject_id IN ({tx.marks(len(subject_ids))}) "
-            "GROUP BY subject_id", subject_ids)}
+        return {s: int(n) for s, n in _fetch_in(
+            tx, "SELECT subject_id, COUNT(*) FROM field_values WHERE subject_id IN ({ids}) GROUP BY subject_id",
+            subject_ids)}
     c = t.field_values.c
     stmt = select(c.subject_id, func.count()).where(c.subject_id.in_(subject_ids)).group_by(c.subject_id)
     if fields is not None:
@@ -142,14 +141,14 @@ def set_request_record_tokens(tx: Tx, rows: Sequence[tuple[str, str, int, str]])
 def forget_request_records(tx: Tx, subject_ids: Sequence[str]) -> None:
     """Blank the subjects out of their stored tokenize records (a retry is told the record is not
     found), and scrub those answers' fingerprints."""
-    marks = tx.marks(len(subject_ids))
     # Find the answers by the subject index first: a correlated EXISTS would scan every answer.
-    answers = tx.fetch(f"SELECT DISTINCT principal, request_id FROM request_records WHERE subject_id IN ({marks})",
-                       subject_ids)
+    answers = _fetch_in(tx, "SELECT DISTINCT principal, request_id FROM request_records WHERE subject_id IN ({ids})",
+                        subject_ids)
     if not answers:
         return
     _scrub_fingerprints(tx, [(p, r) for p, r in answers])
-    tx.execute(f"UPDATE request_records SET subject_id = '', tokens = '{{}}' WHERE subject_id IN ({marks})", subject_ids)
+    tx.execute(f"UPDATE request_records SET subject_id = '', tokens = '{{}}' WHERE subject_id IN ({tx.marks(len(subject_ids))})",
+               subject_ids)
 
 
 def _scrub_fingerprints(tx: Tx, answers: Sequence[tuple[str, str]]) -> None:
@@ -168,10 +167,8 @@ def add_tombstones(tx: Tx, rows: Sequence[dict]) -> None:
 
 def subject_tombstones(tx: Tx, subject_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     """The receipt and signature of each whole-subject shred among `subject_ids`."""
-    if not subject_ids:
-        return {}
-    rows = tx.fetch(f"SELECT subject_id, receipt, signature FROM tombstones WHERE subject_id IN ({tx.marks(len(subject_ids))}) "
-                    "AND fields IS NULL", subject_ids)
+    rows = _fetch_in(tx, "SELECT subject_id, receipt, signature FROM tombstones WHERE subject_id IN ({ids}) "
+                         "AND fields IS NULL", subject_ids)
     return {s: (r, sig) for s, r, sig in rows}
 
 
