@@ -65,10 +65,13 @@ def admin_stack(openbao: OpenBaoServer, vault_token: str, database_url: str):  #
         sql_log.setLevel(level)
 
 
+ISSUED_AREAS = [area for area in range(100, 700) if area != 666]  # 666 is never issued: the validator refuses it
+
+
 def _person(n: int) -> dict[str, str]:
     tag = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
     return {"full_name": f"Log Hygiene {tag.title()}", "email": f"lh{tag}{n}@example.org",
-            "phone": f"212555{secrets.randbelow(10_000):04d}", "ssn": f"{secrets.randbelow(600) + 100:03d}"
+            "phone": f"212555{secrets.randbelow(10_000):04d}", "ssn": f"{secrets.choice(ISSUED_AREAS):03d}"
             f"{secrets.randbelow(99) + 1:02d}{secrets.randbelow(9999) + 1:04d}"}
 
 
