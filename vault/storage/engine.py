@@ -60,7 +60,8 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         # Write transactions take the write lock up front, so they never fail to upgrade
         # with SQLITE_BUSY_SNAPSHOT; read-only snapshots take no lock at all (WAL).
+        # Sent to the driver directly: it runs once per transaction, on every call's path.
         read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        conn.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

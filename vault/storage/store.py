@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -100,12 +101,16 @@ class Store:
         failure: Exception | None = None
         try:
             yield
-        except (IntegrityError, psycopg.IntegrityError) as exc:  # psycopg's own: raised by COPY
+        # The drivers' own errors come from the statements Tx sends to the driver directly.
+        except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
             log.info("integrity conflict (%s)", type(getattr(exc, "orig", exc)).__name__)
             failure = Conflict("the request conflicts with a concurrent change; retry it")
-        except (OperationalError, psycopg.OperationalError) as exc:
+        except (OperationalError, psycopg.OperationalError, sqlite3.OperationalError) as exc:
             log.warning("database unavailable (%s)", type(getattr(exc, "orig", exc)).__name__)
             failure = StoreUnavailable("database unavailable")
+        except (psycopg.Error, sqlite3.Error) as exc:
+            log.error("database error (%s)", type(exc).__name__)
+            failure = StoreUnavailable("database error")
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 log.error("database error (%s)", type(exc.orig).__name__)
@@ -124,6 +129,11 @@ class Tx:
         self.dialect = dialect
         self._mark = "%s" if dialect == "postgresql" else "?"
         self.pending_access: list[tuple] = []
+        # The hot statements go to the driver's connection directly, inside the transaction
+        # SQLAlchemy began on it: Core's execution context and result processing cost more
+        # than the statement itself on a one-item call. (They are therefore not in
+        # SQLAlchemy's statement log; their errors are translated by Store all the same.)
+        self._driver = conn.connection.driver_connection
 
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
@@ -139,16 +149,32 @@ class Tx:
 
     def execute(self, sql: str, params: Sequence = ()) -> int:
         """Run a driver-level statement; the number of rows it changed."""
-        return self.conn.exec_driver_sql(sql, tuple(params)).rowcount
+        cursor = self._driver.cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+    def execute_many(self, sql: str, rows: Sequence[tuple]) -> None:
+        """Run a driver-level statement once per parameter tuple."""
+        cursor = self._driver.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple], time_columns: tuple[int, ...]) -> None:
         """Bulk-insert tuples in `columns` order; `time_columns` are the positions of datetimes."""
         self._bulk_insert(table, columns, rows, time_columns)
 
     def _fetch(self, sql: str, params: Sequence) -> list:
-        # The per-call hot queries go to the driver directly: Core's statement building
-        # and result processing cost more than the query itself on a one-item call.
-        return self.conn.exec_driver_sql(sql, tuple(params)).fetchall()
+        cursor = self._driver.cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     # --- wrapped secrets -------------------------------------------------------------
     def get_secret(self, name: str) -> str | None:
@@ -208,9 +234,7 @@ class Tx:
         params = [(n, s, v) for s, v, n in counts]
         if params:
             m = self._mark
-            self.conn.exec_driver_sql(
-                f"UPDATE data_keys SET encryptions = encryptions + {m} WHERE subject_id = {m} AND version = {m}", params
-            )
+            self.execute_many(f"UPDATE data_keys SET encryptions = encryptions + {m} WHERE subject_id = {m} AND version = {m}", params)
 
     # --- values ----------------------------------------------------------------------
     def taken_tokens(self, field: str, tokens: Sequence[str]) -> set[str]:
@@ -298,11 +322,10 @@ class Tx:
         m = self._mark
         if head.new:
             at = _sqlite_time(started_at) if self.dialect == "sqlite" else started_at
-            self.conn.exec_driver_sql(f"INSERT INTO audit_chains (chain_id, started_at, seq, mac) VALUES ({m}, {m}, {m}, {m})",
-                                      (head.chain_id, at, head.seq, head.mac))
+            self.execute(f"INSERT INTO audit_chains (chain_id, started_at, seq, mac) VALUES ({m}, {m}, {m}, {m})",
+                         (head.chain_id, at, head.seq, head.mac))
         else:
-            self.conn.exec_driver_sql(f"UPDATE audit_chains SET seq = {m}, mac = {m} WHERE chain_id = {m}",
-                                      (head.seq, head.mac, head.chain_id))
+            self.execute(f"UPDATE audit_chains SET seq = {m}, mac = {m} WHERE chain_id = {m}", (head.seq, head.mac, head.chain_id))
 
     def _bulk_insert(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple], time_columns: tuple[int, ...]) -> None:
         # The two hottest inserts bypass Core's per-row parameter processing: COPY on
@@ -311,7 +334,7 @@ class Tx:
             return
         names = ", ".join(columns)
         if self.dialect == "postgresql":
-            cursor = self.conn.connection.driver_connection.cursor()
+            cursor = self._driver.cursor()
             with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -319,7 +342,7 @@ class Tx:
         if time_columns:
             rows = [_sqlite_times(row, time_columns) for row in rows]
         marks = ", ".join("?" * len(columns))
-        self.conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        self.execute_many(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
 
 
