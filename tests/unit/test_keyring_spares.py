@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from vault.domain import WrappedKey
 from vault.secret import SecretBytes
@@ -33,3 +36,31 @@ def test_spares_expire_with_the_cache_ttl() -> None:
     now[0] = 61.0
     assert [w.kek_version for _, w in ring.new_keys(1)] == [2] and kek.calls == 2  # expired: wrapped anew
 
+
+
+class SlowKek(FakeKek):
+    """Vault taking a while to answer, so that callers run short of spares together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wrapped = 0
+
+    def wrap_keys(self, keys: Sequence[SecretBytes]) -> list[WrappedKey]:
+        time.sleep(0.05)
+        self.wrapped += len(keys)
+        return super().wrap_keys(keys)
+
+
+def test_callers_short_of_spares_together_share_one_refill() -> None:
+    kek = SlowKek()
+    ring = KeyRing(kek, spare_keys=64)
+    start = threading.Barrier(16)
+
+    def one_key(_: int) -> list[tuple[SecretBytes, WrappedKey]]:
+        start.wait()
+        return ring.new_keys(1)
+
+    with ThreadPoolExecutor(16) as pool:
+        got = [key for keys in pool.map(one_key, range(16)) for key in keys]
+    assert len(got) == 16 and len({secret.reveal() for secret, _ in got}) == 16  # each DEK handed out once
+    assert kek.calls == 1 and kek.wrapped == 1 + 64  # one Vault call; no spare set made only to be dropped

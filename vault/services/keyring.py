@@ -30,6 +30,7 @@ class KeyRing:
         self._provider = provider
         self._cache: TTLCache[KeyId, DataKey] = TTLCache(maxsize=cache_size, ttl=ttl_seconds)
         self._lock = threading.Lock()
+        self._refilling = threading.Lock()
         # Fresh DEKs wrapped ahead of need, so a one-record tokenize does not pay a Vault
         # round trip: whenever Vault is called anyway, it wraps this many extra.
         self._spare_target = spare_keys
@@ -41,19 +42,31 @@ class KeyRing:
 
     def new_keys(self, count: int) -> list[tuple[SecretBytes, WrappedKey]]:
         """`count` fresh, never-used DEKs and their wrapped forms (at most one batched Vault call)."""
+        taken = self._take_spares(count)
+        if len(taken) == count:
+            return taken
+        # One refill at a time: callers that ran short together would otherwise each wrap a
+        # full set of spares, and all but one set would be thrown away. A caller that waited
+        # here takes what the refill before it made.
+        with self._refilling:
+            taken += self._take_spares(count - len(taken))
+            missing = count - len(taken)
+            if missing:
+                secrets = [new_data_key() for _ in range(missing + self._spare_target)]
+                made = list(zip(secrets, self._provider.wrap_keys(secrets)))
+                taken += made[:missing]
+                now = self._clock()
+                with self._lock:
+                    self._spares = (self._spares + [(s, w, now) for s, w in made[missing:]])[: self._spare_target]
+        return taken
+
+    def _take_spares(self, count: int) -> list[tuple[SecretBytes, WrappedKey]]:
         now = self._clock()
         with self._lock:
             if self._spares and now - self._spares[0][2] >= self._spare_max_age:  # oldest first
                 self._spares = [s for s in self._spares if now - s[2] < self._spare_max_age]
             taken = [(s[0], s[1]) for s in self._spares[:count]]
             self._spares = self._spares[count:]
-        missing = count - len(taken)
-        if missing:
-            secrets = [new_data_key() for _ in range(missing + self._spare_target)]
-            made = list(zip(secrets, self._provider.wrap_keys(secrets)))
-            taken += made[:missing]
-            with self._lock:
-                self._spares = (self._spares + [(s, w, now) for s, w in made[missing:]])[: self._spare_target]
         return taken
 
     def remember(self, key_id: KeyId, secret: SecretBytes) -> DataKey:
