@@ -9,6 +9,7 @@ import pytest
 
 from vault.api.auth import Authenticator, current_principal
 from vault.certs import make_ca, make_client_cert
+from vault.config import hash_api_key
 
 
 class Aborted(Exception):
@@ -16,22 +17,26 @@ class Aborted(Exception):
 
 
 class FakeContext:
-    def __init__(self, pem: bytes | None = None) -> None:
+    def __init__(self, pem: bytes | None = None, api_key: str | None = None) -> None:
         self._auth = {"x509_pem_cert": [pem]} if pem else {"transport_security_type": [b"insecure"]}
+        self._metadata = (("x-api-key", api_key),) if api_key else ()
         self.code: grpc.StatusCode | None = None
 
     def auth_context(self) -> dict:
         return self._auth
+
+    def invocation_metadata(self) -> tuple:
+        return self._metadata
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         self.code = code
         raise Aborted(details)
 
 
-def intercepted(handler: grpc.RpcMethodHandler, api_key: str | None = None, allowed: list[str] | None = None) -> grpc.RpcMethodHandler:
-    auth = Authenticator({}, allowed)
-    metadata = (("x-api-key", api_key),) if api_key else ()
-    return auth.intercept_service(lambda _d: handler, SimpleNamespace(method="/pdv.v1.X/Y", invocation_metadata=metadata))
+def intercepted(handler: grpc.RpcMethodHandler, allowed: list[str] | None = None,
+                auth: Authenticator | None = None) -> grpc.RpcMethodHandler:
+    auth = auth or Authenticator({}, allowed)
+    return auth.intercept_service(lambda _d: handler, SimpleNamespace(method="/pdv.v1.X/Y", invocation_metadata=()))
 
 
 def test_a_streaming_response_runs_under_the_certificates_principal() -> None:
@@ -64,7 +69,20 @@ def test_a_certificate_outside_the_allow_list_is_permission_denied_and_an_unknow
     with pytest.raises(Aborted):
         intercepted(grpc.unary_unary_rpc_method_handler(call), allowed=["intake-311"]).unary_unary(None, context)
     assert context.code == grpc.StatusCode.PERMISSION_DENIED
-    context = FakeContext(pem)
+    context = FakeContext(pem, api_key="pdvk_wrong")
     with pytest.raises(Aborted):
-        intercepted(grpc.unary_unary_rpc_method_handler(call), api_key="pdvk_wrong").unary_unary(None, context)
+        intercepted(grpc.unary_unary_rpc_method_handler(call)).unary_unary(None, context)
     assert context.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_the_guarded_handler_is_reused_and_each_call_is_checked_with_its_own_key() -> None:
+    auth = Authenticator({hash_api_key("pdvk_intake"): "intake-311"})
+    inner = grpc.unary_unary_rpc_method_handler(lambda _r, _c: current_principal.get().name)
+    first, second = intercepted(inner, auth=auth), intercepted(inner, auth=auth)
+    assert first is second  # built once per method, not per call
+    assert first.unary_unary(None, FakeContext(api_key="pdvk_intake")) == "intake-311"
+    refused = FakeContext(api_key="pdvk_other")
+    with pytest.raises(Aborted):
+        second.unary_unary(None, refused)  # the earlier caller's key is not remembered
+    assert refused.code == grpc.StatusCode.UNAUTHENTICATED
+    assert first.unary_unary(None, FakeContext(api_key="pdvk_intake")) == "intake-311"

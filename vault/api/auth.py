@@ -51,14 +51,20 @@ class Authenticator(grpc.ServerInterceptor):
         self._allowed = None if tls_principals is None else frozenset(tls_principals)
         self._refusals = refusals
         self._revocations = revocations
+        # method -> (the handler grpc found, its guarded copy): built on a method's first
+        # call and reused, since building handlers per call cost more than checking the key.
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_OPEN_SERVICES):
-            return handler
-        api_key = _api_key(handler_call_details.invocation_metadata)
         method = handler_call_details.method
-        return _replace(handler, lambda behaviour: self._guard(behaviour, api_key, method, handler.response_streaming))
+        if handler is None or method.startswith(_OPEN_SERVICES):
+            return handler
+        guarded = self._guarded.get(method)
+        if guarded is None or guarded[0] is not handler:
+            guarded = (handler, _replace(handler, lambda behaviour: self._guard(behaviour, method, handler.response_streaming)))
+            self._guarded[method] = guarded  # only methods the server serves get here: bounded
+        return guarded[1]
 
     def authenticate(self, api_key: str | None, context: grpc.ServicerContext, method: str = "") -> Principal:
         """The caller's principal, or log the refusal and abort the call (UNAUTHENTICATED / PERMISSION_DENIED)."""
@@ -89,11 +95,11 @@ class Authenticator(grpc.ServerInterceptor):
             self._refusals.record(method, reason, principal, outcome)
         context.abort(code, message)
 
-    def _guard(self, behaviour: Callable, api_key: str | None, method: str, streaming_response: bool) -> Callable:
+    def _guard(self, behaviour: Callable, method: str, streaming_response: bool) -> Callable:
         if streaming_response:
             # Streaming responses run while the generator is consumed, after the behaviour returns.
             def stream(request, context):  # type: ignore[no-untyped-def]
-                token = current_principal.set(self.authenticate(api_key, context, method))
+                token = current_principal.set(self.authenticate(_api_key(context.invocation_metadata()), context, method))
                 try:
                     yield from behaviour(request, context)
                 finally:
@@ -102,7 +108,7 @@ class Authenticator(grpc.ServerInterceptor):
             return stream
 
         def call(request, context):  # type: ignore[no-untyped-def]
-            token = current_principal.set(self.authenticate(api_key, context, method))
+            token = current_principal.set(self.authenticate(_api_key(context.invocation_metadata()), context, method))
             try:
                 return behaviour(request, context)
             finally:
