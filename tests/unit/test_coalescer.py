@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from vault.errors import StoreUnavailable
 from vault.services.coalescer import Coalescer, take_up_to
 
 
@@ -110,3 +111,27 @@ def test_an_execute_returning_the_wrong_count_fails_its_batch_and_the_queue_goes
     with pytest.raises(RuntimeError, match="1 items came back with 0 results"):
         coalescer.run("broken")
     assert coalescer.run("fine") == "fine"
+
+
+def test_callers_of_a_failed_batch_each_raise_their_own_copy_of_its_error() -> None:
+    release = threading.Event()
+
+    def execute(items: list[str]) -> list[str]:
+        if items == ["first"]:
+            release.wait(5)
+            return items
+        raise StoreUnavailable("database unavailable")
+
+    coalescer: Coalescer[str, str] = Coalescer(execute, take_up_to(10))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(coalescer.run, "first")
+        while not coalescer._leading:  # noqa: SLF001
+            time.sleep(0.001)
+        failing = [pool.submit(coalescer.run, f"item{i}") for i in range(3)]
+        while len(coalescer._queue) < 3:  # noqa: SLF001
+            time.sleep(0.001)
+        release.set()
+        assert first.result() == "first"
+        errors = [f.exception() for f in failing]
+    assert all(isinstance(e, StoreUnavailable) and str(e) == "database unavailable" for e in errors)
+    assert len({id(e) for e in errors}) == 3  # no traceback shared between threads
