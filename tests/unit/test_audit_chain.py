@@ -30,6 +30,13 @@ def test_the_entry_encoding_is_injective() -> None:
     assert base != encode_entry("c", 1, 1, ["ab", "c", None])
 
 
+def test_a_shared_memo_changes_no_encoding() -> None:
+    entries = [("c", 1, 5, ["req", "alice", "sub", None, "tok1"]), ("c", 2, 5, ["req", "alice", "sub", "", "tok2"]),
+               ("c", 3, 6, ["alice", "req", "sub", "sub", "req"])]
+    memo: dict[str, bytes] = {}
+    assert [encode_entry(*e, memo) for e in entries] == [encode_entry(*e) for e in entries]
+
+
 class FakeSigner:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail

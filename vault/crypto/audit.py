@@ -19,17 +19,26 @@ _HEAD = struct.Struct(">QqI")
 _LEN = struct.Struct(">I")
 
 
-def encode_entry(chain_id: str, seq: int, at_micros: int, fields: Sequence[str | None]) -> bytes:
-    """Length-prefixed (chain id, seq, time, fields...): no two entries encode alike."""
+def encode_entry(chain_id: str, seq: int, at_micros: int, fields: Sequence[str | None],
+                 memo: dict[str, bytes] | None = None) -> bytes:
+    """Length-prefixed (chain id, seq, time, fields...): no two entries encode alike.
+
+    `memo` (field text -> its encoded part) lets a caller encoding many entries in a row
+    encode the values they share (request id, principal, subject ...) once.
+    """
     chain = chain_id.encode()
     parts = [_HEAD.pack(seq, at_micros, len(chain)), chain]
     for value in fields:
         if value is None:
             parts.append(_NONE)
-        else:
+            continue
+        part = memo.get(value) if memo is not None else None
+        if part is None:
             raw = value.encode()
-            parts.append(_LEN.pack(len(raw)))
-            parts.append(raw)
+            part = _LEN.pack(len(raw)) + raw
+            if memo is not None:
+                memo[value] = part
+        parts.append(part)
     return b"".join(parts)
 
 

@@ -129,10 +129,10 @@ class AuditChain:
             chain_id, seq, mac = secrets.token_hex(16), 0, GENESIS
         else:
             chain_id, seq, mac = self._head
-        out = []
+        out, memo = [], {}  # the rows of one transaction share most of their values
         for row in rows:
             seq += 1
-            mac = chain_mac(key, mac, encode_entry(chain_id, seq, micros(row[0]), row[1:]))
+            mac = chain_mac(key, mac, encode_entry(chain_id, seq, micros(row[0]), row[1:], memo))
             out.append((*row, chain_id, seq, mac))
         return out, ChainHead(chain_id, seq, mac, new=self._fresh)
 

@@ -91,13 +91,17 @@ class DetokenizeService:
         now = self.clock()
         policy, today = self.access.policy, now.date()
         may_read_any = policy.may_read_any(caller.principal, purpose, today)
-        cleared = [
-            policy.view(caller.principal, it.field, purpose, today) is not None if it.field else may_read_any
-            for it in items
-        ]
+        views: dict[str, str | None] = {}  # field -> PLAIN, MASKED or None: asked once a call
+
+        def view(field: str) -> str | None:
+            if field not in views:
+                views[field] = policy.view(caller.principal, field, purpose, today)
+            return views[field]
+
+        cleared = [view(it.field) is not None if it.field else may_read_any for it in items]
         tokens = sorted({it.token for it in items})  # the refused ones too: see the module doc
         for _ in range(ROUNDS):
-            answer = self.committer.run(lambda tx: self._resolve(tx, caller, purpose, items, cleared, tokens, now))
+            answer = self.committer.run(lambda tx: self._resolve(tx, view, purpose, caller, items, cleared, tokens, now))
             if isinstance(answer, list):
                 return answer
             try:
@@ -108,13 +112,13 @@ class DetokenizeService:
         raise Unavailable("data keys keep expiring from the cache; retry")
 
     def _resolve(
-        self, tx: Tx, caller: Caller, purpose: str, items: list[DetokenizeItem], cleared: list[bool],
-        tokens: list[str], now: datetime,
+        self, tx: Tx, view: Callable[[str], str | None], purpose: str, caller: Caller, items: list[DetokenizeItem],
+        cleared: list[bool], tokens: list[str], now: datetime,
     ) -> list[Detokenized] | dict[KeyId, str]:
         """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""
         found = _first_row_per_item(items, tx.values_for_tokens(tokens, purpose))
         rows = [row if ok else None for row, ok in zip(found, cleared)]  # read, then dropped unused
-        verdicts = [self._verdict(caller, purpose, row, now) if row else None for row in rows]
+        verdicts = [self._verdict(view, purpose, row) if row else None for row in rows]
         wanted = {(r.subject_id, r.key_version): r.wrapped for r, v in zip(rows, verdicts) if v in (PLAIN, MASKED)}
         keys, missing = self.keyring.cached(wanted)
         if missing:
@@ -141,12 +145,12 @@ class DetokenizeService:
         ])
         return results
 
-    def _verdict(self, caller: Caller, purpose: str, row: ValueRow, now: datetime) -> str:
+    def _verdict(self, view: Callable[[str], str | None], purpose: str, row: ValueRow) -> str:
         """PLAIN or MASKED if this stored value may be read, else the refusal's log outcome."""
-        view = self.access.policy.view(caller.principal, row.field, purpose, now.date())
-        if view is None:
+        granted = view(row.field)
+        if granted is None:
             return DENIED
-        return self.access.refusal(purpose, row.purpose, row.opted_out) or view
+        return self.access.refusal(purpose, row.purpose, row.opted_out) or granted
 
     def _check_syntax(self, index: int, item: DetokenizeItem) -> None:
         """Strict token syntax before any lookup; the token itself is never echoed."""

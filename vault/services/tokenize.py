@@ -116,10 +116,11 @@ class TokenizeService:
     # --- before the write transaction --------------------------------------------------
     def _validate(self, principal: str, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
         prepared, problems = [], []
+        granted: dict[str, bool] = {}  # field -> may the caller tokenize it: asked once a batch
         for i, record in enumerate(records):
             try:
                 prepared.append(Prepared(
-                    i, self._check_subject(i, record.subject_id), self._normalize(i, principal, purpose, record)
+                    i, self._check_subject(i, record.subject_id), self._normalize(i, principal, purpose, record, granted)
                 ))
             except _ItemError as err:
                 problems.append(ItemProblem(err.index, err.field, err.error))
@@ -131,7 +132,9 @@ class TokenizeService:
             raise _ItemError(index, "", InvalidInput("malformed subject_id"))
         return subject_id
 
-    def _normalize(self, index: int, principal: str, purpose: str, record: RecordIn) -> list[tuple[FieldSpec, str]]:
+    def _normalize(
+        self, index: int, principal: str, purpose: str, record: RecordIn, granted: dict[str, bool]
+    ) -> list[tuple[FieldSpec, str]]:
         if not record.fields:
             raise _ItemError(index, "", InvalidInput("record has no fields"))
         out = []
@@ -140,7 +143,10 @@ class TokenizeService:
                 spec = self.catalog.field(name)
                 if purpose not in spec.purposes:
                     raise InvalidInput(f"field {name!r} may not be collected for purpose {purpose!r}")
-                if not self.access.allows(principal, TOKENIZE, name, purpose):
+                allowed = granted.get(name)
+                if allowed is None:
+                    allowed = granted[name] = self.access.allows(principal, TOKENIZE, name, purpose)
+                if not allowed:
                     raise PermissionDenied(f"not permitted to tokenize field {name!r} for purpose {purpose!r}")
                 if not value:
                     raise InvalidInput("value is empty")
