@@ -2,7 +2,8 @@
 
 It starts a throwaway OpenBao, database and `pdv serve` process (so the server does
 not share this process's GIL), then measures batched and single-item calls and a
-naive baseline that sends each field to Transit on its own. Requests are serialized
+naive baseline that sends each field to Transit on its own, and the floor: the same
+single calls answered by a gRPC server that does nothing. Requests are serialized
 before the clock starts, so the client's protobuf work is not counted as the server's.
 """
 
@@ -24,6 +25,7 @@ from pdv.v1 import subject_pb2 as spb
 from pdv.v1 import token_pb2 as pb
 from pdv_client.raw import RawTokenCalls
 
+from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_oracle import oracle_latencies
 from vault.cli.bench_stack import STRANGER, BenchStack
 from vault.bootstrap import rotation_service
@@ -134,6 +136,16 @@ def run_bench(args: argparse.Namespace) -> int:
             results[f"single_{name}_calls_per_s"] = len(bodies) / seconds
             results[f"single_{name}_p50_ms"] = percentile(latencies, 50) * 1000
             results[f"single_{name}_p99_ms"] = percentile(latencies, 99) * 1000
+
+        # The floor: the same single calls to a gRPC server that does nothing.
+        pki = (bench.pki.server_cert, bench.pki.server_key, bench.pki.ca) if bench.pki else None
+        with FloorServer(pki, bench.credentials()) as floor, RawTokenCalls(
+            floor.target, api_key=None if args.tls else api_key, credentials=bench.credentials(),
+        ) as empty:
+            _, seconds, latencies = timed(lambda body: empty.call("Detokenize", body), singles["detokenize"], args.concurrency)
+        results["grpc_floor_calls_per_s"] = len(singles["detokenize"]) / seconds
+        results["grpc_floor_p50_ms"] = percentile(latencies, 50) * 1000
+        results["grpc_floor_p99_ms"] = percentile(latencies, 99) * 1000
 
         # Unknown, shredded and forbidden tokens must not differ in latency (no timing oracle).
         stranger = stack.enter_context(RawTokenCalls(
