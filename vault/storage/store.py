@@ -7,8 +7,10 @@ uses. Driver errors become StoreUnavailable here, so callers never see SQLAlchem
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,9 +39,10 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         # SQLite has one writer at a time, and its busy handler sleeps (up to 100 ms a try)
-        # while another connection holds the lock. Queue this process's writers on a
-        # Python lock instead, so they hand over at once.
-        self._writer = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        # while another connection holds the lock. Queue writers instead, so they hand over at once.
+        self._writer: contextlib.AbstractContextManager = (
+            SqliteWriterQueue(engine.url.database) if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
         self._chain: AccessChain | None = None
 
     def attach_chain(self, chain: AccessChain) -> None:
@@ -48,6 +51,8 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if isinstance(self._writer, SqliteWriterQueue):
+            self._writer.close()
 
     @contextmanager
     def transaction(self) -> Iterator["Tx"]:
@@ -119,6 +124,50 @@ class Store:
                 failure = StoreUnavailable("database unavailable")
         if failure is not None:
             raise failure
+
+
+class SqliteWriterQueue:
+    """Write transactions on one SQLite file, one at a time: this process's threads queue
+    on a lock, and processes serving the same file (`processes` > 1) on an exclusive
+    flock of a file beside it, so a waiting writer is woken the moment the lock is free
+    instead of polling. SQLite's own locking still guards the data; writers that do not
+    queue here (CLI commands) fall back to its busy handler.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._path is not None:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+    def _file(self) -> int:
+        # Opened in the process that locks it: a descriptor inherited over fork shares its
+        # lock with the parent, and would let both write at once.
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()  # type: ignore[arg-type]
+        return self._fd
+
+    def close(self) -> None:
+        with self._threads:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
 
 
 class Tx:

@@ -1,0 +1,72 @@
+"""`processes = 2`: two server processes share one port and one database, each with its own audit chain."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from pdv_client import PdvClient
+from pdv_client.raw import wait_until_serving
+
+from tests.support.stack import migrate_url
+from vault.cli.main import main as pdv_main
+from vault.config import hash_api_key
+from vault.keys.openbao import OpenBaoServer, free_loopback_port
+
+PURPOSE = "benefits_eligibility"
+CONNECTIONS = 24  # the kernel spreads connections over the processes: all 24 on one would be a 1-in-8-million draw
+CALLS = 10
+
+
+def test_two_processes_serve_one_database_and_each_chains_its_own_log(
+    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    migrate_url(database_url)
+    api_key = "pdvk_" + secrets.token_urlsafe(24)
+    target = f"127.0.0.1:{free_loopback_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
+    settings = {
+        "PDV_LISTEN": target, "PDV_DATABASE_URL": database_url, "PDV_VAULT_ADDR": openbao.addr,
+        "PDV_VAULT_TOKEN": vault_token, "PDV_PROCESSES": "2", "PDV_DEV_POLICY": "true",
+        "PDV_API_KEYS": json.dumps([{"principal": "intake-311", "sha256": hash_api_key(api_key)}]),
+        "PDV_AUDIT_CHECKPOINT_FILE": str(tmp_path / "checkpoints.jsonl"),
+    }
+    server = subprocess.Popen([sys.executable, "-m", "vault.cli.main", "serve"], env={**env, **settings}, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_serving(target, 60, alive=lambda: server.poll() is None)
+
+        def one_connection(n: int) -> list[tuple[str, str]]:
+            # A channel of its own, so each client is one more TCP connection for the kernel to place.
+            with PdvClient(target, api_key=api_key, options=[("grpc.use_local_subchannel_pool", 1)]) as client:
+                out = []
+                for i in range(CALLS):
+                    value = f"p{n}-{i}@example.org"
+                    (record,) = client.tokenize([{"fields": {"email": value}}], purpose=PURPOSE, source="311")
+                    assert client.detokenize_one(record.tokens["email"], purpose=PURPOSE) == value
+                    out.append((record.subject_id, value))
+                return out
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            stored = [pair for pairs in pool.map(one_connection, range(CONNECTIONS)) for pair in pairs]
+        assert len({subject for subject, _ in stored}) == CONNECTIONS * CALLS
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert pdv_main(["audit", "verify"]) == 0
+    chains = re.search(r"audit log intact: (\d+) entries in (\d+) chain", capsys.readouterr().out)
+    assert chains is not None
+    assert int(chains[1]) >= CONNECTIONS * CALLS * 2  # every tokenize and every read was logged
+    assert int(chains[2]) >= 2  # one chain per process: neither waited on the other's
