@@ -22,15 +22,17 @@ NONCE_BYTES = 12
 KEY_BYTES = 32
 _HEADER = struct.Struct(">BI")
 _PREFIX = _HEADER.size + NONCE_BYTES
+_LENGTH = struct.Struct(">H")
+_LABEL = _LENGTH.pack(len(b"pdv-field")) + b"pdv-field"
 
 
 def row_aad(subject_id: str, field: str, token: str, key_version: int) -> bytes:
     """Canonical associated data: length-prefixed parts, so no two rows share an encoding."""
-    parts = [b"pdv-field", subject_id.encode(), field.encode(), token.encode()]
-    out = bytearray(_HEADER.pack(FORMAT_V1, key_version))
-    for part in parts:
-        out += struct.pack(">H", len(part)) + part
-    return bytes(out)
+    subject, name, tok = subject_id.encode(), field.encode(), token.encode()
+    return b"".join((
+        _HEADER.pack(FORMAT_V1, key_version), _LABEL,
+        _LENGTH.pack(len(subject)), subject, _LENGTH.pack(len(name)), name, _LENGTH.pack(len(tok)), tok,
+    ))
 
 
 def new_data_key() -> SecretBytes:

@@ -52,7 +52,8 @@ class LookupService:
         keys = [self._index_key(i, q) for i, q in enumerate(queries)]
         self.access.limiter.spend(caller.principal, len(queries))
         now = self.clock()
-        denied = [i for i, (f, _) in enumerate(keys) if not self.access.allows(caller.principal, LOOKUP, f, purpose)]
+        refused = {f for f in {f for f, _ in keys} if not self.access.allows(caller.principal, LOOKUP, f, purpose)}
+        denied = [i for i, (f, _) in enumerate(keys) if f in refused]
         if denied:
             rows = [access_row(now, caller, "lookup", purpose, DENIED, field=keys[i][0]) for i in denied]
             self.committer.run(lambda tx: tx.log_access(rows))

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -180,8 +181,8 @@ class Tx:
         self.pending_access: list[tuple] = []
         # The hot statements go to the driver's connection directly, inside the transaction
         # SQLAlchemy began on it: Core's execution context and result processing cost more
-        # than the statement itself on a one-item call. (They are therefore not in
-        # SQLAlchemy's statement log; their errors are translated by Store all the same.)
+        # than the statement itself on a one-item call. Cursor-execute listeners (tracing,
+        # tests) still see them (`_cursor`); SQLAlchemy's own statement log does not.
         self._driver = conn.connection.driver_connection
 
     def _marks(self, n: int) -> str:
@@ -198,30 +199,35 @@ class Tx:
 
     def execute(self, sql: str, params: Sequence = ()) -> int:
         """Run a driver-level statement; the number of rows it changed."""
-        cursor = self._driver.cursor()
-        try:
+        with self._cursor(sql, tuple(params)) as cursor:
             cursor.execute(sql, tuple(params))
             return cursor.rowcount
-        finally:
-            cursor.close()
 
     def execute_many(self, sql: str, rows: Sequence[tuple]) -> None:
         """Run a driver-level statement once per parameter tuple."""
-        cursor = self._driver.cursor()
-        try:
+        with self._cursor(sql, rows, many=True) as cursor:
             cursor.executemany(sql, rows)
-        finally:
-            cursor.close()
 
     def insert_rows(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple], time_columns: tuple[int, ...]) -> None:
         """Bulk-insert tuples in `columns` order; `time_columns` are the positions of datetimes."""
         self._bulk_insert(table, columns, rows, time_columns)
 
     def _fetch(self, sql: str, params: Sequence) -> list:
-        cursor = self._driver.cursor()
-        try:
+        with self._cursor(sql, tuple(params)) as cursor:
             cursor.execute(sql, tuple(params))
             return cursor.fetchall()
+
+    @contextmanager
+    def _cursor(self, sql: str, params: object, many: bool = False) -> Iterator[Any]:
+        """A driver cursor for one statement, announced to the engine's cursor-execute listeners."""
+        conn, dispatch = self.conn, self.conn.dispatch
+        cursor = self._driver.cursor()
+        try:
+            if dispatch.before_cursor_execute:
+                dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+            yield cursor
+            if dispatch.after_cursor_execute:
+                dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
         finally:
             cursor.close()
 
@@ -383,8 +389,8 @@ class Tx:
             return
         names = ", ".join(columns)
         if self.dialect == "postgresql":
-            cursor = self._driver.cursor()
-            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            statement = f"COPY {table} ({names}) FROM STDIN"
+            with self._cursor(statement, rows, many=True) as cursor, cursor.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(row)
             return
