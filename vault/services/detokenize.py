@@ -101,7 +101,7 @@ class DetokenizeService:
         cleared = [view(it.field) is not None if it.field else may_read_any for it in items]
         tokens = sorted({it.token for it in items})  # the refused ones too: see the module doc
         for _ in range(ROUNDS):
-            answer = self.committer.run(lambda tx: self._resolve(tx, view, purpose, caller, items, cleared, tokens, now))
+            answer = self.committer.run(lambda tx: self._resolve(tx, caller, purpose, view, items, cleared, tokens, now))
             if isinstance(answer, list):
                 return answer
             try:
@@ -112,7 +112,7 @@ class DetokenizeService:
         raise Unavailable("data keys keep expiring from the cache; retry")
 
     def _resolve(
-        self, tx: Tx, view: Callable[[str], str | None], purpose: str, caller: Caller, items: list[DetokenizeItem],
+        self, tx: Tx, caller: Caller, purpose: str, view: Callable[[str], str | None], items: list[DetokenizeItem],
         cleared: list[bool], tokens: list[str], now: datetime,
     ) -> list[Detokenized] | dict[KeyId, str]:
         """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,11 +24,13 @@ def job_lock(store: Store, name: bytes) -> Iterator[bool]:
     """Yield True if this process may run the job `name` now, False if another replica is.
 
     PostgreSQL: a session advisory lock held on a dedicated connection for the run.
-    SQLite: True; its write lock already makes every writing transaction exclusive, and the
-    jobs are idempotent, so two replicas on one file only repeat each other's empty surveys.
+    SQLite: an flock of a file beside the database, one per job, taken without waiting (the
+    processes serving one file are on one machine). The jobs are idempotent either way: the
+    lock spares the repeated Vault work, it does not guard the data.
     """
     if store.dialect != "postgresql":
-        yield True
+        with _file_lock(store.engine.url.database, name) as got:
+            yield got
         return
     key = lock_key(name)
     with store.engine.connect() as conn:
@@ -38,3 +42,20 @@ def job_lock(store: Store, name: bytes) -> Iterator[bool]:
             if got:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
+
+
+@contextmanager
+def _file_lock(database: str | None, name: bytes) -> Iterator[bool]:
+    if not database or database == ":memory:":
+        yield True  # nothing else can open this database
+        return
+    fd = os.open(f"{database}.job-{lock_key(name):016x}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the file releases the lock
+    finally:
+        os.close(fd)

@@ -14,9 +14,9 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine, and_, func, insert, select
