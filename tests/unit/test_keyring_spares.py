@@ -64,3 +64,24 @@ def test_callers_short_of_spares_together_share_one_refill() -> None:
         got = [key for keys in pool.map(one_key, range(16)) for key in keys]
     assert len(got) == 16 and len({secret.reveal() for secret, _ in got}) == 16  # each DEK handed out once
     assert kek.calls == 1 and kek.wrapped == 1 + 64  # one Vault call; no spare set made only to be dropped
+
+
+
+class MeetingKek(FakeKek):
+    """Each wrap waits for a second one to be under way: calls made one after the other never meet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(2, timeout=5)
+
+    def wrap_keys(self, keys: Sequence[SecretBytes]) -> list[WrappedKey]:
+        self.meeting.wait()  # BrokenBarrierError if the other caller is queued behind this one
+        return super().wrap_keys(keys)
+
+
+def test_batches_bigger_than_the_spares_call_vault_side_by_side() -> None:
+    kek = MeetingKek()
+    ring = KeyRing(kek, spare_keys=8)
+    with ThreadPoolExecutor(2) as pool:
+        batches = list(pool.map(lambda _: ring.new_keys(100), range(2)))
+    assert [len(b) for b in batches] == [100, 100] and kek.calls == 2

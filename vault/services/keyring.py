@@ -45,20 +45,27 @@ class KeyRing:
         taken = self._take_spares(count)
         if len(taken) == count:
             return taken
-        # One refill at a time: callers that ran short together would otherwise each wrap a
-        # full set of spares, and all but one set would be thrown away. A caller that waited
-        # here takes what the refill before it made.
+        if count - len(taken) >= self._spare_target:
+            # A batch bigger than the spares would be wrapped anew anyway: its own Vault call,
+            # side by side with any other caller's.
+            return taken + self._wrap(count - len(taken))
+        # One refill at a time: small callers that ran short together would otherwise each
+        # wrap a full set of spares, and all but one set would be thrown away. A caller that
+        # waited here takes what the refill before it made.
         with self._refilling:
             taken += self._take_spares(count - len(taken))
-            missing = count - len(taken)
-            if missing:
-                secrets = [new_data_key() for _ in range(missing + self._spare_target)]
-                made = list(zip(secrets, self._provider.wrap_keys(secrets)))
-                taken += made[:missing]
-                now = self._clock()
-                with self._lock:
-                    self._spares = (self._spares + [(s, w, now) for s, w in made[missing:]])[: self._spare_target]
+            if len(taken) < count:
+                taken += self._wrap(count - len(taken))
         return taken
+
+    def _wrap(self, missing: int) -> list[tuple[SecretBytes, WrappedKey]]:
+        """`missing` fresh DEKs, wrapped in one Vault call together with a new set of spares."""
+        secrets = [new_data_key() for _ in range(missing + self._spare_target)]
+        made = list(zip(secrets, self._provider.wrap_keys(secrets)))
+        now = self._clock()
+        with self._lock:
+            self._spares = (self._spares + [(s, w, now) for s, w in made[missing:]])[: self._spare_target]
+        return made[:missing]
 
     def _take_spares(self, count: int) -> list[tuple[SecretBytes, WrappedKey]]:
         now = self._clock()
