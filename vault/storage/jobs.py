@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import text
 
-from vault.storage.store import Store
+from vault.storage.store import Store, open_lock_file
 
 
 def lock_key(name: bytes) -> int:
@@ -46,10 +46,10 @@ def job_lock(store: Store, name: bytes) -> Iterator[bool]:
 
 @contextmanager
 def _file_lock(database: str | None, name: bytes) -> Iterator[bool]:
-    if not database or database == ":memory:":
-        yield True  # nothing else can open this database
+    fd = open_lock_file(database, f"job-{lock_key(name):016x}.lock")
+    if fd is None:
+        yield True  # in memory: nothing else can open this database
         return
-    fd = os.open(f"{database}.job-{lock_key(name):016x}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

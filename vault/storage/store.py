@@ -127,6 +127,14 @@ class Store:
             raise failure
 
 
+def open_lock_file(database: str | None, suffix: str) -> int | None:
+    """A private (0600) lock file `<database>.<suffix>` beside an SQLite database file, open
+    for flock; None for an in-memory database, which no other process can open."""
+    if not database or database == ":memory:":
+        return None
+    return os.open(f"{database}.{suffix}", os.O_RDWR | os.O_CREAT, 0o600)
+
+
 class SqliteWriterQueue:
     """Write transactions on one SQLite file, one at a time: this process's threads queue
     on a lock, and processes serving the same file (`processes` > 1) on an exclusive
@@ -137,15 +145,16 @@ class SqliteWriterQueue:
 
     def __init__(self, database: str | None) -> None:
         self._threads = threading.Lock()
-        self._path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self._database = database
         self._fd: int | None = None
         self._pid = 0
 
     def __enter__(self) -> None:
         self._threads.acquire()
         try:
-            if self._path is not None:
-                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
             self._threads.release()
             raise
@@ -157,11 +166,11 @@ class SqliteWriterQueue:
         finally:
             self._threads.release()
 
-    def _file(self) -> int:
+    def _file(self) -> int | None:
         # Opened in the process that locks it: a descriptor inherited over fork shares its
         # lock with the parent, and would let both write at once.
         if self._fd is None or self._pid != os.getpid():
-            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()  # type: ignore[arg-type]
+            self._fd, self._pid = open_lock_file(self._database, "writer-lock"), os.getpid()
         return self._fd
 
     def close(self) -> None:
