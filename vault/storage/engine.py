@@ -7,8 +7,12 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from vault.storage.wal import BACKSTOP_PAGES
 
 READ_ONLY = "pdv_read_only"
+# Page cache per SQLite connection (SQLite's default is 2 MiB). The token and blind-index
+# B-trees are written in random order, so a batch touches pages all over them.
+CACHE_KIB = 16 * 1024
 
 
 def normalize_url(url: str) -> str:
@@ -54,6 +58,9 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
         # Deleted rows (a shredded wrapped DEK above all) are overwritten, not left in free pages.
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # The log is checkpointed by the store's own thread (vault.storage.wal); this is the backstop.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -29,6 +29,7 @@ from vault.storage.rows import (
     ACCESS_COLUMNS, CHAIN_COLUMNS, KEY_COLUMNS, RECORD_COLUMNS, REQUEST_COLUMNS, SUBJECT_COLUMNS, VALUE_COLUMNS,
     AccessChain, ChainHead, IndexMatch, KeyRow, ValueRow,
 )
+from vault.storage.wal import WalCheckpointer
 
 log = logging.getLogger("pdv.storage")
 
@@ -45,12 +46,18 @@ class Store:
             SqliteWriterQueue(engine.url.database) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
         self._chain: AccessChain | None = None
+        database = engine.url.database
+        self._checkpointer = (
+            WalCheckpointer(database) if self.dialect == "sqlite" and database and database != ":memory:" else None
+        )
 
     def attach_chain(self, chain: AccessChain) -> None:
         """Chain every access-log row written from now on (bootstrap does this once)."""
         self._chain = chain
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
         if isinstance(self._writer, SqliteWriterQueue):
             self._writer.close()
@@ -82,6 +89,8 @@ class Store:
                             tx.save_chain_head(head, rows[0][0])
                 if held:
                     chain.advance(head)  # type: ignore[union-attr,arg-type]  # committed: the head moves
+                if self._checkpointer is not None:
+                    self._checkpointer.nudge()
             except BaseException:
                 if held:
                     chain.abandon()  # type: ignore[union-attr]
