@@ -42,20 +42,24 @@ class WalCheckpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self._database, isolation_level=None, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(self._database, isolation_level=None)
+        except sqlite3.Error as exc:  # the writers' backstop checkpoints instead
+            log.warning("no background WAL checkpoints: cannot open the database (%s)", type(exc).__name__)
+            return
         try:
             while True:
                 self._wake.wait()
                 if self._closing:
                     return
                 self._wake.clear()
-                self.checkpoint(conn)
+                self._checkpoint(conn)
                 time.sleep(MIN_INTERVAL_SECONDS)
         finally:
             conn.close()
 
     @staticmethod
-    def checkpoint(conn: sqlite3.Connection) -> None:
+    def _checkpoint(conn: sqlite3.Connection) -> None:
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # the writer's backstop checkpoints instead; try again next time
