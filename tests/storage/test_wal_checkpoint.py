@@ -51,4 +51,3 @@ def test_committed_rows_reach_the_database_file_without_the_writer_checkpointing
     finally:
         store.close()
     assert checkpoint_threads() == before  # close stops the thread
-
