@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeGuard
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -13,6 +14,12 @@ READ_ONLY = "pdv_read_only"
 # Page cache per SQLite connection (SQLite's default is 2 MiB). The token and blind-index
 # B-trees are written in random order, so a batch touches pages all over them.
 CACHE_KIB = 16 * 1024
+
+
+def is_sqlite_file(database: str | None) -> TypeGuard[str]:
+    """True for an SQLite database in a file (not in memory): one that has a path, a
+    write-ahead log and neighbours on disk."""
+    return database is not None and database not in ("", ":memory:")
 
 
 def normalize_url(url: str) -> str:
@@ -37,7 +44,7 @@ def create_store_engine(url: str, pool_size: int = 24) -> Engine:
 
 
 def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
-    if database and database != ":memory:":
+    if is_sqlite_file(database):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # Enough pooled connections for every worker thread: a new SQLite connection costs
     # its PRAGMAs, so overflow connections opened and closed per call are slow.

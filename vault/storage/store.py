@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vault.errors import Conflict, StoreUnavailable
 from vault.storage import tables as t
-from vault.storage.engine import READ_ONLY
+from vault.storage.engine import READ_ONLY, is_sqlite_file
 from vault.storage.rows import (
     ACCESS_COLUMNS, CHAIN_COLUMNS, KEY_COLUMNS, RECORD_COLUMNS, REQUEST_COLUMNS, SUBJECT_COLUMNS, VALUE_COLUMNS,
     AccessChain, ChainHead, IndexMatch, KeyRow, ValueRow,
@@ -48,7 +48,7 @@ class Store:
         self._chain: AccessChain | None = None
         database = engine.url.database
         self._checkpointer = (
-            WalCheckpointer(database) if self.dialect == "sqlite" and database and database != ":memory:" else None
+            WalCheckpointer(database) if self.dialect == "sqlite" and is_sqlite_file(database) else None
         )
 
     def attach_chain(self, chain: AccessChain) -> None:
@@ -139,7 +139,7 @@ class Store:
 def open_lock_file(database: str | None, suffix: str) -> int | None:
     """A private (0600) lock file `<database>.<suffix>` beside an SQLite database file, open
     for flock; None for an in-memory database, which no other process can open."""
-    if not database or database == ":memory:":
+    if not is_sqlite_file(database):
         return None
     return os.open(f"{database}.{suffix}", os.O_RDWR | os.O_CREAT, 0o600)
 
