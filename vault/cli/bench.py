@@ -2,8 +2,9 @@
 
 It starts a throwaway OpenBao, database and `pdv serve` process (so the server does
 not share this process's GIL), then measures batched and single-item calls and a
-naive baseline that sends each field to Transit on its own, and the floor: the same
-single calls answered by a gRPC server that does nothing. Requests are serialized
+naive baseline that sends each field to Transit on its own, and two floors: the same
+single calls answered by a gRPC server that does nothing, and the rows of a batched
+tokenize and detokenize written and read by the database alone. Requests are serialized
 before the clock starts, so the client's protobuf work is not counted as the server's.
 """
 
@@ -25,6 +26,7 @@ from pdv.v1 import subject_pb2 as spb
 from pdv.v1 import token_pb2 as pb
 from pdv_client.raw import RawTokenCalls
 
+from vault.cli.bench_db_floor import DatabaseFloor, empty_store
 from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_oracle import oracle_latencies
 from vault.cli.bench_stack import STRANGER, BenchStack
@@ -156,6 +158,9 @@ def run_bench(args: argparse.Namespace) -> int:
         # The naive integration: one Transit call per field.
         results["naive_transit_fields_per_s"] = bench.naive_transit_rate(args.naive_fields)
 
+        # What the database alone takes of the same rows, in an empty database of its own.
+        results.update(database_floor(args.database, args.pg_admin_url, args.records, args.batch))
+
         # KEK rotation: rotate with the stack's root token, then rewrap every data key while serving.
         results["rewrap_deks_per_s"] = rewrap_rate(bench)
 
@@ -183,6 +188,17 @@ def run_bench(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}", file=sys.stderr)
     return 0
+
+
+def database_floor(database: str, pg_admin_url: str, records: int, batch: int) -> dict[str, float]:
+    """Batched tokenize and warm detokenize rates of the store alone (vault.cli.bench_db_floor)."""
+    gc.collect()
+    gc.freeze()  # the bench's own replies stay out of the collector's full passes, as in rewrap_rate
+    with empty_store(database, pg_admin_url) as store:
+        floor = DatabaseFloor(store, PURPOSE)
+        tokenize = floor.tokenize_rate([person(i) for i in range(records)], batch)
+        return {"db_floor_tokenize_fields_per_s": tokenize,
+                "db_floor_detokenize_fields_per_s": floor.detokenize_rate(batch)}
 
 
 def rewrap_rate(bench: BenchStack) -> float:

@@ -18,13 +18,16 @@ from vault.storage.store import Tx
 
 
 def _fetch_in(tx: Tx, sql: str, subject_ids: Sequence[str]) -> list:
-    """Rows of `sql`, its `{ids}` made one placeholder per subject id (no ids: no rows)."""
-    return tx.fetch(sql.format(ids=tx.marks(len(subject_ids))), subject_ids) if subject_ids else []
+    """Rows of `sql`, its `{in_ids}` made the driver's `IN` over the subject ids (no ids: no rows)."""
+    if not subject_ids:
+        return []
+    one_of, params = tx.one_of(subject_ids)
+    return tx.fetch(sql.format(in_ids=one_of), params)
 
 
 def active_holds(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[str]]:
     """Case ids of the unreleased holds on each subject that has any."""
-    rows = _fetch_in(tx, "SELECT subject_id, case_id FROM legal_holds WHERE subject_id IN ({ids}) "
+    rows = _fetch_in(tx, "SELECT subject_id, case_id FROM legal_holds WHERE subject_id {in_ids} "
                          "AND released_at IS NULL ORDER BY id", subject_ids)
     out: dict[str, list[str]] = {}
     for subject_id, case_id in rows:
@@ -53,14 +56,14 @@ def release_hold(tx: Tx, subject_id: str, case_id: str, actor: str, now: datetim
 
 
 def existing_subjects(tx: Tx, subject_ids: Sequence[str]) -> set[str]:
-    return {r[0] for r in _fetch_in(tx, "SELECT id FROM subjects WHERE id IN ({ids})", subject_ids)}
+    return {r[0] for r in _fetch_in(tx, "SELECT id FROM subjects WHERE id {in_ids}", subject_ids)}
 
 
 def subject_keys(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[int]]:
     """KEK versions of each subject's wrapped DEKs (what a backup of them depends on)."""
     out: dict[str, list[int]] = {}
     for subject_id, kek_version in _fetch_in(
-        tx, "SELECT subject_id, kek_version FROM data_keys WHERE subject_id IN ({ids})", subject_ids
+        tx, "SELECT subject_id, kek_version FROM data_keys WHERE subject_id {in_ids}", subject_ids
     ):
         out.setdefault(subject_id, []).append(kek_version)
     return out
@@ -72,7 +75,7 @@ def value_counts(tx: Tx, subject_ids: Sequence[str], fields: Sequence[str] | Non
         return {}
     if fields is None and expired_by is None:
         return {s: int(n) for s, n in _fetch_in(
-            tx, "SELECT subject_id, COUNT(*) FROM field_values WHERE subject_id IN ({ids}) GROUP BY subject_id",
+            tx, "SELECT subject_id, COUNT(*) FROM field_values WHERE subject_id {in_ids} GROUP BY subject_id",
             subject_ids)}
     c = t.field_values.c
     stmt = select(c.subject_id, func.count()).where(c.subject_id.in_(subject_ids)).group_by(c.subject_id)
@@ -97,11 +100,11 @@ def destroy_subjects(tx: Tx, subject_ids: Sequence[str]) -> None:
     a shredded token is never issued again."""
     if not subject_ids:
         return
-    marks = tx.marks(len(subject_ids))
+    one_of, params = tx.one_of(subject_ids)
     # Only released holds can be left (an active one blocks the shred); the access log keeps their history.
     for table in ("field_values", "data_keys", "consent_optouts", "legal_holds"):
-        tx.execute(f"DELETE FROM {table} WHERE subject_id IN ({marks})", subject_ids)
-    tx.execute(f"DELETE FROM subjects WHERE id IN ({marks})", subject_ids)
+        tx.execute(f"DELETE FROM {table} WHERE subject_id {one_of}", params)
+    tx.execute(f"DELETE FROM subjects WHERE id {one_of}", params)
 
 
 def destroy_fields(tx: Tx, subject_id: str, fields: Sequence[str], expired_by: datetime | None = None) -> None:
@@ -142,13 +145,13 @@ def forget_request_records(tx: Tx, subject_ids: Sequence[str]) -> None:
     """Blank the subjects out of their stored tokenize records (a retry is told the record is not
     found), and scrub those answers' fingerprints."""
     # Find the answers by the subject index first: a correlated EXISTS would scan every answer.
-    answers = _fetch_in(tx, "SELECT DISTINCT principal, request_id FROM request_records WHERE subject_id IN ({ids})",
+    answers = _fetch_in(tx, "SELECT DISTINCT principal, request_id FROM request_records WHERE subject_id {in_ids}",
                         subject_ids)
     if not answers:
         return
     _scrub_fingerprints(tx, [(p, r) for p, r in answers])
-    tx.execute(f"UPDATE request_records SET subject_id = '', tokens = '{{}}' WHERE subject_id IN ({tx.marks(len(subject_ids))})",
-               subject_ids)
+    one_of, params = tx.one_of(subject_ids)
+    tx.execute(f"UPDATE request_records SET subject_id = '', tokens = '{{}}' WHERE subject_id {one_of}", params)
 
 
 def _scrub_fingerprints(tx: Tx, answers: Sequence[tuple[str, str]]) -> None:
@@ -167,7 +170,7 @@ def add_tombstones(tx: Tx, rows: Sequence[dict]) -> None:
 
 def subject_tombstones(tx: Tx, subject_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     """The receipt and signature of each whole-subject shred among `subject_ids`."""
-    rows = _fetch_in(tx, "SELECT subject_id, receipt, signature FROM tombstones WHERE subject_id IN ({ids}) "
+    rows = _fetch_in(tx, "SELECT subject_id, receipt, signature FROM tombstones WHERE subject_id {in_ids} "
                          "AND fields IS NULL", subject_ids)
     return {s: (r, sig) for s, r, sig in rows}
 

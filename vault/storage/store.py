@@ -211,6 +211,17 @@ class Tx:
         """`n` comma-separated parameter placeholders of this database's driver."""
         return self._marks(n)
 
+    def one_of(self, values: Sequence) -> tuple[str, list]:
+        """`IN (...)` over `values` as this database's driver takes it best, and its parameters.
+
+        PostgreSQL gets one array (`= ANY(%s)`): one statement text whatever the count, so
+        the driver prepares it and the server plans it once, where a thousand-item IN list
+        cost more to plan than to run. SQLite gets a placeholder per value.
+        """
+        if self.dialect == "postgresql":
+            return "= ANY(%s)", [list(values)]
+        return f"IN ({self._marks(len(values))})", list(values)
+
     def fetch(self, sql: str, params: Sequence = ()) -> list:
         """Rows of a driver-level statement (placeholders from `marks`)."""
         return self._fetch(sql, params)
@@ -324,11 +335,11 @@ class Tx:
         """Which (token, field, subject_id) rows already exist (deterministic re-collection)."""
         if not keys:
             return set()
-        c = t.field_values.c
         # Search by token (indexed) and filter here: SQLite scans for row-value IN lists.
-        stmt = select(c.token, c.field, c.subject_id).where(c.token.in_(sorted({k[0] for k in keys})))
+        one_of, params = self.one_of(sorted({k[0] for k in keys}))
         wanted = set(keys)
-        return {row for row in ((r[0], r[1], r[2]) for r in self.conn.execute(stmt)) if row in wanted}
+        found = self._fetch(f"SELECT token, field, subject_id FROM field_values WHERE token {one_of}", params)
+        return {row for row in ((r[0], r[1], r[2]) for r in found) if row in wanted}
 
     def add_values(self, rows: Sequence[tuple]) -> None:
         """Insert value rows given as tuples in VALUE_COLUMNS order."""
@@ -345,17 +356,18 @@ class Tx:
         if not tokens:
             return []
         m = self._mark
+        one_of, params = self.one_of(tokens)
         sql = (
             "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped, v.purpose, "
             f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
             "FROM field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
-            f"WHERE v.token IN ({self._marks(len(tokens))}) ORDER BY v.id"
+            f"WHERE v.token {one_of} ORDER BY v.id"
         )
         if self.dialect == "postgresql":
             sql += " FOR SHARE OF k"
         return [
             ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], bool(r[7]))
-            for r in self._fetch(sql, (access_purpose, *tokens))
+            for r in self._fetch(sql, (access_purpose, *params))
         ]
 
     def find_by_index(self, keys: Sequence[tuple[str, bytes]], access_purpose: str = "") -> list[IndexMatch]:
@@ -372,8 +384,9 @@ class Tx:
         m = self._mark
         clauses, params = [], [access_purpose]
         for field, indexes in sorted(by_field.items()):
-            clauses.append(f"(v.field = {m} AND v.blind_index IS NOT NULL AND v.blind_index IN ({self._marks(len(indexes))}))")
-            params += [field, *indexes]
+            one_of, index_params = self.one_of(indexes)
+            clauses.append(f"(v.field = {m} AND v.blind_index IS NOT NULL AND v.blind_index {one_of})")
+            params += [field, *index_params]
         sql = (
             "SELECT v.field, v.blind_index, v.subject_id, v.token, v.purpose, "
             f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "

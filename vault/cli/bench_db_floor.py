@@ -1,0 +1,142 @@
+"""`pdv bench`'s database floor: what the database alone takes of the rows PDV writes and reads.
+
+A batched tokenize of new subjects looks up its deterministic tokens, then commits, per
+batch: a subject and a wrapped data key per record, a value row and a chained access-log
+row per field, the answer kept for retries with a row per record, and the chain's head. A batched detokenize reads each
+token's value row with its key row and commits an access-log row per token. Here the
+same rows, of the same shapes and sizes but made before the clock starts, go through the
+store's own statements (COPY on PostgreSQL, executemany on SQLite), one transaction a
+batch, into an empty database of PDV's schema: no validation, tokens, encryption, HMACs,
+policy or gRPC. No tokenize or detokenize on this machine's database can beat these rates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vault.catalog import TokenKind, load_catalog
+from vault.crypto.tokens import random_token
+from vault.services.tokenize_model import new_subject_id
+from vault.storage import migrate
+from vault.storage.engine import create_store_engine
+from vault.storage.rows import ACCESS_COLUMNS, CHAIN_COLUMNS, ChainHead
+from vault.storage.scratch import create_scratch_database, drop_database
+from vault.storage.store import Store, Tx
+
+# Sizes as PDV stores them: a sealed value is its plaintext plus format byte, key version,
+# 96-bit nonce and 128-bit tag; a wrapped DEK is Transit's `vault:v1:` and base64 of 60 bytes.
+SEAL_OVERHEAD = 1 + 4 + 12 + 16
+WRAPPED_DEK = "vault:v1:" + "A" * 80
+MAC = 32
+
+
+@contextmanager
+def empty_store(database: str, pg_admin_url: str) -> Iterator[Store]:
+    """A store on a new, migrated database of the bench's kind, dropped afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="pdv-bench-floor-"))
+    url = f"sqlite:///{workdir / 'floor.db'}" if database == "sqlite" else create_scratch_database(pg_admin_url, "pdv_floor")
+    try:
+        engine = create_store_engine(url)
+        migrate.upgrade(engine)
+        store = Store(engine)
+        try:
+            yield store
+        finally:
+            store.close()
+    finally:
+        if database != "sqlite":
+            drop_database(pg_admin_url, url)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class DatabaseFloor:
+    """Tokenize's and detokenize's rows, through the store alone (see the module doc)."""
+
+    def __init__(self, store: Store, purpose: str) -> None:
+        self.store, self.purpose = store, purpose
+        self.tokens: list[str] = []  # what tokenize_rate stored, for detokenize_rate
+        self._catalog = load_catalog()
+        self._chain = ChainHead(secrets.token_hex(16), 0, b"\0" * MAC, new=True)
+
+    def tokenize_rate(self, records: list[dict[str, str]], batch: int) -> float:
+        """Fields/s committed, `batch` records a transaction."""
+        batches = [self._tokenize_rows(records[s:s + batch], s) for s in range(0, len(records), batch)]
+        start = time.perf_counter()
+        for subjects, keys, values, (log, head), request, stored, deterministic in batches:
+            with self.store.transaction() as tx:
+                tx.existing_values(deterministic)  # a deterministic token may be stored already
+                tx.add_subjects(subjects)
+                tx.add_keys(keys)
+                tx.add_values(values)
+                _write_log(tx, log, head)
+                tx.save_request(*request, stored)
+        seconds = time.perf_counter() - start
+        return sum(len(r) for r in records) / seconds
+
+    def detokenize_rate(self, batch: int) -> float:
+        """Tokens/s read and logged, `batch` tokens a transaction.
+
+        Raises:
+            RuntimeError: a read did not find every token tokenize_rate stored.
+        """
+        now = datetime.now(timezone.utc)
+        batches = [sorted(self.tokens[s:s + batch]) for s in range(0, len(self.tokens), batch)]
+        logs = [self._chained([(now, "floor", "bench", "detokenize", self.purpose, None, None, t, "ok") for t in b])
+                for b in batches]
+        found = 0
+        start = time.perf_counter()
+        for tokens, (log, head) in zip(batches, logs):
+            with self.store.transaction() as tx:
+                found += len(tx.values_for_tokens(tokens, self.purpose))
+                _write_log(tx, log, head)
+        seconds = time.perf_counter() - start
+        if found != len(self.tokens):
+            raise RuntimeError(f"the floor's reads found {found} of the {len(self.tokens)} values it stored")
+        return len(self.tokens) / seconds
+
+    def _tokenize_rows(self, records: list[dict[str, str]], first: int) -> tuple:
+        now = datetime.now(timezone.utc)
+        request_id = f"floor-{first}"
+        subjects, keys, values, log, stored, deterministic = [], [], [], [], [], []
+        for position, fields in enumerate(records):
+            subject = new_subject_id()
+            subjects.append((subject, now, "bench"))
+            keys.append((subject, 1, WRAPPED_DEK, 1, len(fields), now))
+            tokens = {}
+            for name, value in fields.items():
+                spec, token = self._catalog.field(name), random_token()
+                tokens[name] = token
+                self.tokens.append(token)
+                if spec.token_kind is TokenKind.DETERMINISTIC:
+                    deterministic.append((token, name, subject))
+                values.append((
+                    subject, name, token, 1, os.urandom(len(value.encode()) + SEAL_OVERHEAD),
+                    os.urandom(MAC) if spec.searchable else None,
+                    self.purpose, "bench", None, now, now + spec.retention_for(self.purpose),
+                ))
+                log.append((now, request_id, "bench", "tokenize", self.purpose, subject, name, token, "ok"))
+            stored.append((position, subject, json.dumps(tokens)))
+        request = ("bench", request_id, os.urandom(MAC), json.dumps({"records": len(records), "errors": []}), now)
+        return subjects, keys, values, self._chained(log), request, stored, deterministic
+
+    def _chained(self, rows: list[tuple]) -> tuple[list[tuple], ChainHead]:
+        """Rows with chain columns, as PDV seals them, but with MACs drawn now: the floor computes no HMAC."""
+        chain_id, seq, _ = self._chain
+        sealed = [(*row, chain_id, seq + i, os.urandom(MAC)) for i, row in enumerate(rows, 1)]
+        head = ChainHead(chain_id, seq + len(rows), sealed[-1][-1], new=self._chain.new)
+        self._chain = ChainHead(chain_id, head.seq, head.mac)
+        return sealed, head
+
+
+def _write_log(tx: Tx, rows: list[tuple], head: ChainHead) -> None:
+    tx.insert_rows("access_log", ACCESS_COLUMNS + CHAIN_COLUMNS, rows, (0,))
+    tx.save_chain_head(head, rows[0][0])
