@@ -40,7 +40,22 @@ def create_store_engine(url: str, pool_size: int = 24) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, pool_size)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
+    return _postgresql_engine(url, pool_size)
+
+
+def _postgresql_engine(url: str, pool_size: int) -> Engine:
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # PDV's statements are index probes of a few milliseconds at most. A batch's row
+        # estimates can still push a plan's cost past jit_above_cost, and compiling it then
+        # took about 100 ms for a 1,000-token read that runs in 12.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET jit = off")
+        dbapi_connection.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:

@@ -356,15 +356,30 @@ class Tx:
         if not tokens:
             return []
         m = self._mark
-        one_of, params = self.one_of(tokens)
+        if self.dialect == "postgresql":
+            # One index probe per token, then one per key row: subqueries that lock rows or
+            # have OFFSET are never flattened, so no plan can scan a table instead. (A plan made
+            # before the tables had statistics hash-joined a scan of every data key, for a
+            # one-token read, and only when the token existed: slow, and a timing oracle.)
+            rows_from = (
+                "unnest(%s::text[]) AS q(token) "
+                "CROSS JOIN LATERAL (SELECT v.id, v.token, v.field, v.subject_id, v.key_version, v.ciphertext, v.purpose "
+                "FROM field_values v WHERE v.token = q.token OFFSET 0) v "
+                "CROSS JOIN LATERAL (SELECT k.wrapped FROM data_keys k "
+                "WHERE k.subject_id = v.subject_id AND k.version = v.key_version FOR SHARE) k"
+            )
+            params: list = [sorted(set(tokens))]
+        else:
+            rows_from = (
+                "field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
+                f"WHERE v.token IN ({self._marks(len(tokens))})"
+            )
+            params = list(tokens)
         sql = (
             "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped, v.purpose, "
             f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
-            "FROM field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
-            f"WHERE v.token {one_of} ORDER BY v.id"
+            f"FROM {rows_from} ORDER BY v.id"
         )
-        if self.dialect == "postgresql":
-            sql += " FOR SHARE OF k"
         return [
             ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], bool(r[7]))
             for r in self._fetch(sql, (access_purpose, *params))
