@@ -227,6 +227,47 @@ def test_access_log_timestamps_are_instants(store: Store) -> None:
     assert ordered == ["req-0", "req-x", "req-1", "req-2"]
 
 
+# --- tokenizes queued for the commit --------------------------------------------------
+
+def _queue_tokenize(tx, n: int, request_id: str, token: str) -> tuple[str, tuple]:  # type: ignore[no-untyped-def]
+    subject, fingerprint = _subject(n), os.urandom(32)
+    request = ("intake-311", request_id, fingerprint, '{"records": 1}', NOW)
+    tx.queue_tokenized([(subject, NOW, "intake-311")], [_key_row(subject, 1)], [_value(subject, "email", token)],
+                       request, [(0, subject, f'{{"email": "{token}"}}')])
+    return subject, (fingerprint, '{"records": 1}', [(0, subject, f'{{"email": "{token}"}}')])
+
+
+def test_queued_tokenizes_land_at_commit_and_later_units_see_them(store: Store) -> None:
+    with store.transaction() as tx:
+        a, answer_a = _queue_tokenize(tx, 1, "req-a", "tok-a")
+        b, answer_b = _queue_tokenize(tx, 2, "req-b", "tok-b")
+        # A later unit of the same transaction: a retry of req-a, a re-collection of a's value.
+        assert tx.get_request("intake-311", "req-a") == answer_a
+        assert tx.existing_values([("tok-a", "email", a), ("tok-a", "email", b)]) == {("tok-a", "email", a)}
+        assert tx.values_for_tokens(["tok-a"]) == []  # not written yet: nothing reads a value before its commit
+    with store.transaction() as tx:
+        assert tx.get_request("intake-311", "req-b") == answer_b
+        assert [(r.subject_id, r.token) for r in tx.values_for_tokens(["tok-a", "tok-b"])] == [(a, "tok-a"), (b, "tok-b")]
+        assert tx.current_keys([a, b]) == {s: KeyRow(s, 1, f"vault:v1:wrapped-{s}-1", 0) for s in (a, b)}
+        assert tx.existing_values([("tok-b", "email", b)]) == {("tok-b", "email", b)}
+
+
+def test_a_queued_row_that_conflicts_fails_the_whole_transaction(store: Store) -> None:
+    with store.transaction() as tx:
+        _queue_tokenize(tx, 1, "req-a", "tok-a")
+    with pytest.raises(Conflict):
+        with store.transaction() as tx:
+            tx.add_secret("index-root", "vault:v1:abc", NOW)
+            tx.log_access([(NOW, "req-b", "intake-311", "tokenize", "billing", None, None, None, "ok")])
+            _queue_tokenize(tx, 2, "req-b", "tok-b")
+            _queue_tokenize(tx, 3, "req-a", "tok-c")  # req-a is taken: found only when the queue is written
+    with store.transaction() as tx:
+        assert tx.get_secret("index-root") is None
+        assert tx.get_request("intake-311", "req-b") is None
+        assert tx.values_for_tokens(["tok-b", "tok-c"]) == []
+        assert tx.conn.execute(select(t.access_log)).all() == []
+
+
 # --- transactions --------------------------------------------------------------------
 
 class Boom(Exception):

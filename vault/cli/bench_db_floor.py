@@ -74,11 +74,8 @@ class DatabaseFloor:
         for subjects, keys, values, (log, head), request, stored, deterministic in batches:
             with self.store.transaction() as tx:
                 tx.existing_values(deterministic)  # a deterministic token may be stored already
-                tx.add_subjects(subjects)
-                tx.add_keys(keys)
-                tx.add_values(values)
+                tx.queue_tokenized(subjects, keys, values, request, stored)
                 _write_log(tx, log, head)
-                tx.save_request(*request, stored)
         seconds = time.perf_counter() - start
         return sum(len(r) for r in records) / seconds
 

@@ -100,14 +100,14 @@ class TokenizeService:
                 return earlier  # a retry: answer as the first time, write nothing
             tx.reserve_tokens(plan.reserved)
             known = tx.existing_values(plan.deterministic_keys)
-            tx.add_subjects(plan.subjects)
-            tx.add_keys(plan.keys)
             tx.count_encryptions(plan.counts)
-            tx.add_values([row for row in plan.values if (row[2], row[1], row[0]) not in known])
             tx.log_access(plan.log)
             outcome = plan.outcome()
             answer, stored_records = outcome.to_stored()
-            tx.save_request(caller.principal, caller.request_id, fingerprint, answer, now, stored_records)
+            tx.queue_tokenized(
+                plan.subjects, plan.keys, [row for row in plan.values if (row[2], row[1], row[0]) not in known],
+                (caller.principal, caller.request_id, fingerprint, answer, now), stored_records,
+            )
             return outcome
 
         written = self.committer.run(write)

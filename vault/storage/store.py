@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from vault.errors import Conflict, StoreUnavailable
 from vault.storage import tables as t
 from vault.storage.engine import READ_ONLY, is_sqlite_file
+from vault.storage.insert_queue import InsertQueue
 from vault.storage.rows import (
     ACCESS_COLUMNS, CHAIN_COLUMNS, KEY_COLUMNS, RECORD_COLUMNS, REQUEST_COLUMNS, SUBJECT_COLUMNS, VALUE_COLUMNS,
     AccessChain, ChainHead, IndexMatch, KeyRow, ValueRow,
@@ -76,6 +77,8 @@ class Store:
                 with self.engine.begin() as conn:
                     tx = Tx(conn, self.dialect)
                     yield tx
+                    for table, columns, rows, times in tx.queued.drain():
+                        tx._bulk_insert(table, columns, rows, times)
                     if tx.pending_access:
                         if chain is None:
                             rows = [(*r, None, None, None) for r in tx.pending_access]
@@ -197,6 +200,7 @@ class Tx:
         self.dialect = dialect
         self._mark = "%s" if dialect == "postgresql" else "?"
         self.pending_access: list[tuple] = []
+        self.queued = InsertQueue()
         # The hot statements go to the driver's connection directly, inside the transaction
         # SQLAlchemy began on it: Core's execution context and result processing cost more
         # than the statement itself on a one-item call. Cursor-execute listeners (tracing,
@@ -270,7 +274,11 @@ class Tx:
     # --- idempotency -----------------------------------------------------------------
     def get_request(self, principal: str, request_id: str) -> tuple[bytes, str, list[tuple[int, str, str]]] | None:
         """A stored tokenize answer: fingerprint, the answer's JSON, its stored records
-        (position, subject id, tokens JSON); None if there is none."""
+        (position, subject id, tokens JSON); None if there is none. One queued by an earlier
+        unit of this transaction counts."""
+        queued = self.queued.request(principal, request_id)
+        if queued is not None:
+            return queued
         m = self._mark
         rows = self._fetch(f"SELECT fingerprint, response FROM tokenize_requests WHERE principal = {m} AND request_id = {m}",
                            (principal, request_id))
@@ -282,9 +290,17 @@ class Tx:
 
     def save_request(self, principal: str, request_id: str, fingerprint: bytes, response: str, now: datetime,
                      records: Sequence[tuple[int, str, str]] = ()) -> None:
-        """Store a tokenize answer for retries: its JSON and its records (position, subject id, tokens JSON)."""
+        """Store a tokenize answer for retries now: its JSON and its records (position, subject id, tokens JSON)."""
         self._bulk_insert("tokenize_requests", REQUEST_COLUMNS, [(principal, request_id, fingerprint, response, now)], (4,))
         self._bulk_insert("request_records", RECORD_COLUMNS, [(principal, request_id, *r) for r in records], ())
+
+    def queue_tokenized(self, subjects: Sequence[tuple], keys: Sequence[tuple], values: Sequence[tuple],
+                        request: tuple[str, str, bytes, str, datetime], records: Sequence[tuple[int, str, str]]) -> None:
+        """Add a tokenize's subjects, keys and values (tuples in SUBJECT_, KEY_ and VALUE_COLUMNS
+        order) and its answer for retries (principal, request id, fingerprint, answer JSON, time;
+        records: position, subject id, tokens JSON). Written at commit with every other unit's
+        (vault.storage.insert_queue); get_request and existing_values see them at once."""
+        self.queued.add_tokenized(subjects, keys, values, request, records)
 
     # --- subjects and keys -----------------------------------------------------------
     def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:
@@ -339,7 +355,7 @@ class Tx:
         one_of, params = self.one_of(sorted({k[0] for k in keys}))
         wanted = set(keys)
         found = self._fetch(f"SELECT token, field, subject_id FROM field_values WHERE token {one_of}", params)
-        return {row for row in ((r[0], r[1], r[2]) for r in found) if row in wanted}
+        return {row for row in ((r[0], r[1], r[2]) for r in found) if row in wanted} | self.queued.queued_values(keys)
 
     def add_values(self, rows: Sequence[tuple]) -> None:
         """Insert value rows given as tuples in VALUE_COLUMNS order."""
