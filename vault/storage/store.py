@@ -77,8 +77,7 @@ class Store:
                 with self.engine.begin() as conn:
                     tx = Tx(conn, self.dialect)
                     yield tx
-                    for table, columns, rows, times in tx.queued.drain():
-                        tx._bulk_insert(table, columns, rows, times)
+                    tx.write_queued()
                     if tx.pending_access:
                         if chain is None:
                             rows = [(*r, None, None, None) for r in tx.pending_access]
@@ -276,7 +275,7 @@ class Tx:
         """A stored tokenize answer: fingerprint, the answer's JSON, its stored records
         (position, subject id, tokens JSON); None if there is none. One queued by an earlier
         unit of this transaction counts."""
-        queued = self.queued.request(principal, request_id)
+        queued = self.queued.answer(principal, request_id)
         if queued is not None:
             return queued
         m = self._mark
@@ -291,8 +290,11 @@ class Tx:
     def save_request(self, principal: str, request_id: str, fingerprint: bytes, response: str, now: datetime,
                      records: Sequence[tuple[int, str, str]] = ()) -> None:
         """Store a tokenize answer for retries now: its JSON and its records (position, subject id, tokens JSON)."""
-        self._bulk_insert("tokenize_requests", REQUEST_COLUMNS, [(principal, request_id, fingerprint, response, now)], (4,))
-        self._bulk_insert("request_records", RECORD_COLUMNS, [(principal, request_id, *r) for r in records], ())
+        self._add_requests([(principal, request_id, fingerprint, response, now)], [(principal, request_id, *r) for r in records])
+
+    def _add_requests(self, requests: Sequence[tuple], records: Sequence[tuple]) -> None:
+        self._bulk_insert("tokenize_requests", REQUEST_COLUMNS, requests, (4,))
+        self._bulk_insert("request_records", RECORD_COLUMNS, records, ())
 
     def queue_tokenized(self, subjects: Sequence[tuple], keys: Sequence[tuple], values: Sequence[tuple],
                         request: tuple[str, str, bytes, str, datetime], records: Sequence[tuple[int, str, str]]) -> None:
@@ -301,6 +303,14 @@ class Tx:
         records: position, subject id, tokens JSON). Written at commit with every other unit's
         (vault.storage.insert_queue); get_request and existing_values see them at once."""
         self.queued.add_tokenized(subjects, keys, values, request, records)
+
+    def write_queued(self) -> None:
+        """Write what queue_tokenized queued, parents first (Store.transaction does, before the access log)."""
+        queued, self.queued = self.queued, InsertQueue()
+        self.add_subjects(queued.subjects)
+        self.add_keys(queued.keys)
+        self.add_values(queued.values)
+        self._add_requests(queued.requests, queued.records)
 
     # --- subjects and keys -----------------------------------------------------------
     def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:
