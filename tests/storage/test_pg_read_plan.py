@@ -77,9 +77,17 @@ def _lookup_read(store: Store, count: int) -> tuple[str, str, tuple]:
     return sql, "text, text, bytea[]", (PURPOSE, "email", indexes)
 
 
+def _existing_read(store: Store, count: int) -> tuple[str, str, tuple]:
+    with store.snapshot() as tx:
+        keys = [tuple(r) for r in tx.fetch(f"SELECT token, field, subject_id FROM field_values ORDER BY id LIMIT {count}")]
+    sql = _statement(store, lambda tx: len(tx.existing_values(keys)), count)
+    return sql, "text[]", (sorted({k[0] for k in keys}),)
+
+
 @pytest.mark.parametrize("plan_mode", ["force_generic_plan", "force_custom_plan"])
 @pytest.mark.parametrize("count", [1, 1000])
-@pytest.mark.parametrize("read", [_detokenize_read, _lookup_read], ids=["detokenize", "lookup"])
+@pytest.mark.parametrize("read", [_detokenize_read, _lookup_read, _existing_read],
+                         ids=["detokenize", "lookup", "deterministic-tokens"])
 def test_the_read_never_scans_a_table(
     filled: tuple[Store, str], read: Callable[[Store, int], tuple[str, str, tuple]], plan_mode: str, count: int,
 ) -> None:

@@ -362,9 +362,13 @@ class Tx:
         if not keys:
             return set()
         # Search by token (indexed) and filter here: SQLite scans for row-value IN lists.
-        one_of, params = self.one_of(sorted({k[0] for k in keys}))
+        tokens = sorted({k[0] for k in keys})
+        if self.dialect == "postgresql":
+            found = self._fetch(f"SELECT v.token, v.field, v.subject_id FROM {_TOKEN_PROBES}", [tokens])
+        else:
+            found = self._fetch(f"SELECT token, field, subject_id FROM field_values WHERE token IN ({self._marks(len(tokens))})",
+                                tokens)
         wanted = set(keys)
-        found = self._fetch(f"SELECT token, field, subject_id FROM field_values WHERE token {one_of}", params)
         return {row for row in ((r[0], r[1], r[2]) for r in found) if row in wanted} | self.queued.queued_values(keys)
 
     def add_values(self, rows: Sequence[tuple]) -> None:
@@ -383,15 +387,12 @@ class Tx:
             return []
         m = self._mark
         if self.dialect == "postgresql":
-            # One index probe per token, then one per key row: subqueries that lock rows or
-            # have OFFSET are never flattened, so no plan can scan a table instead. (A plan made
-            # before the tables had statistics hash-joined a scan of every data key, for a
-            # one-token read, and only when the token existed: slow, and a timing oracle.)
+            # One index probe per token, then one per key row: a subquery that locks rows is
+            # never flattened either. (A plan made before the tables had statistics hash-joined
+            # a scan of every data key, for a one-token read, and only when the token existed:
+            # slow, and a timing oracle.)
             rows_from = (
-                "unnest(%s::text[]) AS q(token) "
-                "CROSS JOIN LATERAL (SELECT v.id, v.token, v.field, v.subject_id, v.key_version, v.ciphertext, v.purpose "
-                "FROM field_values v WHERE v.token = q.token OFFSET 0) v "
-                "CROSS JOIN LATERAL (SELECT k.wrapped FROM data_keys k "
+                f"{_TOKEN_PROBES} CROSS JOIN LATERAL (SELECT k.wrapped FROM data_keys k "
                 "WHERE k.subject_id = v.subject_id AND k.version = v.key_version FOR SHARE) k"
             )
             params: list = [sorted(set(tokens))]
@@ -471,6 +472,15 @@ class Tx:
         marks = ", ".join("?" * len(columns))
         self.execute_many(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
+
+
+# PostgreSQL: the field_values rows (as `v`) of the tokens bound as one array, found by one
+# index probe per token. A subquery with OFFSET is never flattened into a join, so no plan,
+# however wrong its row estimates (tables not yet analyzed), can scan the table instead.
+_TOKEN_PROBES = (
+    "unnest(%s::text[]) AS q(token) CROSS JOIN LATERAL (SELECT v.id, v.token, v.field, v.subject_id, "
+    "v.key_version, v.ciphertext, v.purpose FROM field_values v WHERE v.token = q.token OFFSET 0) v"
+)
 
 
 def _sqlite_times(row: tuple, positions: tuple[int, ...]) -> tuple:
