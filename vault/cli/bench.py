@@ -159,7 +159,7 @@ def run_bench(args: argparse.Namespace) -> int:
         results["naive_transit_fields_per_s"] = bench.naive_transit_rate(args.naive_fields)
 
         # What the database alone takes of the same rows, in an empty database of its own.
-        results.update(database_floor(args.database, args.pg_admin_url, args.records, args.batch))
+        results.update(database_floor(args.database, args.pg_admin_url, args.records, args.batch, args.inflight))
 
         # KEK rotation: rotate with the stack's root token, then rewrap every data key while serving.
         results["rewrap_deks_per_s"] = rewrap_rate(bench)
@@ -190,12 +190,12 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def database_floor(database: str, pg_admin_url: str, records: int, batch: int) -> dict[str, float]:
+def database_floor(database: str, pg_admin_url: str, records: int, batch: int, inflight: int) -> dict[str, float]:
     """Batched tokenize and warm detokenize rates of the store alone (vault.cli.bench_db_floor)."""
     gc.collect()
     gc.freeze()  # the bench's own replies stay out of the collector's full passes, as in rewrap_rate
     with empty_store(database, pg_admin_url) as store:
-        floor = DatabaseFloor(store, PURPOSE)
+        floor = DatabaseFloor(store, PURPOSE, inflight)
         tokenize = floor.tokenize_rate([person(i) for i in range(records)], batch)
         return {"db_floor_tokenize_fields_per_s": tokenize,
                 "db_floor_detokenize_fields_per_s": floor.detokenize_rate(batch)}

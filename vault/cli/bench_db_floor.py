@@ -6,7 +6,7 @@ row per field, the answer kept for retries with a row per record, and the chain'
 token's value row with its key row and commits an access-log row per token. Here the
 same rows, of the same shapes and sizes but made before the clock starts, go through the
 store's own statements (COPY on PostgreSQL, executemany on SQLite), one transaction a
-batch, into an empty database of PDV's schema: no validation, tokens, encryption, HMACs,
+batch and as many at once as the bench keeps in flight, into an empty database of PDV's schema: no validation, tokens, encryption, HMACs,
 policy or gRPC. No tokenize or detokenize on this machine's database can beat these rates.
 """
 
@@ -18,7 +18,8 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,25 +60,33 @@ def empty_store(database: str, pg_admin_url: str) -> Iterator[Store]:
 
 
 class DatabaseFloor:
-    """Tokenize's and detokenize's rows, through the store alone (see the module doc)."""
+    """Tokenize's and detokenize's rows, through the store alone (see the module doc).
 
-    def __init__(self, store: Store, purpose: str) -> None:
-        self.store, self.purpose = store, purpose
+    `inflight` transactions run at once, as the bench keeps that many batched calls in
+    flight; each has an access-log chain of its own, so none waits on another's chain head.
+    """
+
+    def __init__(self, store: Store, purpose: str, inflight: int = 1) -> None:
+        self.store, self.purpose, self.inflight = store, purpose, inflight
         self.tokens: list[str] = []  # what tokenize_rate stored, for detokenize_rate
         self._catalog = load_catalog()
-        self._chain = ChainHead(secrets.token_hex(16), 0, b"\0" * MAC, new=True)
+        self._chains = [ChainHead(secrets.token_hex(16), 0, b"\0" * MAC, new=True) for _ in range(inflight)]
 
     def tokenize_rate(self, records: list[dict[str, str]], batch: int) -> float:
         """Fields/s committed, `batch` records a transaction."""
-        batches = [self._tokenize_rows(records[s:s + batch], s) for s in range(0, len(records), batch)]
-        start = time.perf_counter()
-        for subjects, keys, values, (log, head), request, stored, deterministic in batches:
+        starts = range(0, len(records), batch)
+        batches = [self._tokenize_rows(records[s:s + batch], s, n % self.inflight) for n, s in enumerate(starts)]
+
+        def write(rows: tuple) -> int:
+            subjects, keys, values, (log, head), request, stored, deterministic = rows
             with self.store.transaction() as tx:
                 tx.existing_values(deterministic)  # a deterministic token may be stored already
                 tx.queue_tokenized(subjects, keys, values, request, stored)
                 _write_log(tx, log, head)
-        seconds = time.perf_counter() - start
-        return sum(len(r) for r in records) / seconds
+            return len(values)
+
+        fields, seconds = self._run(write, batches)
+        return fields / seconds
 
     def detokenize_rate(self, batch: int) -> float:
         """Tokens/s read and logged, `batch` tokens a transaction.
@@ -87,20 +96,31 @@ class DatabaseFloor:
         """
         now = datetime.now(timezone.utc)
         batches = [sorted(self.tokens[s:s + batch]) for s in range(0, len(self.tokens), batch)]
-        logs = [self._chained([(now, "floor", "bench", "detokenize", self.purpose, None, None, t, "ok") for t in b])
-                for b in batches]
-        found = 0
-        start = time.perf_counter()
-        for tokens, (log, head) in zip(batches, logs):
+        work = [(tokens, self._chained(n % self.inflight, [
+            (now, "floor", "bench", "detokenize", self.purpose, None, None, t, "ok") for t in tokens
+        ])) for n, tokens in enumerate(batches)]
+
+        def read(item: tuple) -> int:
+            tokens, (log, head) = item
             with self.store.transaction() as tx:
-                found += len(tx.values_for_tokens(tokens, self.purpose))
+                found = len(tx.values_for_tokens(tokens, self.purpose))
                 _write_log(tx, log, head)
-        seconds = time.perf_counter() - start
+            return found
+
+        found, seconds = self._run(read, work)
         if found != len(self.tokens):
             raise RuntimeError(f"the floor's reads found {found} of the {len(self.tokens)} values it stored")
         return len(self.tokens) / seconds
 
-    def _tokenize_rows(self, records: list[dict[str, str]], first: int) -> tuple:
+    def _run(self, one: Callable[[tuple], int], items: list[tuple]) -> tuple[int, float]:
+        """Run `one` over `items`, `inflight` at a time, each chain's items in order; (sum of results, seconds)."""
+        lanes = [items[k::self.inflight] for k in range(self.inflight)]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=self.inflight) as pool:
+            total = sum(pool.map(lambda lane: sum(one(item) for item in lane), lanes))
+        return total, time.perf_counter() - start
+
+    def _tokenize_rows(self, records: list[dict[str, str]], first: int, chain: int) -> tuple:
         now = datetime.now(timezone.utc)
         request_id = f"floor-{first}"
         subjects, keys, values, log, stored, deterministic = [], [], [], [], [], []
@@ -123,14 +143,14 @@ class DatabaseFloor:
                 log.append((now, request_id, "bench", "tokenize", self.purpose, subject, name, token, "ok"))
             stored.append((position, subject, json.dumps(tokens)))
         request = ("bench", request_id, os.urandom(MAC), json.dumps({"records": len(records), "errors": []}), now)
-        return subjects, keys, values, self._chained(log), request, stored, deterministic
+        return subjects, keys, values, self._chained(chain, log), request, stored, deterministic
 
-    def _chained(self, rows: list[tuple]) -> tuple[list[tuple], ChainHead]:
+    def _chained(self, chain: int, rows: list[tuple]) -> tuple[list[tuple], ChainHead]:
         """Rows with chain columns, as PDV seals them, but with MACs drawn now: the floor computes no HMAC."""
-        chain_id, seq, _ = self._chain
+        chain_id, seq, _ = current = self._chains[chain]
         sealed = [(*row, chain_id, seq + i, os.urandom(MAC)) for i, row in enumerate(rows, 1)]
-        head = ChainHead(chain_id, seq + len(rows), sealed[-1][-1], new=self._chain.new)
-        self._chain = ChainHead(chain_id, head.seq, head.mac)
+        head = ChainHead(chain_id, seq + len(rows), sealed[-1][-1], new=current.new)
+        self._chains[chain] = ChainHead(chain_id, head.seq, head.mac)
         return sealed, head
 
 
