@@ -217,9 +217,9 @@ class Tx:
     def one_of(self, values: Sequence) -> tuple[str, list]:
         """`IN (...)` over `values` as this database's driver takes it best, and its parameters.
 
-        PostgreSQL gets one array (`= ANY(%s)`): one statement text whatever the count, so
-        the driver prepares it and the server plans it once, where a thousand-item IN list
-        cost more to plan than to run. SQLite gets a placeholder per value.
+        PostgreSQL gets one array (`= ANY(%s)`): one parameter and one statement text
+        whatever the count, which the driver can prepare, where a thousand-item IN list cost
+        more to parse and plan than to run. SQLite gets a placeholder per value.
         """
         if self.dialect == "postgresql":
             return "= ANY(%s)", [list(values)]
