@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from vault.storage.store import SqliteWriterQueue
+from vault.storage.sqlite_locks import SqliteWriterQueue
 
 
 def _hold(database: str, holding, release) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import text
 
-from vault.storage.store import Store, open_lock_file
+from vault.storage.sqlite_locks import open_lock_file
+from vault.storage.store import Store
 
 
 def lock_key(name: bytes) -> int:

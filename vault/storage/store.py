@@ -7,12 +7,9 @@ uses. Driver errors become StoreUnavailable here, so callers never see SQLAlchem
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
-import os
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -26,6 +23,7 @@ from vault.errors import Conflict, StoreUnavailable
 from vault.storage import tables as t
 from vault.storage.engine import READ_ONLY, is_sqlite_file
 from vault.storage.insert_queue import InsertQueue
+from vault.storage.sqlite_locks import SqliteWriterQueue
 from vault.storage.rows import (
     ACCESS_COLUMNS, CHAIN_COLUMNS, KEY_COLUMNS, RECORD_COLUMNS, REQUEST_COLUMNS, SUBJECT_COLUMNS, VALUE_COLUMNS,
     AccessChain, ChainHead, IndexMatch, KeyRow, ValueRow,
@@ -136,59 +134,6 @@ class Store:
                 failure = StoreUnavailable("database unavailable")
         if failure is not None:
             raise failure
-
-
-def open_lock_file(database: str | None, suffix: str) -> int | None:
-    """A private (0600) lock file `<database>.<suffix>` beside an SQLite database file, open
-    for flock; None for an in-memory database, which no other process can open."""
-    if not is_sqlite_file(database):
-        return None
-    return os.open(f"{database}.{suffix}", os.O_RDWR | os.O_CREAT, 0o600)
-
-
-class SqliteWriterQueue:
-    """Write transactions on one SQLite file, one at a time: this process's threads queue
-    on a lock, and processes serving the same file (`processes` > 1) on an exclusive
-    flock of a file beside it, so a waiting writer is woken the moment the lock is free
-    instead of polling. SQLite's own locking still guards the data; writers that do not
-    queue here (CLI commands) fall back to its busy handler.
-    """
-
-    def __init__(self, database: str | None) -> None:
-        self._threads = threading.Lock()
-        self._database = database
-        self._fd: int | None = None
-        self._pid = 0
-
-    def __enter__(self) -> None:
-        self._threads.acquire()
-        try:
-            fd = self._file()
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._threads.release()
-
-    def _file(self) -> int | None:
-        # Opened in the process that locks it: a descriptor inherited over fork shares its
-        # lock with the parent, and would let both write at once.
-        if self._fd is None or self._pid != os.getpid():
-            self._fd, self._pid = open_lock_file(self._database, "writer-lock"), os.getpid()
-        return self._fd
-
-    def close(self) -> None:
-        with self._threads:
-            if self._fd is not None and self._pid == os.getpid():
-                os.close(self._fd)
-            self._fd = None
 
 
 class Tx:
