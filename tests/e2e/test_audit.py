@@ -10,6 +10,7 @@ import json
 import random
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ def make_log(openbao: OpenBaoServer, token: str, url: str, tmp: Path, records: i
             results = client.tokenize([Record(person(i)) for i in range(start, min(records, start + batch))],
                                       purpose=PURPOSE, source="311")
             tokens += [(t, f) for r in results for f, t in r.tokens.items()]
+            _await_checkpointer(stack.app.audit, every)
         if detokenize:
             client.detokenize(tokens[:50], purpose=PURPOSE)
             for t, f in tokens[50:60]:
@@ -92,6 +94,15 @@ def make_log(openbao: OpenBaoServer, token: str, url: str, tmp: Path, records: i
     finally:
         stack.stop()  # the last checkpoint is signed on close
     return ClosedLog(url, key, _MemoSigner(signer), file, tokens)
+
+
+def _await_checkpointer(chain, every: int) -> None:  # type: ignore[no-untyped-def]
+    """Wait (10 s at most) until the checkpoint thread has taken up the threshold the last commit
+    crossed, so how many checkpoints a log gets does not depend on how that thread was scheduled
+    (two quick commits could otherwise share one checkpoint)."""
+    deadline = time.monotonic() + 10
+    while chain._head.seq - chain._attempted >= every and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 @pytest.fixture
