@@ -7,11 +7,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.databases import PG_ADMIN_DSN, ensure_postgres
+from tests.support.databases import PG_ADMIN_DSN, PG_URL, ensure_postgres
 from vault.cli.bench import PURPOSE, person
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
 
-PG_ADMIN_URL = "postgresql://127.0.0.1:5432/test"
+PG_ADMIN_URL = PG_URL.format(name="test")
 
 
 def _floor_databases() -> set[str]:

@@ -311,8 +311,8 @@ class Tx:
         if self.dialect == "postgresql":
             found = self._fetch(f"SELECT v.token, v.field, v.subject_id FROM {_TOKEN_PROBES}", [tokens])
         else:
-            found = self._fetch(f"SELECT token, field, subject_id FROM field_values WHERE token IN ({self._marks(len(tokens))})",
-                                tokens)
+            one_of, params = self.one_of(tokens)
+            found = self._fetch(f"SELECT token, field, subject_id FROM field_values WHERE token {one_of}", params)
         wanted = set(keys)
         return {row for row in ((r[0], r[1], r[2]) for r in found) if row in wanted} | self.queued.queued_values(keys)
 
@@ -342,11 +342,11 @@ class Tx:
             )
             params: list = [sorted(set(tokens))]
         else:
+            one_of, params = self.one_of(tokens)
             rows_from = (
                 "field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
-                f"WHERE v.token IN ({self._marks(len(tokens))})"
+                f"WHERE v.token {one_of}"
             )
-            params = list(tokens)
         sql = (
             "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped, v.purpose, "
             f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
