@@ -32,6 +32,7 @@ from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.lookup import LookupService
 from vault.services.shred import ShredService
+from vault.services.subject_access import SubjectAccess
 from vault.services.tokenize import TokenizeService
 from vault.storage import migrate
 from vault.storage.audit_log import AuditRepository
@@ -62,6 +63,7 @@ class App:
     access: AccessControl
     consent: ConsentService
     shredder: ShredService
+    subject_access: SubjectAccess
     audit: AuditChain | None = None
     refusals: RefusalLog | None = None
 
@@ -118,7 +120,8 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock, access),
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
         access=access, consent=ConsentService(store, catalog, clock),
-        shredder=shredder, audit=audit,
+        shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, clock),
+        audit=audit,
         refusals=RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst)),
     )
 

@@ -2,9 +2,12 @@
 
 A grant names fields, actions and purposes; a principal may do an action on a field for a
 purpose only if one of its roles grants exactly that (``*`` expands to every catalog field
-or purpose). Partners are principals with an agreement id and an expiry date: after the
-date their grants stop counting. Decisions are pure set lookups on a table built once at
-load; the only I/O here is reading the file. The file format is documented in README
+or purpose). SubjectService calls carry no purpose and act on fields or whole subjects, so
+they ask `covers` (every field touched, every purpose; see vault/services/subject_access.py),
+and the parser warns about `shred` and `admin` grants too narrow for that to honour.
+Partners are principals with an agreement id and an expiry date: after the date their
+grants stop counting. Decisions are pure set lookups on a table built once at load; the
+only I/O here is reading the file. The file format is documented in README
 ("Policy file") and in vault/policy.dev.yaml.
 """
 
@@ -80,9 +83,15 @@ class Policy:
         whose answer does not depend on any token, so it is safe to answer before a lookup."""
         return any(a in (DETOKENIZE, DETOKENIZE_MASKED) and p == purpose for a, _, p in self._granted(principal, today))
 
-    def may(self, principal: str, action: str, today: datetime.date) -> bool:
-        """Whether `action` is granted on anything (for subject-wide actions: shred, export, admin)."""
-        return any(a == action for a, _, _ in self._granted(principal, today))
+    def covers(
+        self, principal: str, action: str, fields: Iterable[str], purposes: Iterable[str], today: datetime.date
+    ) -> bool:
+        """True if `action` is granted on every one of `fields` for every one of `purposes`
+        (how SubjectService judges a grant: a shred of fields needs each of them, a request
+        that carries no purpose needs every purpose)."""
+        granted = self._granted(principal, today)
+        purposes = tuple(purposes)
+        return all((action, f, p) in granted for f in fields for p in purposes)
 
     def rows(self) -> Iterable[tuple[str, str, str, str]]:
         """Every (principal, action, field, purpose) granted, for reports and tests."""
@@ -165,7 +174,32 @@ class _PolicyParser(NodeReader):
                                      "export, which no RPC of this version serves; the grant has no effect yet")
             purposes = self.names(g["purposes"][1], sorted(self.catalog.purposes), "purpose")
             out.update((a, f, p) for a in actions for f in fields for p in purposes)
+        self.unhonoured(name, grants_node, out)
         return out
+
+    def unhonoured(self, name: str, node: yaml.Node, grants: set[tuple[str, str, str]]) -> None:
+        """Warn about a role's grants no RPC can honour as scoped: SubjectService requests carry
+        no purpose, so `shred` counts on a field only if granted for every purpose; consent
+        applies to a whole subject, so `admin` counts for a purpose only if granted on every field."""
+        where = f"{self.source}, line {node.start_mark.line + 1}: role {name!r}"
+        purposes, fields = set(self.catalog.purposes), set(self.catalog.names)
+        shred: dict[str, set[str]] = {}
+        admin: dict[str, set[str]] = {}
+        for action, f, p in grants:
+            if action == SHRED:
+                shred.setdefault(f, set()).add(p)
+            elif action == ADMIN:
+                admin.setdefault(p, set()).add(f)
+        partial = sorted(f for f, ps in shred.items() if ps != purposes)
+        if partial:
+            self.warnings.append(
+                f"{where} grants shred on {', '.join(partial)} for some purposes only; shreds carry no purpose, so "
+                "a shred grant counts only where it names every purpose (\"*\"): these grant nothing")
+        partial = sorted(p for p, fs in admin.items() if fs != fields)
+        if partial:
+            self.warnings.append(
+                f"{where} grants admin for {', '.join(partial)} on some fields only; consent covers a whole subject, "
+                "so an admin grant counts only for a purpose it grants on every field (\"*\"): these grant nothing")
 
     def names(self, node: yaml.Node, known: Iterable[str], what: str) -> list[str]:
         """A list of known names, or "*" for all of them."""

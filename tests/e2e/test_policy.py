@@ -249,7 +249,8 @@ def test_a_consent_opt_out_denies_reads_and_is_logged(policy_stack: tuple[Stack,
     assert officer.get_consent(subject) == []
     (result,) = reader.detokenize([(tokens["ssn"], "ssn")], purpose="benefits_eligibility")
     assert (result.code, result.value) == (OK, "123454321")
-    assert logged(stack, "action = 'consent' AND subject_id", subject) == ["opt_out", "ok", "opt_in", "ok"]
+    # The clerk's refused opt-out is logged too.
+    assert logged(stack, "action = 'consent' AND subject_id", subject) == ["denied", "opt_out", "ok", "opt_in", "ok"]
 
 
 # --- rate limits -------------------------------------------------------------------------

@@ -60,8 +60,50 @@ def test_grants_are_exactly_what_the_file_says() -> None:
     assert not policy.allows("intake-311", "tokenize", "email", "service_delivery", TODAY)
     assert policy.may_read_any("intake-311", "benefits_eligibility", TODAY)
     assert not policy.may_read_any("intake-311", "billing", TODAY)
-    assert policy.may("records", "shred", TODAY) and not policy.may("intake-311", "shred", TODAY)
+    purposes, fields = sorted(CATALOG.purposes), CATALOG.names
+    assert policy.covers("records", "shred", fields, purposes, TODAY)
+    assert not policy.covers("intake-311", "shred", ["email"], purposes, TODAY)
+    assert policy.covers("intake-311", "detokenize", ["email", "phone"], ["service_delivery"], TODAY)
+    assert not policy.covers("intake-311", "detokenize", ["email", "ssn"], ["service_delivery"], TODAY)
     assert policy.view("nobody", "email", "service_delivery", TODAY) is None  # default deny
+
+
+SCOPED = textwrap.dedent("""\
+    version: 1
+    roles:
+      field_shredder:
+        grants:
+          - fields: [email, phone]
+            actions: [shred]
+            purposes: "*"
+      purpose_shredder:
+        grants:
+          - fields: "*"
+            actions: [shred]
+            purposes: [service_delivery]
+      consent_desk:
+        grants:
+          - fields: [email]
+            actions: [admin]
+            purposes: [benefits_eligibility]
+          - fields: "*"
+            actions: [admin]
+            purposes: [billing]
+    principals:
+      a: [field_shredder]
+      b: [purpose_shredder]
+      c: [consent_desk]
+    """)
+
+
+def test_grants_subject_service_cannot_honour_are_warned_about_with_their_line() -> None:
+    warnings = parse_policy(SCOPED, CATALOG, today=TODAY).warnings
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("<policy>, line 10: role 'purpose_shredder' grants shred on ")
+    assert "for some purposes only" in warnings[0] and "these grant nothing" in warnings[0]
+    assert warnings[1].startswith("<policy>, line 15: role 'consent_desk' grants admin for benefits_eligibility on "
+                                  "some fields only")
+    assert not parse_policy(GOOD, CATALOG, today=TODAY).warnings  # shred and admin on "*" for "*": honoured
 
 
 def test_a_partner_loses_every_grant_the_day_after_its_agreement_expires() -> None:
@@ -122,7 +164,9 @@ def test_serving_needs_a_policy_unless_dev_policy_is_chosen(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="no access policy: set policy_path"):
         access_policy(load_settings(), CATALOG)
     assert access_policy(load_settings(dev_policy=True), CATALOG).view("anyone", "ssn", "court_proceedings", TODAY) == PLAIN
-    assert not open_policy(CATALOG).may("anyone", "shred", TODAY)  # subject-wide actions stay with admins
+    dev = open_policy(CATALOG)
+    for action in ("shred", "admin"):  # subject-wide actions stay with admin_principals
+        assert not any(dev.allows("anyone", action, f, p, TODAY) for f in CATALOG.names for p in CATALOG.purposes)
 
 
 def test_sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one(tmp_path: Path) -> None:

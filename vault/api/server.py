@@ -69,7 +69,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         TokenServicer(app.tokenizer, app.detokenizer, app.finder), server
     )
     subject_pb2_grpc.add_SubjectServiceServicer_to_server(
-        SubjectServicer(app.shredder, settings.admin_principals, app.access, app.consent), server
+        SubjectServicer(app.shredder, app.subject_access, app.consent), server
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

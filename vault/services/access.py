@@ -9,10 +9,10 @@ collected for a purpose the access purpose is not compatible with), ``denied_con
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from vault.catalog import Catalog
-from vault.policy import Policy, PolicyHolder
+from vault.policy import ADMIN, SHRED, Policy, PolicyHolder
 from vault.services.rate_limit import RateLimiter
 
 DENIED, DENIED_PURPOSE, DENIED_CONSENT = "denied", "denied_purpose", "denied_consent"
@@ -38,8 +38,16 @@ class AccessControl:
     def allows(self, principal: str, action: str, field: str, purpose: str) -> bool:
         return self.policy.allows(principal, action, field, purpose, self.today())
 
-    def may(self, principal: str, action: str) -> bool:
-        return self.policy.may(principal, action, self.today())
+    def may_shred(self, principal: str, fields: Iterable[str]) -> bool:
+        """`shred` on each of `fields`. A shred request carries no purpose, so only a grant
+        naming every purpose counts: one scoped to some purposes cannot be honoured as such."""
+        return self.policy.covers(principal, SHRED, fields, self.catalog.purposes, self.today())
+
+    def consent_purposes(self, principal: str) -> frozenset[str]:
+        """The purposes whose consent `principal` may see and change: `admin` granted for the
+        purpose on every catalog field (an opt-out covers every field of a subject)."""
+        today, policy = self.today(), self.policy
+        return frozenset(p for p in self.catalog.purposes if policy.covers(principal, ADMIN, self.catalog.names, (p,), today))
 
     def refusal(self, access_purpose: str, collection_purpose: str, opted_out: bool) -> str | None:
         """Why a granted read of one stored value is still refused, or None."""

@@ -37,8 +37,8 @@ class ConsentService:
             tx.log_access([access_row(now, caller, "consent", purpose, "opt_out" if opted_out else "opt_in", subject_id)])
         return changed
 
-    def opt_outs(self, caller: Caller, subject_id: str) -> list[str]:
-        """The purposes `subject_id` opted out of (the read is logged).
+    def opt_outs(self, caller: Caller, subject_id: str, visible: frozenset[str] | None = None) -> list[str]:
+        """The purposes `subject_id` opted out of, among `visible` ones (None: all); the read is logged.
 
         Raises:
             InvalidInput, NotFound: as set_consent.
@@ -48,7 +48,7 @@ class ConsentService:
         with self.store.transaction() as tx:
             if not subject_exists(tx, subject_id):
                 raise NotFound("unknown subject_id")
-            purposes = opt_outs_of(tx, subject_id)
+            purposes = [p for p in opt_outs_of(tx, subject_id) if visible is None or p in visible]
             tx.log_access([access_row(now, caller, "consent", "consent_report", "ok", subject_id)])
         return purposes
 

@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class SubjectServiceStub:
-    """SubjectService acts on a resident's data as a whole. Only principals listed in the
-    server's `admin_principals` may call it.
+    """SubjectService acts on a resident's data as a whole. A call needs the server's
+    `admin_principals`, or policy grants covering what it touches (README: "Who may call
+    SubjectService"); a refusal is PERMISSION_DENIED and is written to the access log.
     """
 
     def __init__(self, channel):
@@ -74,8 +75,9 @@ class SubjectServiceStub:
 
 
 class SubjectServiceServicer:
-    """SubjectService acts on a resident's data as a whole. Only principals listed in the
-    server's `admin_principals` may call it.
+    """SubjectService acts on a resident's data as a whole. A call needs the server's
+    `admin_principals`, or policy grants covering what it touches (README: "Who may call
+    SubjectService"); a refusal is PERMISSION_DENIED and is written to the access log.
     """
 
     def ShredSubjects(self, request, context):
@@ -174,8 +176,9 @@ def add_SubjectServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SubjectService:
-    """SubjectService acts on a resident's data as a whole. Only principals listed in the
-    server's `admin_principals` may call it.
+    """SubjectService acts on a resident's data as a whole. A call needs the server's
+    `admin_principals`, or policy grants covering what it touches (README: "Who may call
+    SubjectService"); a refusal is PERMISSION_DENIED and is written to the access log.
     """
 
     @staticmethod
