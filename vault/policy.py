@@ -27,9 +27,11 @@ from vault.errors import ConfigError
 from vault.yaml_nodes import NodeReader
 
 TOKENIZE, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP = "tokenize", "detokenize", "detokenize_masked", "lookup"
-SHRED, EXPORT, ADMIN = "shred", "export", "admin"
-# `detokenize` is the plain view and includes the masked one.
-ACTIONS = (TOKENIZE, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN)
+APPEND, SHRED, EXPORT, ADMIN = "append", "shred", "export", "admin"
+# `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
+# as a new subject; `append` adds a record's fields to the subject it names. Neither implies
+# the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
+ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
 

@@ -19,7 +19,7 @@ from vault.crypto.aead import DataKey, row_aad
 from vault.crypto.index import blind_index
 from vault.domain import WrappedKey
 from vault.errors import Conflict, InvalidInput, NotFound, PdvError, PermissionDenied, RequestIdReused
-from vault.policy import TOKENIZE
+from vault.policy import APPEND, TOKENIZE
 from vault.services.access import DENIED, AccessControl
 from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_batch, require_label
 from vault.services.group_commit import GroupCommitter
@@ -116,7 +116,7 @@ class TokenizeService:
     # --- before the write transaction --------------------------------------------------
     def _validate(self, principal: str, purpose: str, records: list[RecordIn]) -> tuple[list[Prepared], list[ItemProblem]]:
         prepared, problems = [], []
-        granted: dict[str, bool] = {}  # field -> may the caller tokenize it: asked once a batch
+        granted: dict[tuple[str, str], bool] = {}  # (action, field) -> allowed: asked once a batch
         for i, record in enumerate(records):
             try:
                 prepared.append(Prepared(
@@ -133,7 +133,7 @@ class TokenizeService:
         return subject_id
 
     def _normalize(
-        self, index: int, principal: str, purpose: str, record: RecordIn, granted: dict[str, bool]
+        self, index: int, principal: str, purpose: str, record: RecordIn, granted: dict[tuple[str, str], bool]
     ) -> list[tuple[FieldSpec, str]]:
         if not record.fields:
             raise _ItemError(index, "", InvalidInput("record has no fields"))
@@ -143,9 +143,15 @@ class TokenizeService:
                 spec = self.catalog.field(name)
                 if purpose not in spec.purposes:
                     raise InvalidInput(f"field {name!r} may not be collected for purpose {purpose!r}")
-                allowed = granted.get(name)
+                # A record naming a subject adds to it: that takes `append`, asked before the
+                # subject is looked up, so an unknown id and a forbidden one answer alike.
+                action = APPEND if record.subject_id else TOKENIZE
+                allowed = granted.get((action, name))
                 if allowed is None:
-                    allowed = granted[name] = self.access.allows(principal, TOKENIZE, name, purpose)
+                    allowed = granted[(action, name)] = self.access.allows(principal, action, name, purpose)
+                if not allowed and action == APPEND:
+                    raise PermissionDenied(f"not permitted to add field {name!r} to an existing subject (append) "
+                                           f"for purpose {purpose!r}")
                 if not allowed:
                     raise PermissionDenied(f"not permitted to tokenize field {name!r} for purpose {purpose!r}")
                 if not value:
