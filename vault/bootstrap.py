@@ -120,7 +120,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock, access),
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
         access=access, consent=ConsentService(store, catalog, clock),
-        shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, clock),
+        shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         audit=audit,
         refusals=RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst)),
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pdv_client import PdvClient, Record
 from pdv_client.errors import PermissionDenied
+from sqlalchemy import text
 
 from tests.conftest import DATABASES
 from tests.support.databases import database
@@ -186,3 +187,16 @@ def test_pdv_policy_check_warns_about_a_shred_grant_it_cannot_honour() -> None:
     assert done.returncode == 0, done.stderr
     (warning,) = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
     assert "line 18: role 'purpose_shredder' grants shred on" in warning and "for some purposes only" in warning
+
+
+def test_a_refused_shred_of_several_subjects_logs_each_subject_once(scoped: tuple[Stack, dict]) -> None:
+    stack, clients = scoped
+    (a, _), (b, _) = load(clients), load(clients)
+    with pytest.raises(PermissionDenied):
+        clients["purpose-shredder"].shred_subjects([a, b, a, "not-a-subject-id"], reason="x")
+    with stack.app.store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT subject_id, action, outcome FROM access_log WHERE principal = 'purpose-shredder' "
+                                 "AND subject_id IN (:a, :b) ORDER BY subject_id"), {"a": a, "b": b}).all()
+        malformed = conn.execute(text("SELECT count(*) FROM access_log WHERE subject_id = 'not-a-subject-id'")).scalar_one()
+    assert malformed == 0  # only well-formed ids reach the log
+    assert sorted(map(tuple, rows)) == sorted([(a, "shred", "denied"), (b, "shred", "denied")])

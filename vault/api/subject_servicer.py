@@ -12,7 +12,6 @@ from pdv.v1 import subject_pb2_grpc as pb_grpc
 
 from vault.api.auth import current_principal
 from vault.api.status import abort_with
-from vault.errors import PermissionDenied
 from vault.services.common import Caller
 from vault.services.consent import ConsentService
 from vault.services.shred import ShredService
@@ -28,7 +27,7 @@ _STATUS = {
 
 
 class SubjectServicer(pb_grpc.SubjectServiceServicer):
-    def __init__(self, shredder: ShredService, gate: SubjectAccess, consent: ConsentService | None = None) -> None:
+    def __init__(self, shredder: ShredService, gate: SubjectAccess, consent: ConsentService) -> None:
         self._shredder, self._gate, self._consent = shredder, gate, consent
 
     @staticmethod
@@ -37,26 +36,21 @@ class SubjectServicer(pb_grpc.SubjectServiceServicer):
 
     def SetConsent(self, request: pb.SetConsentRequest, context: grpc.ServicerContext) -> pb.SetConsentResponse:
         try:
-            consent, caller = self._consent_service(), self._caller()
+            caller = self._caller()
             self._gate.set_consent(caller, request.subject_id, request.purpose)
-            changed = consent.set_consent(caller, request.subject_id, request.purpose, request.opted_out)
+            changed = self._consent.set_consent(caller, request.subject_id, request.purpose, request.opted_out)
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "SetConsent")
         return pb.SetConsentResponse(changed=changed)
 
     def GetConsent(self, request: pb.GetConsentRequest, context: grpc.ServicerContext) -> pb.GetConsentResponse:
         try:
-            consent, caller = self._consent_service(), self._caller()
+            caller = self._caller()
             visible = self._gate.consent_report(caller, request.subject_id)
-            purposes = consent.opt_outs(caller, request.subject_id, visible)
+            purposes = self._consent.opt_outs(caller, request.subject_id, visible)
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "GetConsent")
         return pb.GetConsentResponse(opted_out_purposes=purposes)
-
-    def _consent_service(self) -> ConsentService:
-        if self._consent is None:
-            raise PermissionDenied("consent is not served here")
-        return self._consent
 
     def ShredSubjects(self, request: pb.ShredSubjectsRequest, context: grpc.ServicerContext) -> pb.ShredSubjectsResponse:
         try:

@@ -18,7 +18,9 @@ the caller and the request only, never on what is stored: it is made before any 
 
 A refusal is logged with outcome "denied" in a transaction of its own, then raised as
 PermissionDenied: one entry per subject named for ShredSubjects (as a shred logs them),
-one entry for any other call. Subject ids are logged only when well formed.
+one entry for any other call. Subject ids are logged only when well formed, and a
+ShredSubjects batch is held to the batch limit first, so a refused call cannot write more
+entries than an allowed one.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from datetime import datetime
 from vault.catalog import Catalog
 from vault.errors import InvalidInput, PermissionDenied
 from vault.services.access import DENIED, AccessControl
-from vault.services.common import Caller, access_row
+from vault.services.common import Caller, Limits, access_row, require_batch
 from vault.services.tokenize_model import is_subject_id
 from vault.storage.store import Store
 
@@ -38,15 +40,22 @@ OVERRIDE = "or a place in admin_principals"
 
 
 class SubjectAccess:
+    """The policy in force and the `admin_principals` override, asked once per SubjectService call."""
+
     def __init__(
-        self, access: AccessControl | None, admin_principals: Iterable[str], store: Store, catalog: Catalog,
+        self, access: AccessControl, admin_principals: Iterable[str], store: Store, catalog: Catalog, limits: Limits,
         clock: Callable[[], datetime],
     ) -> None:
-        self.access, self.store, self.catalog, self.clock = access, store, catalog, clock
+        self.access, self.store, self.catalog, self.limits, self.clock = access, store, catalog, limits, clock
         self.admins = frozenset(admin_principals)
 
     def shred_subjects(self, caller: Caller, subject_ids: list[str]) -> None:
-        """Allow a whole-subject shred, or log the refusal and raise PermissionDenied."""
+        """Allow a whole-subject shred, or log the refusal and raise PermissionDenied.
+
+        Raises:
+            InvalidInput: no subject ids, or more than the batch limit.
+        """
+        require_batch("subject_ids", len(subject_ids), self.limits)
         if not self._may_shred(caller, self.catalog.names):
             ids = [s for s in dict.fromkeys(subject_ids) if is_subject_id(s)] or [None]
             self._refuse(caller, [("shred", "disposal", s, None) for s in ids],
@@ -105,10 +114,10 @@ class SubjectAccess:
         return purposes
 
     def _may_shred(self, caller: Caller, fields: Iterable[str]) -> bool:
-        return caller.principal in self.admins or (self.access is not None and self.access.may_shred(caller.principal, fields))
+        return caller.principal in self.admins or self.access.may_shred(caller.principal, fields)
 
     def _consent_purposes(self, caller: Caller) -> frozenset[str]:
-        return self.access.consent_purposes(caller.principal) if self.access is not None else frozenset()
+        return self.access.consent_purposes(caller.principal)
 
     def _refuse(self, caller: Caller, rows: list[tuple[str, str, str | None, str | None]], message: str) -> None:
         now = self.clock()
