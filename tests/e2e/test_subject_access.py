@@ -104,6 +104,9 @@ def test_whole_subjects_need_shred_on_every_field_and_their_receipts_too(scoped:
     assert officer.verify_receipt(done.receipt, done.signature) is True
     with pytest.raises(PermissionDenied, match="not permitted to verify this receipt"):
         clients["field-shredder"].verify_receipt(done.receipt, done.signature)  # a whole subject's receipt
+    with pytest.raises(PermissionDenied, match="not permitted to verify this receipt"):
+        clients["field-shredder"].verify_receipt("not a receipt", done.signature)  # judged as a whole subject's
+    assert officer.verify_receipt("not a receipt", done.signature) is False
     assert not any(readable(clients, tokens).values())
 
 
