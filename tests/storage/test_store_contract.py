@@ -149,6 +149,9 @@ def test_values_round_trip(store: Store) -> None:
         tx.conn.execute(insert(t.consent_optouts).values(subject_id=b, purpose="billing", set_by="x", set_at=NOW))
         matches = tx.find_by_index([("email", idx)], "billing")
         assert [(m.subject_id, m.opted_out) for m in matches] == [(a, False), (b, True)]
+        # A shared token's rows each carry their own subject's opt-out (detokenize judges them row by row).
+        shared = tx.values_for_tokens(["tok-shared"], "billing")
+        assert [(r.subject_id, r.purpose, r.opted_out) for r in shared] == [(a, "service_delivery", False), (b, "service_delivery", True)]
 
 
 def test_reserved_tokens(store: Store) -> None:

@@ -21,6 +21,14 @@ so a caller-level refusal costs what a miss or a value-level refusal costs (`pdv
 reports the oracle_* latencies). A refused row is then dropped unused: no key is unwrapped
 and nothing is decrypted for it, since an unwrap on its behalf would itself be a tell (a
 miss has no key to unwrap). Token syntax is still checked strictly before that read.
+
+A deterministic token is shared by every subject holding the same normalized value in its
+field, so one item can find several rows. They are read row by row: each row is judged on
+its own collection purpose and its own subject's opt-out, and each is logged against its own
+subject (one access-log entry per row, with that row's outcome). The caller gets the value
+if at least one row may be read — one value, since every row holds the same normalized
+value — and otherwise the answer of a miss. The answer does not say which subjects hold it:
+that is what Lookup, a grant of its own, answers.
 """
 
 from __future__ import annotations
@@ -116,34 +124,64 @@ class DetokenizeService:
         cleared: list[bool], tokens: list[str], now: datetime,
     ) -> list[Detokenized] | dict[KeyId, str]:
         """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""
-        found = _first_row_per_item(items, tx.values_for_tokens(tokens, purpose))
-        rows = [row if ok else None for row, ok in zip(found, cleared)]  # read, then dropped unused
-        verdicts = [self._verdict(view, purpose, row) if row else None for row in rows]
-        wanted = {(r.subject_id, r.key_version): r.wrapped for r, v in zip(rows, verdicts) if v in (PLAIN, MASKED)}
+        found = _rows_per_item(items, tx.values_for_tokens(tokens, purpose))
+        rows = [item_rows if ok else [] for item_rows, ok in zip(found, cleared)]  # read, then dropped unused
+        verdicts = [[self._verdict(view, purpose, row) for row in item_rows] for item_rows in rows]
+        wanted = {
+            (r.subject_id, r.key_version): r.wrapped
+            for item_rows, item_verdicts in zip(rows, verdicts)
+            for r, v in zip(item_rows, item_verdicts) if v in (PLAIN, MASKED)
+        }
         keys, missing = self.keyring.cached(wanted)
         if missing:
             return {key_id: wanted[key_id] for key_id in missing}
-        results, outcomes = [], []
-        for item, ok, row, verdict in zip(items, cleared, rows, verdicts):
+        results, log = [], []
+        for item, ok, item_rows, item_verdicts in zip(items, cleared, rows, verdicts):
             if not ok:
                 results.append(Detokenized(item.token, error=PermissionDenied(NOT_PERMITTED)))
-                outcomes.append(DENIED)
-            elif row is not None and verdict not in (PLAIN, MASKED):
-                results.append(Detokenized(item.token, error=NotFound(NOT_FOUND)))  # same as a miss
-                outcomes.append(verdict)
-            else:
-                result = _open(item, row, keys)
-                masked = verdict == MASKED and result.error is None
-                if masked:
-                    result = Detokenized(item.token, result.field, self.catalog.field(result.field).masked(result.value))
-                results.append(result)
-                outcomes.append(_outcome(result) + ("_masked" if masked else ""))
-        tx.log_access([
-            access_row(now, caller, "detokenize", purpose, outcome, row.subject_id if row else None,
-                       (row.field if row else None) or item.field or None, item.token)
-            for item, row, outcome in zip(items, rows, outcomes)
-        ])
+                log.append(access_row(now, caller, "detokenize", purpose, DENIED, None, item.field or None, item.token))
+                continue
+            if not item_rows:
+                results.append(Detokenized(item.token, error=NotFound(NOT_FOUND)))
+                log.append(access_row(now, caller, "detokenize", purpose, "not_found", None, item.field or None, item.token))
+                continue
+            result, outcomes = self._read_rows(item, item_rows, item_verdicts, keys)
+            results.append(result)
+            log += [
+                access_row(now, caller, "detokenize", purpose, outcome, row.subject_id, row.field, item.token)
+                for row, outcome in zip(item_rows, outcomes)
+            ]
+        tx.log_access(log)
         return results
+
+    def _read_rows(
+        self, item: DetokenizeItem, rows: list[ValueRow], verdicts: list[str], keys: dict[KeyId, DataKey]
+    ) -> tuple[Detokenized, list[str]]:
+        """One item's answer from the rows stored under its token, and each row's log outcome.
+
+        A deterministic token is shared by every subject holding the same normalized value in
+        its field, so the rows may belong to several subjects: each is judged on its own (its
+        collection purpose, its subject's opt-out) and logged against its own subject. The
+        caller gets the value if any row may be read (every readable row holds the same
+        normalized value, since the token is its HMAC); if none may, the answer is a miss's.
+        """
+        answer: Detokenized | None = None
+        outcomes = []
+        for row, verdict in zip(rows, verdicts):
+            if verdict not in (PLAIN, MASKED):
+                outcomes.append(verdict)  # refused for this row's own reason; the caller sees a miss's answer
+                continue
+            opened = _open(item, row, keys)
+            if opened.error is not None:
+                outcomes.append(_outcome(opened))
+                answer = answer or opened  # reported only if no other row opens
+                continue
+            if verdict == MASKED:
+                opened = Detokenized(item.token, opened.field, self.catalog.field(opened.field).masked(opened.value))
+            outcomes.append("ok_masked" if verdict == MASKED else "ok")
+            if answer is None or answer.error is not None:
+                answer = opened
+        return answer or Detokenized(item.token, error=NotFound(NOT_FOUND)), outcomes
 
     def _verdict(self, view: Callable[[str], str | None], purpose: str, row: ValueRow) -> str:
         """PLAIN or MASKED if this stored value may be read, else the refusal's log outcome."""
@@ -196,16 +234,12 @@ def _open(item: DetokenizeItem, row: ValueRow | None, keys: dict[KeyId, DataKey]
     return Detokenized(item.token, row.field, plain.decode())
 
 
-def _first_row_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[ValueRow | None]:
-    """Match rows to items: the oldest row with the token (and field, if the item names one)."""
+def _rows_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[list[ValueRow]]:
+    """Match rows to items: every row with the item's token (and field, if the item names one), oldest first."""
     by_token: dict[str, list[ValueRow]] = {}
     for row in rows:
         by_token.setdefault(row.token, []).append(row)
-    out: list[ValueRow | None] = []
-    for item in items:
-        candidates = by_token.get(item.token, ())
-        out.append(next((r for r in candidates if not item.field or r.field == item.field), None))
-    return out
+    return [[r for r in by_token.get(item.token, ()) if not item.field or r.field == item.field] for item in items]
 
 
 def _outcome(result: Detokenized) -> str:
