@@ -235,14 +235,62 @@ def test_malformed_tokens_in_detokenize(stack: Stack) -> None:
 def test_format_preserving_token_without_its_field(stack: Stack) -> None:
     client = stack.client()
     (ok,) = client.tokenize([Record({"ssn": "123-45-6789"})], purpose=PURPOSE, source="311")
-    with pytest.raises(InvalidArgument) as exc_info:
-        client.detokenize([f"999{CANARY}"], purpose=PURPOSE)
-    rejected(stack, exc_info, "items[0]", "format-preserving token needs its field")
+    # "needs its field" only for text a format-preserving field could have issued (ssn: up to 9 digits) …
+    for shaped in ("999123456", "0042"):
+        with pytest.raises(InvalidArgument) as exc_info:
+            client.detokenize([(ok.tokens["ssn"], "ssn"), shaped], purpose=PURPOSE)
+        rejected(stack, exc_info, "items[1]", "format-preserving token needs its field", canary=shaped)
+    # … anything no field could have issued is a malformed token, with or without a field.
+    for text in (f"999{CANARY}", "1234567890", f"{CANARY} with spaces", "hello"):
+        with pytest.raises(InvalidArgument) as exc_info:
+            client.detokenize([text], purpose=PURPOSE)
+        message = rejected(stack, exc_info, "items[0]", "malformed token", canary=CANARY if CANARY in text else text)
+        assert "field" not in message
     # A real format-preserving token is refused the same way without its field, read with it.
     with pytest.raises(InvalidArgument) as exc_info:
         client.detokenize([ok.tokens["ssn"]], purpose=PURPOSE)
     rejected(stack, exc_info, "items[0]", "needs its field")
     assert client.detokenize_one(ok.tokens["ssn"], purpose=PURPOSE, field="ssn") == "123456789"
+
+
+def test_a_well_formed_unknown_token_and_a_shredded_one_answer_alike(openbao: OpenBaoServer, vault_token: str,
+                                                                     database_url: str) -> None:
+    """The syntax check never looks anything up: past it, unknown and shredded tokens get one answer."""
+    s = start_stack(openbao, database_url, vault_token, admin_principals=["intake-311"])
+    try:
+        client = s.client()
+        (gone,) = client.tokenize([Record({"email": "gone@example.org", "ssn": "123-45-6789"})], purpose=PURPOSE, source="311")
+        client.shred_subjects([gone.subject_id], reason="test")
+        unused = next(t for t in ("000000001", "000000002") if t != gone.tokens["ssn"])
+        results = client.detokenize(
+            [gone.tokens["email"], random_token(), (gone.tokens["ssn"], "ssn"), (unused, "ssn")], purpose=PURPOSE
+        )
+        assert {(r.code, r.field, r.value, r.message) for r in results} == {(5, "", "", "token not found")}
+    finally:
+        s.stop()
+
+
+# --- purposes ----------------------------------------------------------------------------
+
+def test_an_undeclared_purpose_is_invalid_and_names_the_declared_ones(stack: Stack) -> None:
+    client = stack.client()
+    (ok,) = client.tokenize([Record({"email": "kept@example.org"})], purpose=PURPOSE, source="311")
+    declared = sorted(stack.app.catalog.purposes)
+    purpose = f"marketing{CANARY}"
+    calls = [
+        lambda: client.tokenize([Record({"email": "new@example.org"})], purpose=purpose, source="311"),
+        lambda: client.detokenize([ok.tokens["email"]], purpose=purpose),
+        lambda: client.lookup("email", "kept@example.org", purpose=purpose),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgument) as exc_info:
+            call()
+        message = rejected(stack, exc_info, "purpose is not declared in the field catalog")
+        assert message.endswith("declared purposes: " + ", ".join(declared))
+    assert counts(stack)["field_values"] == 1  # the tokenize stored nothing
+    with stack.app.store.engine.connect() as conn:
+        refusals = conn.execute(text("SELECT action, purpose FROM access_log WHERE outcome = 'invalid_purpose' ORDER BY id")).all()
+    assert [tuple(r) for r in refusals] == [(a, "(undeclared)") for a in ("tokenize", "detokenize", "lookup")]
 
 
 def test_lookup_on_a_field_that_is_not_searchable(stack: Stack) -> None:

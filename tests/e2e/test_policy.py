@@ -235,7 +235,7 @@ def test_a_consent_opt_out_denies_reads_and_is_logged(policy_stack: tuple[Stack,
     officer, reader = stack.client(keys["privacy-officer"]), stack.client(keys["benefits-app"])
     with pytest.raises(PermissionDenied):
         stack.client(keys[PRINCIPAL]).set_consent(subject, "benefits_eligibility", opted_out=True)
-    with pytest.raises(InvalidArgument, match="unknown purpose"):
+    with pytest.raises(InvalidArgument, match="purpose is not declared in the field catalog; declared purposes: benefits_eligibility, billing, "):
         officer.set_consent(subject, "marketing", opted_out=True)
 
     assert officer.set_consent(subject, "benefits_eligibility", opted_out=True) is True

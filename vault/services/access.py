@@ -3,7 +3,9 @@
 Outcomes written to the access log for a refusal all start with "denied":
 ``denied`` (the policy grants nothing for it), ``denied_purpose`` (the value was
 collected for a purpose the access purpose is not compatible with), ``denied_consent``
-(the subject opted out of the access purpose).
+(the subject opted out of the access purpose). A call naming a purpose the catalog does
+not declare is bad input, not a refusal of access: INVALID_ARGUMENT naming the declared
+purposes (they are in the catalog, not secret), logged as ``invalid_purpose``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,22 @@ import datetime
 from collections.abc import Callable, Iterable
 
 from vault.catalog import Catalog
+from vault.errors import InvalidInput
 from vault.policy import ADMIN, SHRED, Policy, PolicyHolder
+from vault.services.common import Caller, access_row
+from vault.services.group_commit import GroupCommitter
 from vault.services.rate_limit import RateLimiter
 
 DENIED, DENIED_PURPOSE, DENIED_CONSENT = "denied", "denied_purpose", "denied_consent"
+INVALID_PURPOSE = "invalid_purpose"
+# Logged in place of a purpose the catalog does not declare: the caller's text could be
+# anything (a value pasted into the wrong argument), so it is neither stored nor echoed.
+UNDECLARED_PURPOSE = "(undeclared)"
+
+
+def undeclared_purpose(catalog: Catalog) -> InvalidInput:
+    """The error for a purpose the catalog does not declare: it lists the declared ones, never the one given."""
+    return InvalidInput("purpose is not declared in the field catalog; declared purposes: " + ", ".join(sorted(catalog.purposes)))
 
 
 class AccessControl:
@@ -48,6 +62,21 @@ class AccessControl:
         purpose on every catalog field (an opt-out covers every field of a subject)."""
         today, policy = self.today(), self.policy
         return frozenset(p for p in self.catalog.purposes if policy.covers(principal, ADMIN, self.catalog.names, (p,), today))
+
+    def require_purpose(
+        self, committer: GroupCommitter, caller: Caller, action: str, purpose: str, now: datetime.datetime
+    ) -> None:
+        """Refuse a purpose the catalog does not declare, after logging the refusal.
+
+        Raises:
+            InvalidInput: naming every declared purpose, never the one given.
+        """
+        if purpose in self.catalog.purposes:
+            return
+        committer.run(lambda tx: tx.log_access([
+            access_row(now, caller, action, UNDECLARED_PURPOSE, INVALID_PURPOSE),
+        ]))
+        raise undeclared_purpose(self.catalog)
 
     def refusal(self, access_purpose: str, collection_purpose: str, opted_out: bool) -> str | None:
         """Why a granted read of one stored value is still refused, or None."""

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from vault.catalog import Catalog
 from vault.errors import InvalidInput, NotFound
+from vault.services.access import undeclared_purpose
 from vault.services.common import Caller, access_row, require_label
 from vault.services.tokenize_model import is_subject_id
 from vault.storage.consent import opt_outs_of, set_opt_out, subject_exists
@@ -58,4 +59,4 @@ class ConsentService:
         if purpose is not None:
             require_label("purpose", purpose)
             if purpose not in self.catalog.purposes:
-                raise InvalidInput(f"unknown purpose {purpose!r}: not declared in the field catalog")
+                raise undeclared_purpose(self.catalog)

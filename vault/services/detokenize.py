@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime
 
-from vault.catalog import Catalog, TokenKind
+from vault.catalog import Catalog, FieldSpec, TokenKind
 from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
 from vault.errors import (
@@ -87,16 +87,18 @@ class DetokenizeService:
         a caller-level refusal a per-item PermissionDenied (see the module doc).
 
         Raises:
-            InvalidInput: missing purpose, batch too large, a malformed token or unknown field (named by index).
+            InvalidInput: missing or undeclared purpose (the message lists the declared ones), batch too
+                large, a malformed token or unknown field (named by index).
             RateLimited: the principal's rate is exceeded; nothing was read.
             KeyUnavailable, StoreUnavailable: nothing is returned; the attempt is logged if the log can be.
         """
         require_label("purpose", purpose)
+        now = self.clock()
+        self.access.require_purpose(self.committer, caller, "detokenize", purpose, now)
         require_batch("items", len(items), self.limits)
         for i, item in enumerate(items):
             self._check_syntax(i, item)
         self.access.limiter.spend(caller.principal, len(items))
-        now = self.clock()
         policy, today = self.access.policy, now.date()
         may_read_any = policy.may_read_any(caller.principal, purpose, today)
         views: dict[str, str | None] = {}  # field -> PLAIN, MASKED or None: asked once a call
@@ -191,7 +193,13 @@ class DetokenizeService:
         return self.access.refusal(purpose, row.purpose, row.opted_out) or granted
 
     def _check_syntax(self, index: int, item: DetokenizeItem) -> None:
-        """Strict token syntax before any lookup; the token itself is never echoed."""
+        """Strict token syntax before any lookup; the token itself is never echoed.
+
+        Syntax only, never the database: a well-formed token that is unknown, shredded or
+        forbidden gets past this check alike (no existence oracle). "needs its field" is said
+        only of text some format-preserving field could have issued; anything no field could
+        have issued is "malformed token".
+        """
         spec = None
         if item.field:
             try:
@@ -201,16 +209,12 @@ class DetokenizeService:
         if tk.is_opaque_token(item.token):
             return
         if spec is None:
-            if tk.is_plausible_format_preserving(item.token):
+            if any(_shaped_like(s, item.token) for s in self.catalog if s.token_kind is TokenKind.FORMAT_PRESERVING):
                 raise InvalidInput(f"items[{index}]: a format-preserving token needs its field")
-            raise InvalidInput(f"items[{index}]: malformed token")
-        if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not tk.is_plausible_format_preserving(item.token):
             raise InvalidInput(f"items[{index}]: malformed token")
         # A format-preserving token is drawn from its field's alphabet; anything else (a name or an
         # email sent by mistake) is refused here, before it could be looked up or written to the access log.
-        if not set(item.token) <= set(spec.format_alphabet or "") or (
-            spec.max_length is not None and len(item.token) > spec.max_length
-        ):
+        if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not _shaped_like(spec, item.token):
             raise InvalidInput(f"items[{index}]: malformed token")
 
     def _log_failure(self, caller: Caller, purpose: str, items: list[DetokenizeItem], now: datetime) -> None:
@@ -240,6 +244,15 @@ def _rows_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[li
     for row in rows:
         by_token.setdefault(row.token, []).append(row)
     return [[r for r in by_token.get(item.token, ()) if not item.field or r.field == item.field] for item in items]
+
+
+def _shaped_like(spec: FieldSpec, token: str) -> bool:
+    """Whether `token` could be a format-preserving token of the field `spec` (its alphabet, its length)."""
+    return (
+        tk.is_plausible_format_preserving(token)
+        and set(token) <= set(spec.format_alphabet or "")
+        and (spec.max_length is None or len(token) <= spec.max_length)
+    )
 
 
 def _outcome(result: Detokenized) -> str:

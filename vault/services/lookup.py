@@ -43,15 +43,17 @@ class LookupService:
         """Per query, the (subject id, token) pairs whose value equals it after normalization.
 
         Raises:
-            InvalidInput: missing purpose, batch too large, unknown or unsearchable field, invalid value.
+            InvalidInput: missing or undeclared purpose (the message lists the declared ones), batch too
+                large, unknown or unsearchable field, invalid value.
             PermissionDenied: a query's field may not be looked up for the purpose (logged).
             RateLimited: the principal's rate is exceeded; nothing was searched.
         """
         require_label("purpose", purpose)
+        now = self.clock()
+        self.access.require_purpose(self.committer, caller, "lookup", purpose, now)
         require_batch("queries", len(queries), self.limits)
         keys = [self._index_key(i, q) for i, q in enumerate(queries)]
         self.access.limiter.spend(caller.principal, len(queries))
-        now = self.clock()
         refused = {f for f in {f for f, _ in keys} if not self.access.allows(caller.principal, LOOKUP, f, purpose)}
         denied = [i for i, (f, _) in enumerate(keys) if f in refused]
         if denied:

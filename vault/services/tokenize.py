@@ -58,6 +58,7 @@ class TokenizeService:
         """
         require_label("request_id", caller.request_id, MAX_REQUEST_ID)
         require_label("purpose", purpose)
+        self.access.require_purpose(self.committer, caller, "tokenize", purpose, self.clock())
         require_label("source", source)
         if notice_id:
             require_label("notice_id", notice_id)
