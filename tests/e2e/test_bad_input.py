@@ -6,6 +6,7 @@ may contain it. After every rejected tokenize, nothing may have been stored.
 
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
 import grpc
@@ -291,6 +292,41 @@ def test_an_undeclared_purpose_is_invalid_and_names_the_declared_ones(stack: Sta
     with stack.app.store.engine.connect() as conn:
         refusals = conn.execute(text("SELECT action, purpose FROM access_log WHERE outcome = 'invalid_purpose' ORDER BY id")).all()
     assert [tuple(r) for r in refusals] == [(a, "(undeclared)") for a in ("tokenize", "detokenize", "lookup")]
+
+
+# --- atomic mode names every bad item -------------------------------------------------------
+
+def test_atomic_mode_names_every_bad_field_of_every_record(stack: Stack) -> None:
+    client = stack.client()
+    records = [
+        Record({"email": f"{CANARY}-not-an-email", "phone": f"555-{CANARY}", "full_name": "Ada Lovelace"}),
+        Record({"full_name": "Grace Hopper"}),
+        Record({"ssn": f"12-{CANARY}", "date_of_birth": "2999-01-01", "email": ""}),
+    ]
+    bad = ["records[0].fields['email']", "records[0].fields['phone']", "records[2].fields['date_of_birth']",
+           "records[2].fields['email']", "records[2].fields['ssn']"]
+    with pytest.raises(InvalidArgument) as exc_info:
+        client.tokenize(records, purpose=PURPOSE, source="311")
+    message = rejected(stack, exc_info, *bad)
+    assert [m.group(0) for m in re.finditer(r"records\[\d\]\.fields\['\w+'\]", message)] == bad  # in order, each once
+    assert_nothing_stored(stack)
+    # Partial mode lists the same items, one error each, and stores the good record.
+    results = client.tokenize(records, purpose=PURPOSE, source="311", mode="partial")
+    assert [f"records[{e.index}].fields[{e.field!r}]" for r in results for e in r.errors] == bad
+    assert [r.ok for r in results] == [False, True, False]
+
+
+def test_atomic_mode_lists_items_until_the_status_message_is_full_and_counts_the_rest(stack: Stack) -> None:
+    client = stack.client()
+    records = [Record({"email": f"{CANARY}{i}-not-an-email"}) for i in range(400)]
+    with pytest.raises(InvalidArgument) as exc_info:  # not RESOURCE_EXHAUSTED: the message fits a trailer
+        client.tokenize(records, purpose=PURPOSE, source="311")
+    message = rejected(stack, exc_info, "records[0].fields['email']")
+    listed = re.findall(r"records\[(\d+)\]", message)
+    (rest,) = re.findall(r"\(and (\d+) more; BATCH_MODE_PARTIAL lists every one in errors\)$", message)
+    assert [int(i) for i in listed] == list(range(len(listed))) and len(listed) + int(rest) == 400
+    assert len(message.encode()) < 8000
+    assert_nothing_stored(stack)
 
 
 def test_lookup_on_a_field_that_is_not_searchable(stack: Stack) -> None:

@@ -81,9 +81,9 @@ class TokenizeService:
         now = self.clock()
         if problems and atomic:
             self._log_rejected(caller, purpose, problems, now)
-            denials = [p for p in problems if isinstance(p.error, PermissionDenied)]
-            if denials:
-                raise PermissionDenied(summarize(denials))
+            # Every bad item of every record is named; a refusal by the policy decides the status.
+            if any(isinstance(p.error, PermissionDenied) for p in problems):
+                raise PermissionDenied(summarize(problems))
             raise InvalidInput(summarize(problems))
         if any(p.subject_id or any(spec.token_kind is TokenKind.FORMAT_PRESERVING for spec, _ in p.values) for p in prepared):
             # Existing subjects' keys and taken format-preserving tokens are read first, on a
@@ -119,26 +119,36 @@ class TokenizeService:
         prepared, problems = [], []
         granted: dict[tuple[str, str], bool] = {}  # (action, field) -> allowed: asked once a batch
         for i, record in enumerate(records):
+            # Every problem of the record is collected (its subject id and each of its fields),
+            # so one answer names them all rather than the first of each record.
+            found: list[ItemProblem] = []
+            subject_id, values = "", []
             try:
-                prepared.append(Prepared(
-                    i, self._check_subject(i, record.subject_id), self._normalize(i, principal, purpose, record, granted)
-                ))
+                subject_id = self._check_subject(i, record.subject_id)
             except _ItemError as err:
-                problems.append(ItemProblem(err.index, err.field, err.error))
+                found += err.problems
+            try:
+                values = self._normalize(i, principal, purpose, record, granted)
+            except _ItemError as err:
+                found += err.problems
+            if found:
+                problems += sorted(found, key=lambda p: p.field)
+            else:
+                prepared.append(Prepared(i, subject_id, values))
         return prepared, problems
 
     @staticmethod
     def _check_subject(index: int, subject_id: str) -> str:
         if subject_id and not is_subject_id(subject_id):
-            raise _ItemError(index, "", InvalidInput("malformed subject_id"))
+            raise _ItemError([ItemProblem(index, "", InvalidInput("malformed subject_id"))])
         return subject_id
 
     def _normalize(
         self, index: int, principal: str, purpose: str, record: RecordIn, granted: dict[tuple[str, str], bool]
     ) -> list[tuple[FieldSpec, str]]:
         if not record.fields:
-            raise _ItemError(index, "", InvalidInput("record has no fields"))
-        out = []
+            raise _ItemError([ItemProblem(index, "", InvalidInput("record has no fields"))])
+        out, bad = [], []
         for name, value in record.fields.items():
             try:
                 spec = self.catalog.field(name)
@@ -161,7 +171,9 @@ class TokenizeService:
                     raise InvalidInput(f"value is larger than {self.limits.max_value_bytes} bytes")
                 out.append((spec, spec.normalize(value)))
             except PdvError as exc:
-                raise _ItemError(index, name, exc) from None
+                bad.append(ItemProblem(index, name, exc))
+        if bad:
+            raise _ItemError(bad)
         return out
 
     def _existing_subjects(
@@ -295,8 +307,10 @@ def _problem_outcome(problem: ItemProblem) -> str:
 
 
 class _ItemError(Exception):
-    def __init__(self, index: int, field: str, error: PdvError) -> None:
-        self.index, self.field, self.error = index, field, error
+    """The problems found in one record (its subject id, or each of its bad fields)."""
+
+    def __init__(self, problems: list[ItemProblem]) -> None:
+        self.problems = problems
 
 
 def _replay(earlier: tuple[bytes, str, list[tuple[int, str, str]]], fingerprint: bytes, record_count: int) -> TokenizeOutcome:

@@ -109,11 +109,29 @@ class Plan:
         return TokenizeOutcome(self.results, sorted(self.problems, key=lambda p: p.index))
 
 
-def summarize(problems: list[ItemProblem], shown: int = 5) -> str:
-    """`records[3].fields['email']: …; …` for the first few problems (names, never values)."""
-    parts = []
-    for p in problems[:shown]:
+# gRPC carries a status message in a trailer, and a client refuses trailers past 8 KiB
+# (RESOURCE_EXHAUSTED instead of the answer): the list stops well short of that.
+SUMMARY_BUDGET = 6000
+
+
+def summarize(problems: list[ItemProblem], budget: int = SUMMARY_BUDGET) -> str:
+    """`records[3].fields['email']: …; …` for every problem (names, never values), in record order.
+
+    Only if the list would not fit a status message does it end early, with the count of the
+    rest; BATCH_MODE_PARTIAL lists each of them in `errors`.
+    """
+    parts, size = [], 0
+    for shown, p in enumerate(problems):
         where = f"records[{p.index}]" + (f".fields[{p.field!r}]" if p.field else "")
-        parts.append(f"{where}: {p.error}")
-    more = f" (and {len(problems) - shown} more)" if len(problems) > shown else ""
-    return "; ".join(parts) + more
+        part = f"{where}: {p.error}"
+        size += _wire_length(part) + 2
+        if size > budget:
+            rest = len(problems) - shown
+            return "; ".join(parts) + f" (and {rest} more; BATCH_MODE_PARTIAL lists every one in errors)"
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def _wire_length(text: str) -> int:
+    """Bytes of `text` in a grpc-message trailer, which percent-encodes all but printable ASCII."""
+    return sum(1 if 0x20 <= b < 0x7F and b != 0x25 else 3 for b in text.encode())
