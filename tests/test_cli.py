@@ -72,6 +72,37 @@ def test_client_command_errors_are_clear_and_value_free(stack: Stack, tmp_path: 
     assert denied.returncode == 1 and "Unauthenticated" in denied.stderr
 
 
+def test_client_commands_exit_non_zero_when_an_item_fails_and_name_each_items_code(stack: Stack, tmp_path: Path) -> None:
+    env = {**os.environ, "PDV_TARGET": stack.target, "PDV_API_KEY": stack.api_key}
+    created = json.loads(pdv("tokenize", "--purpose", PURPOSE, "--source", "311", "email=ada@example.org", cwd=tmp_path, env=env).stdout)
+    token = created["tokens"]["email"]
+    unknown = "pdv_" + "A" * 22
+    ok = pdv("detokenize", "--purpose", PURPOSE, token, cwd=tmp_path, env=env)
+    assert json.loads(ok.stdout) == [{"token": token, "code": "OK", "field": "email", "value": "ada@example.org"}]
+    mixed = pdv("detokenize", "--purpose", PURPOSE, token, unknown, cwd=tmp_path, env=env, check=False)
+    assert mixed.returncode == 3, mixed.stderr  # answered, but an item failed
+    assert json.loads(mixed.stdout) == [
+        {"token": token, "code": "OK", "field": "email", "value": "ada@example.org"},
+        {"token": unknown, "code": "NOT_FOUND", "error": "token not found"},
+    ]
+    # A call that fails as a whole: exit 1, its status on stderr, nothing on stdout.
+    cases = [
+        (["detokenize", "--purpose", "marketing", token], "INVALID_ARGUMENT", "declared purposes: benefits_eligibility, billing"),
+        (["lookup", "--purpose", "marketing", "email", "ada@example.org"], "INVALID_ARGUMENT", "declared purposes"),
+        (["detokenize", "--purpose", PURPOSE, "not-a-token!"], "INVALID_ARGUMENT", "items[0]: malformed token"),
+        (["detokenize", "--purpose", PURPOSE, "123456789"], "INVALID_ARGUMENT", "format-preserving token needs its field"),
+        (["tokenize", "--purpose", PURPOSE, "--source", "311", "email=CANARY-bad", "phone=555-CANARY"], "INVALID_ARGUMENT",
+         "records[0].fields['email']"),
+    ]
+    for args, code, what in cases:
+        failed = pdv(*args, cwd=tmp_path, env=env, check=False)
+        assert failed.returncode == 1 and failed.stdout == "", (args, failed.stderr)
+        assert code in failed.stderr and what in failed.stderr, failed.stderr
+        assert "marketing" not in failed.stderr and "CANARY" not in failed.stderr
+    both = pdv(*cases[-1][0], cwd=tmp_path, env=env, check=False).stderr
+    assert "records[0].fields['email']" in both and "records[0].fields['phone']" in both
+
+
 def test_pdv_dev_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
     """`make dev`'s command: a local OpenBao + SQLite + server; data survives a restart."""
     listen, vault_port = f"127.0.0.1:{free_port()}", free_port()

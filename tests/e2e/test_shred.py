@@ -344,18 +344,27 @@ def test_cli_shred_hold_and_verify_receipt(admin_stack: Stack, tmp_path: Path) -
     a, b = client.tokenize([person(12), person(13)], purpose=PURPOSE, source="311")
     env = {**os.environ, "PDV_TARGET": admin_stack.target, "PDV_API_KEY": admin_stack.api_key}
 
-    def pdv(*args: str) -> subprocess.CompletedProcess[str]:
+    def pdv(*args: str, exit_code: int = 0) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "vault.cli.main", *args], env=env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == exit_code, done.stderr
         return done
 
     assert json.loads(pdv("hold", "place", "--subject", b.subject_id, "--case", "K-1", "--reason", "audit").stdout) == {"placed": True}
     ids = tmp_path / "ids.txt"
     ids.write_text(f"{a.subject_id}\n{b.subject_id}\n")
-    lines = [json.loads(x) for x in pdv("shred", "--file", str(ids), "--reason", "retention").stdout.splitlines()]
+    # A subject on hold is not shredded: the command exits 3 (answered, an item failed).
+    lines = [json.loads(x) for x in pdv("shred", "--file", str(ids), "--reason", "retention", exit_code=3).stdout.splitlines()]
     assert [(x["subject_id"], x["status"]) for x in lines] == [(a.subject_id, "shredded"), (b.subject_id, "on_hold")]
     receipts = tmp_path / "receipts.jsonl"
+    receipts.write_text(json.dumps(lines[0]) + "\n")
+    assert [json.loads(x)["valid"] for x in pdv("shred", "verify-receipt", str(receipts)).stdout.splitlines()] == [True]
+    # A receipt whose signature does not verify: exit 1.
     receipts.write_text(json.dumps(lines[0]) + "\n" + json.dumps({**lines[0], "receipt": lines[0]["receipt"].replace("retention", "Retention")}) + "\n")
-    checked = [json.loads(x) for x in pdv("shred", "verify-receipt", str(receipts)).stdout.splitlines()]
+    checked = [json.loads(x) for x in pdv("shred", "verify-receipt", str(receipts), exit_code=1).stdout.splitlines()]
     assert [c["valid"] for c in checked] == [True, False]
+    receipts.write_text(json.dumps({"subject_id": a.subject_id, "receipt": lines[0]["receipt"]}) + "\n")  # no signature
+    assert json.loads(pdv("shred", "verify-receipt", str(receipts), exit_code=1).stdout) == {"subject_id": a.subject_id, "valid": False}
+    receipts.write_text("not json\n")
+    assert "line 1: not a JSON object" in pdv("shred", "verify-receipt", str(receipts), exit_code=2).stderr
+    pdv("shred", "--subject", a.subject_id, "--reason", "again")  # already shredded is no failure

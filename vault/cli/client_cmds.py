@@ -98,20 +98,31 @@ def _print(obj: object) -> None:
     sys.stdout.write("\n")
 
 
-def _call(args: argparse.Namespace, fn, lines: bool = False) -> int:  # type: ignore[no-untyped-def]
-    """Run `fn(client)` and print its result as JSON (one line per item with `lines`)."""
+# Exit codes of the client commands (README, "What to try next"). 2 is a usage or local input
+# error (argparse's, and vault.cli.main's for a PdvError raised before any call).
+EXIT_OK, EXIT_CALL_FAILED, EXIT_ITEMS_FAILED = 0, 1, 3
+
+
+def _call(args: argparse.Namespace, fn, lines: bool = False, failed=None) -> int:  # type: ignore[no-untyped-def]
+    """Run `fn(client)` and print its result as JSON (one line per item with `lines`).
+
+    Exits EXIT_CALL_FAILED if the call itself failed (the status on stderr, nothing on stdout),
+    EXIT_ITEMS_FAILED if it was answered but `failed(item)` holds for any item of the result.
+    """
     try:
         with _client(args) as client:
             result = fn(client)
-        if lines:
-            for item in result:
-                print(json.dumps(item))
-        else:
-            _print(result)
-        return 0
     except ClientError as exc:
         print(f"pdv: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CALL_FAILED
+    if lines:
+        for item in result:
+            print(json.dumps(item))
+    else:
+        _print(result)
+    if failed is not None and any(failed(item) for item in result):
+        return EXIT_ITEMS_FAILED
+    return EXIT_OK
 
 
 def run_tokenize(args: argparse.Namespace) -> int:
@@ -137,12 +148,12 @@ def run_detokenize(args: argparse.Namespace) -> int:
 
     def go(client: PdvClient) -> object:
         return [
-            {"token": r.token, "field": r.field, "value": r.value} if r.code == 0
-            else {"token": r.token, "error": r.message}
+            {"token": r.token, "code": "OK", "field": r.field, "value": r.value} if r.code == 0
+            else {"token": r.token, "code": r.to_exception().status.name, "error": r.message}  # type: ignore[union-attr]
             for r in client.detokenize(refs, purpose=args.purpose)
         ]
 
-    return _call(args, go)
+    return _call(args, go, failed=lambda item: item["code"] != "OK")
 
 
 def run_lookup(args: argparse.Namespace) -> int:

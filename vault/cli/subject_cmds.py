@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vault.cli.client_cmds import _call, _connection_args
+from vault.cli.client_cmds import EXIT_CALL_FAILED, EXIT_ITEMS_FAILED, _call, _connection_args
 from vault.errors import InvalidInput
 
 
@@ -60,20 +60,32 @@ def run_shred(args: argparse.Namespace) -> int:
             for o in outcomes
         ]
 
-    return _call(args, go, lines=True)
+    # A subject on hold or unknown was not shredded: the command says so by its exit code too.
+    return _call(args, go, lines=True, failed=lambda item: item["status"] not in ("shredded", "already_shredded"))
 
 
 def _verify(args: argparse.Namespace, path: Path) -> int:
-    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            if not isinstance(entry, dict):
+                raise InvalidInput(f"{path}, line {number}: not a JSON object as printed by pdv shred")
+            entries.append(entry)
 
     def go(client):  # type: ignore[no-untyped-def]
         return [
-            {"subject_id": e.get("subject_id", ""), "valid": bool(e.get("receipt")) and client.verify_receipt(e["receipt"], e["signature"])}
+            {"subject_id": e.get("subject_id", ""),
+             "valid": bool(e.get("receipt") and e.get("signature")) and client.verify_receipt(e["receipt"], e["signature"])}
             for e in entries
         ]
 
-    status = _call(args, go, lines=True)
-    return status
+    # A receipt that does not verify is what this command exists to catch: exit 1, as `pdv audit verify` does.
+    status = _call(args, go, lines=True, failed=lambda item: not item["valid"])
+    return EXIT_CALL_FAILED if status == EXIT_ITEMS_FAILED else status
 
 
 def run_hold(args: argparse.Namespace) -> int:
