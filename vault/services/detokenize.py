@@ -159,14 +159,8 @@ class DetokenizeService:
     def _read_rows(
         self, item: DetokenizeItem, rows: list[ValueRow], verdicts: list[str], keys: dict[KeyId, DataKey]
     ) -> tuple[Detokenized, list[str]]:
-        """One item's answer from the rows stored under its token, and each row's log outcome.
-
-        A deterministic token is shared by every subject holding the same normalized value in
-        its field, so the rows may belong to several subjects: each is judged on its own (its
-        collection purpose, its subject's opt-out) and logged against its own subject. The
-        caller gets the value if any row may be read (every readable row holds the same
-        normalized value, since the token is its HMAC); if none may, the answer is a miss's.
-        """
+        """One item's answer from the rows stored under its token (several subjects' rows for a
+        shared deterministic token, see the module doc), and each row's log outcome."""
         answer: Detokenized | None = None
         outcomes = []
         for row, verdict in zip(rows, verdicts):
@@ -227,9 +221,7 @@ class DetokenizeService:
             pass  # the request fails either way; the operational log says why
 
 
-def _open(item: DetokenizeItem, row: ValueRow | None, keys: dict[KeyId, DataKey]) -> Detokenized:
-    if row is None:
-        return Detokenized(item.token, error=NotFound(NOT_FOUND))
+def _open(item: DetokenizeItem, row: ValueRow, keys: dict[KeyId, DataKey]) -> Detokenized:
     data_key = keys[(row.subject_id, row.key_version)]
     try:
         plain = data_key.open(row.ciphertext, row_aad(row.subject_id, row.field, row.token, row.key_version))

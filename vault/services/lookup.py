@@ -4,6 +4,9 @@ The caller needs `lookup` on each queried field for the purpose; otherwise the w
 is refused (PERMISSION_DENIED naming the query, a fact about the caller, not the data) and
 the refusal logged. Matches whose value was collected for an incompatible purpose, or
 whose subject opted out of the purpose, are left out, exactly as if absent, and logged.
+Each stored row is judged and logged on its own, against its own subject: a value several
+subjects share (a deterministic field) gives one match per subject whose row may be read,
+each with the same token.
 """
 
 from __future__ import annotations
