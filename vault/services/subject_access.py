@@ -31,7 +31,7 @@ from datetime import datetime
 
 from vault.catalog import Catalog
 from vault.errors import InvalidInput, PermissionDenied
-from vault.services.access import DENIED, AccessControl
+from vault.services.access import DENIED, AccessControl, undeclared_purpose
 from vault.services.common import Caller, Limits, access_row, require_batch
 from vault.services.tokenize_model import is_subject_id
 from vault.storage.store import Store
@@ -94,9 +94,9 @@ class SubjectAccess:
                          f"(every field for a whole subject) for every purpose, {OVERRIDE}")
 
     def set_consent(self, caller: Caller, subject_id: str, purpose: str) -> None:
-        """Allow changing consent for `purpose`. Raises InvalidInput for an unknown purpose."""
+        """Allow changing consent for `purpose`. Raises InvalidInput (listing the declared purposes) for an undeclared one."""
         if purpose not in self.catalog.purposes:
-            raise InvalidInput(f"unknown purpose {purpose!r}: not declared in the field catalog")
+            raise undeclared_purpose(self.catalog)
         if caller.principal not in self.admins and purpose not in self._consent_purposes(caller):
             self._refuse(caller, [("consent", purpose, _subject(subject_id), None)],
                          f"not permitted to change consent for purpose {purpose!r}: that needs an admin grant for "
