@@ -162,3 +162,31 @@ def test_a_commit_that_landed_but_reported_failure_leaves_no_fork(store: Store, 
     report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
     assert report.ok, report.problem
     assert (report.entries, report.chains) == (3, 2)
+
+
+def test_verify_lists_the_first_problems_and_counts_the_rest(store: Store, tmp_path: Path) -> None:
+    from vault.services.audit_verify import MAX_PROBLEMS
+
+    chain = _chain(store, FakeSigner(), tmp_path, every=10_000)
+    with store.transaction() as tx:
+        tx.log_access([_row(n) for n in range(MAX_PROBLEMS + 50)])
+    chain.close()
+    with store.engine.begin() as conn:  # every entry edited: one problem each
+        conn.exec_driver_sql("UPDATE access_log SET outcome = 'denied'")
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
+    assert (len(report.problems), report.unlisted, report.problem_count) == (MAX_PROBLEMS, 50, MAX_PROBLEMS + 50)
+    assert [p.seq for p in report.problems] == list(range(1, MAX_PROBLEMS + 1))
+    assert all("MAC mismatch" in p.what and p.entry_id is not None for p in report.problems)
+
+
+@pytest.mark.parametrize("column", ["outcome", "mac"])
+def test_one_edited_entry_is_one_problem(store: Store, tmp_path: Path, column: str) -> None:
+    chain = _chain(store, FakeSigner(), tmp_path, every=10_000)
+    with store.transaction() as tx:
+        tx.log_access([_row(n) for n in range(10)])
+    chain.close()
+    value = "'denied'" if column == "outcome" else "x'00'"
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE access_log SET {column} = {value} WHERE seq = 4")
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
+    assert [(p.seq, p.what) for p in report.problems] == [(4, "MAC mismatch (entry edited, forged or moved)")]

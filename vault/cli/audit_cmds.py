@@ -14,7 +14,7 @@ from pathlib import Path
 from vault.bootstrap import audit_tools
 from vault.config import load_settings
 from vault.errors import InvalidInput
-from vault.services.audit_verify import export_lines, verify_log
+from vault.services.audit_verify import MAX_PROBLEMS, export_lines, verify_log
 from vault.storage.audit_log import EntryFilter
 
 
@@ -60,7 +60,13 @@ def run_verify(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if not report.ok:
-        print(f"audit log TAMPERED: {report.problem}", file=sys.stderr)
+        count = report.problem_count
+        print(f"audit log TAMPERED: {count} problem{'s' if count != 1 else ''} found "
+              f"({report.entries} entries in {report.chains} chain(s))", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {problem}", file=sys.stderr)
+        if report.unlisted:
+            print(f"  ... and {report.unlisted} more not listed (the first {MAX_PROBLEMS} are)", file=sys.stderr)
         return 1
     print(f"audit log intact: {report.entries} entries in {report.chains} chain(s), "
           f"{report.checkpoints} signed checkpoint(s) verified")

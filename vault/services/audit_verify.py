@@ -6,6 +6,11 @@ deleted, inserted or moved entry breaks the sequence (or its MAC), and a truncat
 falls short of the chain head in `audit_chains` and of the newest checkpoint — which is
 signed by Vault and also kept in a file outside the database, so a tail removed together
 with its database head and checkpoints (a rolled-back or restored database) is still caught.
+
+It does not stop at the first problem: after a restore, or one old tampering, every run
+would otherwise print the same line and hide anything newer. Each problem is collected
+(the first MAX_PROBLEMS listed, the rest counted), and the walk resynchronises after each
+one so that one tampering yields one problem, not one per later entry.
 """
 
 from __future__ import annotations
@@ -19,94 +24,187 @@ from vault.keys.provider import Signer
 from vault.services.audit import CheckpointFile, iso, micros
 from vault.storage.audit_log import ENTRY_FIELDS, AuditRepository, Checkpoint, Entry, EntryFilter
 
+MAX_PROBLEMS = 100  # listed in a report; the others are counted (a restored copy can hold thousands)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing found wrong, located as precisely as verify can (chain, seq, entry id)."""
+
+    what: str
+    chain: str | None = None
+    seq: int | None = None
+    entry_id: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.chain is not None:
+            where.append(f"chain {self.chain}")
+        if self.seq is not None:
+            where.append(f"seq {self.seq}")
+        if self.entry_id is not None:
+            where.append(f"(id {self.entry_id})" if where else f"entry id {self.entry_id}")
+        return f"{' '.join(where)}: {self.what}" if where else self.what
+
 
 @dataclass
 class VerifyReport:
     entries: int = 0
     chains: int = 0
     checkpoints: int = 0
-    problem: str | None = None  # the first thing found wrong; None when the log is intact
+    problems: list[Problem] = field(default_factory=list)  # the first MAX_PROBLEMS found
+    unlisted: int = 0  # problems found beyond MAX_PROBLEMS
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.problem is None
+        return not self.problems
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.problems) + self.unlisted
+
+    @property
+    def problem(self) -> str | None:
+        """The first problem found, as text; None when the log is intact."""
+        return str(self.problems[0]) if self.problems else None
+
+    def add(self, what: str, chain: str | None = None, seq: int | None = None, entry_id: int | None = None) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(what, chain, seq, entry_id))
+        else:
+            self.unlisted += 1
 
 
-class _Bad(Exception):
-    pass
+@dataclass
+class _ChainWalk:
+    """Where verify stands in one chain: the last seq seen and the MACs the next entry may follow."""
 
-
-def _entry_name(e: Entry) -> str:
-    return f"chain {e.chain_id} seq {e.seq} (id {e.id})"
+    seq: int = 0
+    prevs: tuple[bytes, ...] = (GENESIS,)  # after a MAC mismatch: the stored and the recomputed MAC
+    macs: dict[int, bytes] = field(default_factory=dict)  # stored MAC at each checkpointed seq
 
 
 def verify_log(repo: AuditRepository, key: bytes, signer: Signer, sink: CheckpointFile) -> VerifyReport:
-    """Check every entry, chain head and checkpoint; stop at the first problem found."""
+    """Check every entry, chain head and checkpoint, and report every problem found.
+
+    Args:
+        repo: the access log's tables.
+        key: the chain key (from the Vault-protected index root).
+        signer: checks the checkpoints' Vault signatures.
+        sink: the checkpoint file outside the database (its path may be None).
+
+    Returns:
+        The report: counts, problems (bounded by MAX_PROBLEMS, the rest counted) and notes.
+    """
     report = VerifyReport()
-    try:
-        _verify(repo, key, signer, sink, report)
-    except _Bad as bad:
-        report.problem = str(bad)
+    heads = repo.chain_heads()
+    report.chains = len(heads)
+    expected = gather_checkpoints(repo, signer, sink, report)
+    walks = _walk_entries(repo, key, heads, {chain for chain, _ in expected}, expected, report)
+    _check_coverage(expected, walks, report)
+    _check_heads(heads, walks, report)
     return report
 
 
-def _verify(repo: AuditRepository, key: bytes, signer: Signer, sink: CheckpointFile, report: VerifyReport) -> None:
-    heads = repo.chain_heads()
-    report.chains = len(heads)
-    expected = _checkpoints(repo, signer, sink, report)
-    state: dict[str, tuple[int, bytes]] = {}
-    seen: dict[tuple[str, int], bytes] = {}
+def _walk_entries(repo: AuditRepository, key: bytes, heads: dict[str, tuple[int, bytes]], anchored: set[str],
+                  expected: dict[tuple[str, int], bytes], report: VerifyReport) -> dict[str, _ChainWalk]:
+    walks: dict[str, _ChainWalk] = {}
+    unknown: set[str] = set()
     for e in repo.entries():
         report.entries += 1
         if e.chain_id is None or e.seq is None or e.mac is None:
-            raise _Bad(f"entry id {e.id} is not chained (written without a chain, or forged)")
+            report.add("not chained (written without a chain, or forged)", entry_id=e.id)
+            continue
         if e.chain_id not in heads:
-            raise _Bad(f"{_entry_name(e)}: unknown chain (forged entry, or its chain head was deleted)")
-        seq, prev = state.get(e.chain_id, (0, GENESIS))
-        if e.seq != seq + 1:
-            raise _Bad(f"{_entry_name(e)}: seq {seq + 1} was due (an entry was deleted, inserted or moved)")
-        mac = chain_mac(key, prev, encode_entry(e.chain_id, e.seq, micros(e.at), e.fields))
-        if mac != e.mac:
-            raise _Bad(f"{_entry_name(e)}: MAC mismatch (entry edited, forged or moved)")
-        state[e.chain_id] = (e.seq, mac)
-        if (e.chain_id, e.seq) in expected:
-            seen[(e.chain_id, e.seq)] = mac
+            if e.chain_id not in unknown:  # one problem per unknown chain, not per entry
+                unknown.add(e.chain_id)
+                report.add("unknown chain (forged entry, or its chain head was deleted)", e.chain_id, e.seq, e.id)
+            continue
+        walk = walks.setdefault(e.chain_id, _ChainWalk())
+        _check_entry(key, e, walk, expected, report)
+    return walks
+
+
+def _check_entry(key: bytes, e: Entry, walk: _ChainWalk, expected: dict[tuple[str, int], bytes],
+                 report: VerifyReport) -> None:
+    assert e.chain_id is not None and e.seq is not None and e.mac is not None
+    if e.seq <= walk.seq:
+        # A replayed copy, or an entry moved back: report it, and keep the position.
+        report.add(f"seq {walk.seq + 1} was due; seq {e.seq} came again (an entry was inserted, replayed or moved)",
+                   e.chain_id, e.seq, e.id)
+        return
+    encoded = encode_entry(e.chain_id, e.seq, micros(e.at), e.fields)
+    if e.seq > walk.seq + 1:
+        # Its predecessor is gone, so its MAC cannot be checked: resume from the stored one.
+        first, last = walk.seq + 1, e.seq - 1
+        missing = f"seq {first}" if first == last else f"seqs {first}-{last} ({last - first + 1} entries)"
+        report.add(f"{missing} missing before this entry (deleted, or moved)", e.chain_id, e.seq, e.id)
+        walk.prevs = (e.mac,)
+    else:
+        macs = [chain_mac(key, prev, encoded) for prev in walk.prevs]
+        if e.mac in macs:
+            walk.prevs = (e.mac,)
+        else:
+            report.add("MAC mismatch (entry edited, forged or moved)", e.chain_id, e.seq, e.id)
+            # The next entry follows the stored MAC if only these fields were edited, the
+            # recomputed one if only the MAC was: accept either, so one edit is one problem.
+            walk.prevs = (e.mac, macs[0])
+    walk.seq = e.seq
+    if (e.chain_id, e.seq) in expected:
+        walk.macs[e.seq] = e.mac
+
+
+def _check_coverage(expected: dict[tuple[str, int], bytes], walks: dict[str, _ChainWalk], report: VerifyReport) -> None:
+    """Every signed checkpoint must be reached by its chain, at the MAC it signed."""
     for (chain, seq), mac in sorted(expected.items()):
-        last = state.get(chain, (0, GENESIS))[0]
-        if seq > last:
-            raise _Bad(f"chain {chain} seq {last + 1}: missing; a signed checkpoint covers up to seq {seq} "
-                       "(the tail was truncated or the database rolled back)")
-        if seen.get((chain, seq)) != mac:
-            raise _Bad(f"chain {chain} seq {seq}: differs from its signed checkpoint")
+        walk = walks.get(chain, _ChainWalk())
+        if seq == 0:
+            continue  # a chain's start: nothing to reach
+        if seq > walk.seq:
+            report.add(f"missing; a signed checkpoint covers up to seq {seq}, the log ends at {walk.seq} "
+                       "(the tail was truncated or the database rolled back)", chain, walk.seq + 1)
+        elif seq in walk.macs and walk.macs[seq] != mac:  # an absent seq is reported as missing already
+            report.add("differs from its signed checkpoint (entry missing, edited or replaced)", chain, seq)
+
+
+def _check_heads(heads: dict[str, tuple[int, bytes]], walks: dict[str, _ChainWalk], report: VerifyReport) -> None:
     for chain, (seq, mac) in sorted(heads.items()):
-        last, last_mac = state.get(chain, (0, GENESIS))
-        if seq != last or mac != last_mac:
-            what = "missing (truncated tail)" if seq > last else "beyond the recorded chain head"
-            first = min(seq, last) + 1
-            raise _Bad(f"chain {chain} seq {first}: {what}; the head records seq {seq}, the log ends at {last}")
+        walk = walks.get(chain, _ChainWalk())
+        if seq == walk.seq and (seq == 0 or mac in walk.prevs):
+            continue
+        what = "missing (truncated tail)" if seq > walk.seq else "beyond the recorded chain head"
+        report.add(f"{what}; the head records seq {seq}, the log ends at {walk.seq}", chain, min(seq, walk.seq) + 1)
 
 
-def _checkpoints(repo: AuditRepository, signer: Signer, sink: CheckpointFile, report: VerifyReport) -> dict[tuple[str, int], bytes]:
-    """Signature-checked checkpoints of the database and the file, as (chain, seq) → mac."""
+def gather_checkpoints(repo: AuditRepository, signer: Signer, sink: CheckpointFile,
+                       report: VerifyReport) -> dict[tuple[str, int], bytes]:
+    """Signature-checked checkpoints of the database and the file, as (chain, seq) → mac.
+
+    Problems (bad signature, disagreement, a file line that is not a checkpoint, a file
+    checkpoint the database lacks) go to `report`; a checkpoint with a bad signature is
+    left out of the result.
+    """
     in_db = repo.checkpoints()
     try:
         in_file = sink.read()
     except ValueError as exc:
-        raise _Bad(str(exc)) from None
+        report.add(str(exc))
+        in_file = []
     out: dict[tuple[str, int], bytes] = {}
     for where, cps in (("database", in_db), ("checkpoint file", in_file or [])):
         for cp in cps:
             if not signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature):
-                raise _Bad(f"chain {cp.chain_id} seq {cp.seq}: the {where} checkpoint's signature is invalid")
+                report.add(f"the {where} checkpoint's signature is invalid", cp.chain_id, cp.seq)
+                continue
             if out.setdefault((cp.chain_id, cp.seq), cp.mac) != cp.mac:
-                raise _Bad(f"chain {cp.chain_id} seq {cp.seq}: the database and file checkpoints disagree")
+                report.add("the database and file checkpoints disagree", cp.chain_id, cp.seq)
     if in_file is None:
         report.notes.append("no audit_checkpoint_file configured: checked the database checkpoints only")
     else:
         db_keys, file_keys = {(c.chain_id, c.seq) for c in in_db}, {(c.chain_id, c.seq) for c in in_file}
         for chain, seq in sorted(file_keys - db_keys):
-            raise _Bad(f"chain {chain} seq {seq}: checkpoint in the file but not in the database (rolled back or deleted)")
+            report.add("checkpoint in the file but not in the database (rolled back or deleted)", chain, seq)
         for chain, seq in sorted(db_keys - file_keys):
             report.notes.append(f"chain {chain} seq {seq}: checkpoint missing from the file (append failed or file truncated)")
     report.checkpoints = len(out)
@@ -121,4 +219,5 @@ def export_lines(repo: AuditRepository, where: EntryFilter | None = None) -> Ite
         yield json.dumps(record, sort_keys=True)
 
 
-__all__ = ["Checkpoint", "EntryFilter", "VerifyReport", "export_lines", "verify_log"]
+__all__ = ["Checkpoint", "EntryFilter", "MAX_PROBLEMS", "Problem", "VerifyReport", "export_lines",
+           "gather_checkpoints", "verify_log"]
