@@ -130,6 +130,9 @@ def audit_chain(
     settings: Settings, store: Store, index_keys: IndexKeys, signer: Signer, clock: Callable[[], datetime]
 ) -> AuditChain:
     """This process's access-log chain, registered and checkpointing; every later log row is chained."""
+    if settings.audit_checkpoint_file is None and settings.audit_external_record:
+        log.warning("no audit_checkpoint_file: the access log is anchored in the database only, so a tail cut "
+                    "with its checkpoints goes unnoticed; set one, or audit_external_record = false to say so")
     chain = AuditChain(
         index_keys.audit_key, AuditRepository(store), signer, CheckpointFile(settings.audit_checkpoint_file), clock,
         settings.audit_checkpoint_entries, settings.audit_checkpoint_seconds,
@@ -156,6 +159,18 @@ def audit_tools(settings: Settings) -> Iterator[tuple[AuditRepository, bytes | N
         yield AuditRepository(store), key, signer, CheckpointFile(settings.audit_checkpoint_file)
     finally:
         store.close()
+
+
+def verify_sink(settings: Settings) -> CheckpointFile:
+    """The checkpoint file `pdv audit verify` must check (path None: no external record, said explicitly).
+
+    Raises:
+        ConfigError: no audit_checkpoint_file, and audit_external_record not set to false.
+    """
+    if settings.audit_checkpoint_file is None and settings.audit_external_record:
+        raise ConfigError("audit_checkpoint_file is not set: verify cannot check the record kept outside the "
+                          "database; set it, or set audit_external_record = false if this deployment keeps none")
+    return CheckpointFile(settings.audit_checkpoint_file)
 
 
 def access_policy(settings: Settings, catalog: Catalog) -> Policy:

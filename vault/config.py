@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     audit_checkpoint_entries: int = Field(default=10_000, ge=1)
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
     audit_checkpoint_file: Path | None = None
+    # False says, explicitly, that this deployment keeps no checkpoint file: `pdv audit verify`
+    # then checks the database alone. True (the default) with no file: verify refuses to run.
+    audit_external_record: bool = True
     # The in-server disposal job: every N seconds (0 = off), one replica at a time.
     disposal_interval_seconds: float = Field(default=3600.0, ge=0)
     # Tokenize answers kept so a retry with the same request id gets the same tokens: how long.
@@ -119,6 +122,13 @@ class Settings(BaseSettings):
     @property
     def tls_enabled(self) -> bool:
         return self.tls_cert_file is not None and self.tls_key_file is not None and self.tls_client_ca_file is not None
+
+    @model_validator(mode="after")
+    def _one_answer_on_the_external_record(self) -> "Settings":
+        if not self.audit_external_record and self.audit_checkpoint_file is not None:
+            raise ValueError("audit_external_record = false says there is no checkpoint file, "
+                             "but audit_checkpoint_file is set: keep one of the two")
+        return self
 
     @model_validator(mode="after")
     def _processes_need_a_port(self) -> "Settings":

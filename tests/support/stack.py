@@ -97,7 +97,8 @@ def start_stack(
         vault_timeout=2.0,
         # More principals (`api_keys=[ApiKey(...)]`) are added to the stack's own.
         api_keys=[ApiKey(principal=PRINCIPAL, sha256=hash_api_key(api_key)), *overrides.pop("api_keys", [])],
-        **{"dev_policy": True, **overrides},
+        # No checkpoint file unless a test gives one, and said so (see audit_external_record).
+        **{"dev_policy": True, "audit_external_record": "audit_checkpoint_file" in overrides, **overrides},
     )
     capture = _LogCapture()
     log = capture.__enter__()

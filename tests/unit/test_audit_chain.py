@@ -85,15 +85,16 @@ def test_a_rolled_back_transaction_does_not_move_the_chain(store: Store, tmp_pat
     chain.close()
     report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
     assert report.ok, report.problem
-    assert report.entries == 2 and report.checkpoints == 1
+    assert report.entries == 2 and report.checkpoints == 2  # the chain's start (seq 0) and its close
     assert chain.lock.acquire(blocking=False)  # released after the rollback too
 
 
 def test_a_failed_checkpoint_fails_no_request_and_is_retried_at_the_next_threshold(
     store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    signer = FakeSigner(fail=True)
+    signer = FakeSigner()
     chain = _chain(store, signer, tmp_path, every=2)
+    signer.fail = True
     with caplog.at_level(logging.ERROR, "pdv.audit"):
         with store.transaction() as tx:
             tx.log_access([_row(1), _row(2)])
@@ -190,3 +191,80 @@ def test_one_edited_entry_is_one_problem(store: Store, tmp_path: Path, column: s
         conn.exec_driver_sql(f"UPDATE access_log SET {column} = {value} WHERE seq = 4")
     report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"))
     assert [(p.seq, p.what) for p in report.problems] == [(4, "MAC mismatch (entry edited, forged or moved)")]
+
+
+def test_a_torn_append_stays_on_its_own_line_and_is_a_note(store: Store, tmp_path: Path) -> None:
+    file = tmp_path / "cp.jsonl"
+    chain = _chain(store, FakeSigner(), tmp_path)
+    with store.transaction() as tx:
+        tx.log_access([_row(1)])
+    with file.open("a") as f:  # an append cut short by a full disk: no newline, not JSON
+        f.write('{"kind": "checkpoint", "chain": "')
+    with store.transaction() as tx:
+        tx.log_access([_row(2), _row(3)])
+    chain.close()
+    records = CheckpointFile(file).records()
+    assert records is not None and len(records.unreadable) == 1
+    assert [cp.seq for cp in records.checkpoints] == [0, 3]  # the line after the torn one is whole
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(file))
+    assert report.ok, report.problem
+    assert any("not a readable record" in note for note in report.notes)
+
+
+def test_a_line_of_another_kind_is_kept_apart_not_malformed(store: Store, tmp_path: Path) -> None:
+    file = tmp_path / "cp.jsonl"
+    chain = _chain(store, FakeSigner(), tmp_path)
+    with store.transaction() as tx:
+        tx.log_access([_row(1)])
+    chain.close()
+    with file.open("a") as f:
+        f.write('{"kind": "restore", "at": "2026-12-03T12:00:00.000000Z"}\n')
+    records = CheckpointFile(file).records()
+    assert records is not None and records.unreadable == [] and [k for _, k, _ in records.other] == ["restore"]
+    assert CheckpointFile(file).read() == records.checkpoints
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(file))
+    assert report.ok, report.problem
+    assert any("a 'restore' record" in note for note in report.notes)
+
+
+def test_lines_written_before_kind_existed_still_count(store: Store, tmp_path: Path) -> None:
+    import json
+
+    file = tmp_path / "cp.jsonl"
+    chain = _chain(store, FakeSigner(), tmp_path)
+    with store.transaction() as tx:
+        tx.log_access([_row(1)])
+    chain.close()
+    old_style = [json.dumps({k: v for k, v in json.loads(line).items() if k != "kind"}) for line in file.read_text().splitlines()]
+    file.write_text("".join(line + "\n" for line in old_style))
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(file))
+    assert report.ok and report.checkpoints == 2 and report.notes == [], (report.problem, report.notes)
+
+
+def test_the_file_is_written_before_the_database(store: Store, tmp_path: Path) -> None:
+    # A failed append stores nothing; the file holding what the database lacks is a note.
+    file = tmp_path / "cp.jsonl"
+    chain = _chain(store, FakeSigner(), tmp_path, every=10_000)
+    file.unlink()
+    file.mkdir()  # appends now fail
+    with store.transaction() as tx:
+        tx.log_access([_row(1)])
+    assert chain.checkpoint() is False
+    assert [cp.seq for cp in AuditRepository(store).checkpoints()] == [0]
+    file.rmdir()
+    assert chain.checkpoint() is True
+    assert [cp.seq for cp in AuditRepository(store).checkpoints()] == [0, 1]
+    chain.close()
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(file))
+    # The start line went with the old file: its database copy is what shows the loss.
+    assert [(p.seq, p.what.split(" (")[0]) for p in report.problems] == [(0, "checkpoint in the database but not in the checkpoint file")]
+
+
+def test_a_chain_whose_file_cannot_be_written_does_not_start(store: Store, tmp_path: Path) -> None:
+    from vault.errors import ConfigError
+
+    (tmp_path / "dir").mkdir()
+    chain = AuditChain(KEY, AuditRepository(store), FakeSigner(), CheckpointFile(tmp_path / "dir"), lambda: NOW, 3, 3600)
+    with pytest.raises(ConfigError, match="audit_checkpoint_file: cannot append"):
+        chain.start()
+    assert AuditRepository(store).chain_heads() == {}

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vault.bootstrap import audit_tools
+from vault.bootstrap import audit_tools, verify_sink
 from vault.config import load_settings
 from vault.errors import InvalidInput
 from vault.services.audit_verify import MAX_PROBLEMS, export_lines, verify_log
@@ -52,13 +52,13 @@ def _instant(text: str) -> datetime:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    with audit_tools(load_settings(args.config)) as (repo, key, signer, sink):
+    settings = load_settings(args.config)
+    sink = verify_sink(settings)  # before anything is read: the config must say where the external record is
+    with audit_tools(settings) as (repo, key, signer, _sink):
         if key is None:
             print("audit log: empty (no index root yet)")
             return 0
         report = verify_log(repo, key, signer, sink)
-    for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
     if not report.ok:
         count = report.problem_count
         print(f"audit log TAMPERED: {count} problem{'s' if count != 1 else ''} found "
@@ -67,10 +67,17 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         if report.unlisted:
             print(f"  ... and {report.unlisted} more not listed (the first {MAX_PROBLEMS} are)", file=sys.stderr)
+        _print_notes(report.notes)
         return 1
     print(f"audit log intact: {report.entries} entries in {report.chains} chain(s), "
-          f"{report.checkpoints} signed checkpoint(s) verified")
+          f"{report.checkpoints} signed checkpoint(s) verified", flush=True)
+    _print_notes(report.notes)
     return 0
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:  # after the verdict: what an auditor reads first is intact or not
+        print(f"note: {note}", file=sys.stderr)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -21,12 +21,13 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry
 from vault.crypto.index import derive_key
-from vault.errors import PdvError
+from vault.errors import ConfigError, PdvError
 from vault.keys.provider import Signer
 from vault.secret import SecretBytes
 from vault.services.sink import append_durably
@@ -56,32 +57,69 @@ def iso(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+CHECKPOINT_KIND = "checkpoint"
+
+
+@dataclass
+class FileRecords:
+    """What the checkpoint file holds, line by line."""
+
+    exists: bool
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    # (line number, kind, record) of lines of another kind (a newer PDV's, e.g. restore records):
+    # not checkpoints, and not malformed either.
+    other: list[tuple[int, str, dict]] = field(default_factory=list)
+    unreadable: list[int] = field(default_factory=list)  # line numbers that are no JSON record
+
+
 class CheckpointFile:
-    """Append-only JSON lines of signed checkpoints, outside the database."""
+    """Append-only JSON lines of signed checkpoints, outside the database.
+
+    A line is {"kind": "checkpoint", "chain", "seq", "mac", "at", "signature"}; lines written
+    before "kind" existed have none and are checkpoints too. Other kinds are kept apart
+    (FileRecords.other) for the code that knows them.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
 
     def append(self, cp: Checkpoint) -> None:
+        """Raises OSError when the line could not be written and synced."""
         if self.path is None:
             return
-        line = json.dumps({"chain": cp.chain_id, "seq": cp.seq, "mac": cp.mac.hex(), "at": cp.at,
-                           "signature": cp.signature}, sort_keys=True) + "\n"
+        line = json.dumps({"kind": CHECKPOINT_KIND, "chain": cp.chain_id, "seq": cp.seq, "mac": cp.mac.hex(),
+                           "at": cp.at, "signature": cp.signature}, sort_keys=True) + "\n"
         append_durably(self.path, line)
 
     def read(self) -> list[Checkpoint] | None:
         """The file's checkpoints; None when no file is configured. Raises ValueError on a bad line."""
+        records = self.records()
+        if records is None:
+            return None
+        if records.unreadable:
+            raise ValueError(f"checkpoint file line {records.unreadable[0]} is malformed")
+        return records.checkpoints
+
+    def records(self) -> FileRecords | None:
+        """Every line of the file, sorted by kind; None when no file is configured."""
         if self.path is None:
             return None
         if not self.path.exists():
-            return []
-        out = []
-        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+            return FileRecords(exists=False)
+        out = FileRecords(exists=True)
+        for n, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
             try:
                 d = json.loads(line)
-                out.append(Checkpoint(str(d["chain"]), int(d["seq"]), bytes.fromhex(d["mac"]), str(d["at"]), str(d["signature"])))
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"checkpoint file line {n} is malformed") from None
+                kind = d.get("kind", CHECKPOINT_KIND)
+                if kind != CHECKPOINT_KIND:
+                    out.other.append((n, str(kind), d))
+                    continue
+                out.checkpoints.append(Checkpoint(str(d["chain"]), int(d["seq"]), bytes.fromhex(d["mac"]), str(d["at"]),
+                                                  str(d["signature"])))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                out.unreadable.append(n)
         return out
 
 
@@ -104,6 +142,7 @@ class AuditChain:
         self._fresh = False  # the next seal starts a new chain (see abandon)
         self._checkpointed = 0
         self._attempted = 0  # a failed checkpoint is retried one threshold later, not on every commit
+        self._unstored: list[Checkpoint] = []  # in the file, not yet in the database
         self._checkpointing = threading.Lock()  # the thread and close() never checkpoint at once
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -117,10 +156,30 @@ class AuditChain:
         return self._head.chain_id
 
     def start(self) -> None:
-        """Register the chain in the database and start the checkpoint thread."""
+        """Anchor the new chain (a signed checkpoint at seq 0, in the file, then the database),
+        register it and start the checkpoint thread.
+
+        The start checkpoint means a configured checkpoint file holds a line for every process
+        chain from its first moment: a missing or emptied file is then always a finding.
+
+        Raises:
+            KeyUnavailable: Vault could not sign it.
+            ConfigError: the checkpoint file cannot be written.
+        """
+        cp = self._sign(self.chain_id, 0, GENESIS)
+        try:
+            self._sink.append(cp)
+        except OSError as exc:
+            raise ConfigError(f"audit_checkpoint_file: cannot append to {self._sink.path} ({exc.strerror})") from None
         self._repo.register_chain(self.chain_id, self._clock(), GENESIS)
+        self._repo.add_checkpoint(cp)
         self._thread = threading.Thread(target=self._run, name="pdv-audit-checkpoints", daemon=True)
         self._thread.start()
+
+    def _sign(self, chain_id: str, seq: int, mac: bytes) -> Checkpoint:
+        cp_at = iso(self._clock())
+        (signature,) = self._signer.sign([checkpoint_payload(chain_id, seq, mac, cp_at)])
+        return Checkpoint(chain_id, seq, mac, cp_at, signature)
 
     def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], ChainHead]:
         """Rows with (chain id, seq, mac) appended, and the head they lead to (not yet committed)."""
@@ -143,7 +202,8 @@ class AuditChain:
                 self._head, self._fresh, self._checkpointed, self._attempted = head, False, 0, 0
         else:
             self._head = head
-        if head.seq - self._attempted >= self._every:
+        # A chain started after a failed write has no start checkpoint: anchor it at once.
+        if head.new or head.seq - self._attempted >= self._every:
             self._wake.set()
 
     def abandon(self) -> None:
@@ -161,26 +221,42 @@ class AuditChain:
             return self._checkpoint()
 
     def _checkpoint(self) -> bool:
+        # The file first, then the database: a checkpoint in the database is always in the file
+        # too, so one the file lacks is a deleted line, never an honest failure. A crash or a
+        # failed insert between the two leaves a checkpoint the file has and the database
+        # lacks, which verify checks against the log and notes (the insert is retried here).
+        stored = self._store_unstored()
         chain_id, seq, mac = self._head
         if seq <= self._checkpointed:
-            return True
+            return stored
         self._attempted = seq
-        cp_at = iso(self._clock())
         try:
-            (signature,) = self._signer.sign([checkpoint_payload(chain_id, seq, mac, cp_at)])
-            cp = Checkpoint(chain_id, seq, mac, cp_at, signature)
-            self._repo.add_checkpoint(cp)
+            cp = self._sign(chain_id, seq, mac)
         except PdvError as exc:
             log.error("audit checkpoint of chain %s at seq %d failed (%s); retrying at the next threshold",
                       chain_id, seq, exc)
             return False
-        self._checkpointed = seq
         try:
             self._sink.append(cp)
         except OSError as exc:
-            log.error("could not append the audit checkpoint of chain %s at seq %d to the file (%s)",
-                      chain_id, seq, exc.strerror)
+            log.error("could not append the audit checkpoint of chain %s at seq %d to the file (%s); "
+                      "retrying at the next threshold", chain_id, seq, exc.strerror)
             return False
+        self._checkpointed = seq
+        self._unstored.append(cp)
+        return self._store_unstored()
+
+    def _store_unstored(self) -> bool:
+        """Store in the database the checkpoints already in the file; False if one failed."""
+        while self._unstored:
+            cp = self._unstored[0]
+            try:
+                self._repo.add_checkpoint(cp)
+            except PdvError as exc:
+                log.error("could not store the audit checkpoint of chain %s at seq %d in the database (%s); "
+                          "it is in the file; retrying at the next checkpoint", cp.chain_id, cp.seq, exc)
+                return False
+            self._unstored.pop(0)
         return True
 
     def close(self, final_checkpoint: bool = True) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry
 from vault.keys.provider import Signer
-from vault.services.audit import CheckpointFile, iso, micros
+from vault.services.audit import CheckpointFile, FileRecords, iso, micros
 from vault.storage.audit_log import ENTRY_FIELDS, AuditRepository, Checkpoint, Entry, EntryFilter
 
 MAX_PROBLEMS = 100  # listed in a report; the others are counted (a restored copy can hold thousands)
@@ -100,7 +100,7 @@ def verify_log(repo: AuditRepository, key: bytes, signer: Signer, sink: Checkpoi
     report = VerifyReport()
     heads = repo.chain_heads()
     report.chains = len(heads)
-    expected = gather_checkpoints(repo, signer, sink, report)
+    expected = gather_checkpoints(repo, signer, sink, report, heads)
     walks = _walk_entries(repo, key, heads, {chain for chain, _ in expected}, expected, report)
     _check_coverage(expected, walks, report)
     _check_heads(heads, walks, report)
@@ -178,37 +178,65 @@ def _check_heads(heads: dict[str, tuple[int, bytes]], walks: dict[str, _ChainWal
 
 
 def gather_checkpoints(repo: AuditRepository, signer: Signer, sink: CheckpointFile,
-                       report: VerifyReport) -> dict[tuple[str, int], bytes]:
+                       report: VerifyReport, heads: dict[str, tuple[int, bytes]]) -> dict[tuple[str, int], bytes]:
     """Signature-checked checkpoints of the database and the file, as (chain, seq) → mac.
 
-    Problems (bad signature, disagreement, a file line that is not a checkpoint, a file
-    checkpoint the database lacks) go to `report`; a checkpoint with a bad signature is
-    left out of the result.
+    The server writes each checkpoint to the file first and then to the database, so:
+    one in the database but not in the file is a deleted (or unreadable) file line, a
+    problem; one in the file but not in the database is what a crash or a failed insert
+    between the two writes leaves, a note — the log is checked against it all the same,
+    so a tail cut with its database checkpoints still shows as missing. A missing or empty
+    file is a problem while the database holds a chain, since every chain's first moment
+    is a checkpoint at seq 0. A checkpoint with a bad signature is left out of the result.
     """
     in_db = repo.checkpoints()
-    try:
-        in_file = sink.read()
-    except ValueError as exc:
-        report.add(str(exc))
-        in_file = []
+    records = sink.records()
+    in_file = records.checkpoints if records is not None else []
     out: dict[tuple[str, int], bytes] = {}
-    for where, cps in (("database", in_db), ("checkpoint file", in_file or [])):
+    for where, cps in (("database", in_db), ("checkpoint file", in_file)):
         for cp in cps:
             if not signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature):
                 report.add(f"the {where} checkpoint's signature is invalid", cp.chain_id, cp.seq)
                 continue
             if out.setdefault((cp.chain_id, cp.seq), cp.mac) != cp.mac:
                 report.add("the database and file checkpoints disagree", cp.chain_id, cp.seq)
-    if in_file is None:
-        report.notes.append("no audit_checkpoint_file configured: checked the database checkpoints only")
-    else:
-        db_keys, file_keys = {(c.chain_id, c.seq) for c in in_db}, {(c.chain_id, c.seq) for c in in_file}
-        for chain, seq in sorted(file_keys - db_keys):
-            report.add("checkpoint in the file but not in the database (rolled back or deleted)", chain, seq)
-        for chain, seq in sorted(db_keys - file_keys):
-            report.notes.append(f"chain {chain} seq {seq}: checkpoint missing from the file (append failed or file truncated)")
     report.checkpoints = len(out)
+    if records is None:
+        report.notes.append("no external record (audit_external_record = false): checked the database "
+                            "checkpoints only; a tail cut together with them is not detected")
+    else:
+        _compare_file(sink, records, in_db, in_file, heads, report)
+    for chain in sorted(set(heads) - {c for c, _ in out}):
+        report.notes.append(f"chain {chain}: not anchored outside the database yet (no checkpoint; "
+                            "a chain started after a failed write gets its first one within the window)")
     return out
+
+
+def _compare_file(sink: CheckpointFile, records: FileRecords, in_db: list[Checkpoint], in_file: list[Checkpoint],
+                  heads: dict[str, tuple[int, bytes]], report: VerifyReport) -> None:
+    for n in records.unreadable:
+        report.notes.append(f"checkpoint file line {n} is not a readable record (a torn append, or an edit); "
+                            "a checkpoint it held is still checked through its database copy")
+    for n, kind, _ in records.other:
+        report.notes.append(f"checkpoint file line {n}: a {kind!r} record, which this verify does not check")
+    if not in_file:
+        if heads:
+            state = "missing" if not records.exists else "empty (no checkpoint line)"
+            report.add(f"the checkpoint file {sink.path} is {state}, yet the database holds {len(heads)} chain(s) "
+                       f"and {len(in_db)} checkpoint(s): the file was deleted, emptied or replaced")
+        return
+    file_keys = {(c.chain_id, c.seq) for c in in_file}
+    db_keys = {(c.chain_id, c.seq) for c in in_db}
+    for chain, seq in sorted(db_keys - file_keys):
+        report.add("checkpoint in the database but not in the checkpoint file (a line was deleted from the file)",
+                   chain, seq)
+    only_in_file: dict[str, list[int]] = {}
+    for chain, seq in sorted(file_keys - db_keys):
+        only_in_file.setdefault(chain, []).append(seq)
+    for chain, seqs in sorted(only_in_file.items()):
+        report.notes.append(f"chain {chain}: {len(seqs)} checkpoint(s) in the file but not in the database "
+                            f"(seq {', '.join(map(str, seqs[:5]))}{' ...' if len(seqs) > 5 else ''}): a crash or "
+                            "failed insert between the two writes, or a rolled-back database; checked against the log")
 
 
 def export_lines(repo: AuditRepository, where: EntryFilter | None = None) -> Iterator[str]:

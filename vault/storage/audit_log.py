@@ -54,10 +54,13 @@ class AuditRepository:
             tx.conn.execute(insert(t.audit_chains).values(chain_id=chain_id, started_at=started_at, seq=0, mac=genesis))
 
     def add_checkpoint(self, cp: Checkpoint) -> None:
+        """Store a checkpoint; one already stored (a retry whose first try landed) is left as is."""
+        c = t.audit_checkpoints.c
         with self.store.transaction() as tx:
-            tx.conn.execute(insert(t.audit_checkpoints).values(
-                chain_id=cp.chain_id, seq=cp.seq, mac=cp.mac, at=cp.at, signature=cp.signature,
-            ))
+            if tx.conn.execute(select(c.id).where(c.chain_id == cp.chain_id, c.seq == cp.seq)).first() is None:
+                tx.conn.execute(insert(t.audit_checkpoints).values(
+                    chain_id=cp.chain_id, seq=cp.seq, mac=cp.mac, at=cp.at, signature=cp.signature,
+                ))
 
     def chain_heads(self) -> dict[str, tuple[int, bytes]]:
         c = t.audit_chains.c
