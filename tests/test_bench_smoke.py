@@ -13,6 +13,9 @@ FIGURES = (
     "single_tokenize_calls_per_s", "naive_transit_fields_per_s", "rewrap_deks_per_s", "shred_subjects_per_s",
     "single_shred_p99_ms", "single_shred_alone_p99_ms", "grpc_floor_calls_per_s", "grpc_floor_p99_ms",
     "db_floor_tokenize_fields_per_s", "db_floor_detokenize_fields_per_s",
+    "audit_checkpoints_per_s", "audit_checkpoint_ms", "audit_checkpoint_cpu_ms",
+    "tokenize_rare_checkpoints_fields_per_s", "tokenize_default_checkpoints_fields_per_s",
+    "tokenize_default_checkpoints_checkpoints_per_s",
     *(f"oracle_{case}_{stat}_us" for case in ("allowed", "unknown", "shredded", "forbidden_caller", "forbidden_value")
       for stat in ("p50", "p99")),
 )

@@ -48,9 +48,10 @@ class Settings(BaseSettings):
     catalog_path: Path | None = None
     tombstone_ledger: Path | None = None
     # The access-log chain: a Vault-signed checkpoint every N entries or T seconds, also
-    # appended to this file (keep it off the database's disk and backups).
-    audit_checkpoint_entries: int = Field(default=10_000, ge=1)
-    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # appended to this file (keep it off the database's disk and backups). N and T bound
+    # what a crashed process's tail can lose unnoticed (README "Audit").
+    audit_checkpoint_entries: int = Field(default=1_000, ge=1)
+    audit_checkpoint_seconds: float = Field(default=1.0, gt=0)
     audit_checkpoint_file: Path | None = None
     # False says, explicitly, that this deployment keeps no checkpoint file: `pdv audit verify`
     # then checks the database alone. True (the default) with no file: verify refuses to run.

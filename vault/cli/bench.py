@@ -26,6 +26,7 @@ from pdv.v1 import subject_pb2 as spb
 from pdv.v1 import token_pb2 as pb
 from pdv_client.raw import RawTokenCalls
 
+from vault.cli.bench_anchor import checkpoint_cost
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
 from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_oracle import oracle_latencies
@@ -96,9 +97,11 @@ def run_bench(args: argparse.Namespace) -> int:
             ).SerializeToString()
             for start in range(0, args.records, args.batch)
         ]
+        lines_before = bench.checkpoint_lines()
         replies, seconds, _ = timed(lambda body: raw.call("Tokenize", body), requests, args.inflight)
         fields = args.records * FIELDS_PER_RECORD
         results["tokenize_fields_per_s"] = fields / seconds
+        results["audit_checkpoints_per_s"] = (bench.checkpoint_lines() - lines_before) / seconds
         tokenized = [pb.TokenizeResponse.FromString(r) for r in replies]
         pairs = [(t, f) for resp in tokenized for rec in resp.results for f, t in rec.tokens.items()]
 
@@ -164,6 +167,12 @@ def run_bench(args: argparse.Namespace) -> int:
         # KEK rotation: rotate with the stack's root token, then rewrap every data key while serving.
         results["rewrap_deks_per_s"] = rewrap_rate(bench)
 
+        # What anchoring the log outside the database costs: one checkpoint, and tokenize of
+        # new subjects with checkpoints rare, then at the defaults (paired, same database).
+        results.update(checkpoint_cost(load_settings(vault_addr=bench.bao.addr, vault_token=bench.token),
+                                       args.database, args.pg_admin_url))
+        results.update(anchoring_pair(bench, raw, args.records, args.batch, args.inflight))
+
         # Crypto-shred (last: it destroys the data): the bench's subjects, in batches, then one per call.
         subjects = [rec.subject_id for resp in tokenized for rec in resp.results]
         singles_n = min(len(subjects) // 2, args.single_calls)
@@ -188,6 +197,36 @@ def run_bench(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}", file=sys.stderr)
     return 0
+
+
+def anchoring_pair(bench: BenchStack, raw: "_RoundRobin", records: int, batch: int, inflight: int) -> dict[str, float]:
+    """Tokenize fields/s of new subjects with checkpoints rare (one a billion entries or an hour)
+    and at the default audit_checkpoint_entries / audit_checkpoint_seconds, a fresh server each
+    run, in the order rare, default, default, rare: the database grows run by run, and the
+    mirrored order keeps that growth out of the difference. Each figure is the mean of two runs."""
+    modes = {"rare_checkpoints": {"audit_checkpoint_entries": "1000000000", "audit_checkpoint_seconds": "3600"},
+             "default_checkpoints": {}}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in modes}
+    first = 10 * records  # subjects the bench has not made yet
+    for name in ("rare_checkpoints", "default_checkpoints", "default_checkpoints", "rare_checkpoints"):
+        bench.restart_server(**modes[name])
+        bodies = [
+            pb.TokenizeRequest(
+                request_id=f"anchor-{s}", purpose=PURPOSE, source="bench",
+                records=[pb.Record(fields=person(i)) for i in range(s, min(s + batch, first + records))],
+            ).SerializeToString()
+            for s in range(first, first + records, batch)
+        ]
+        lines = bench.checkpoint_lines()
+        _, seconds, _ = timed(lambda body: raw.call("Tokenize", body), bodies, inflight)
+        runs[name].append((records * FIELDS_PER_RECORD / seconds, (bench.checkpoint_lines() - lines) / seconds))
+        first += records
+    bench.restart_server()  # what follows runs at the defaults
+    out: dict[str, float] = {}
+    for name, pairs in runs.items():
+        out[f"tokenize_{name}_fields_per_s"] = sum(rate for rate, _ in pairs) / len(pairs)
+        out[f"tokenize_{name}_checkpoints_per_s"] = sum(cps for _, cps in pairs) / len(pairs)
+    return out
 
 
 def database_floor(database: str, pg_admin_url: str, records: int, batch: int, inflight: int) -> dict[str, float]:

@@ -74,7 +74,16 @@ class BenchStack:
         self.start_server()
         return self
 
-    def start_server(self) -> None:
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.workdir / "audit-checkpoints.jsonl"
+
+    def checkpoint_lines(self) -> int:
+        """Lines in the server's checkpoint file so far (one per signed checkpoint)."""
+        return len(self.checkpoint_file.read_bytes().splitlines()) if self.checkpoint_file.exists() else 0
+
+    def start_server(self, **settings: str) -> None:
+        """Start `pdv serve`; `settings` (name → value) override the bench's PDV_* settings."""
         env = dict(os.environ)
         env.update({
             "PDV_LISTEN": self.target, "PDV_DATABASE_URL": self.url, "PDV_VAULT_ADDR": self.bao.addr,
@@ -86,6 +95,8 @@ class BenchStack:
             "PDV_ADMIN_PRINCIPALS": json.dumps(["bench"]),
             **self._tls_env(),
             "PDV_POLICY_PATH": str(self._policy_file()),  # every call goes through the policy checks
+            "PDV_AUDIT_CHECKPOINT_FILE": str(self.checkpoint_file),  # anchored as in production
+            **{f"PDV_{name.upper()}": value for name, value in settings.items()},
         })
         log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "vault.cli.main", "serve"], env=env, stdout=log, stderr=log)
@@ -112,9 +123,9 @@ class BenchStack:
             self.pki.ca.read_bytes(), self.pki.client_cert(principal).read_bytes(), self.pki.client_key(principal).read_bytes()
         )
 
-    def restart_server(self) -> None:
+    def restart_server(self, **settings: str) -> None:
         self.stop_server()
-        self.start_server()
+        self.start_server(**settings)
 
     def stop_server(self) -> None:
         if self.proc is not None:

@@ -8,8 +8,9 @@ replica's commits behind one row lock, which per-process chains avoid outright.
 
 A background thread checkpoints the committed head every `checkpoint_entries` entries
 or `checkpoint_seconds` seconds: (chain, seq, mac, time) signed by the Vault ed25519
-key, stored in `audit_checkpoints` and appended (fsync) to a file outside the
-database. Requests never wait for Vault; a failed checkpoint is logged and retried at
+key, appended (fsync) to a file outside the database and then stored in
+`audit_checkpoints`. That bounds what can be cut from a chain's tail unnoticed (README,
+"Audit"). Requests never wait for Vault; a failed checkpoint is logged and retried at
 the next threshold.
 """
 
@@ -20,6 +21,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -269,11 +271,15 @@ class AuditChain:
             self.checkpoint()
 
     def _run(self) -> None:
+        # The time bound counts from when the last checkpoint read the head, not from when it
+        # finished signing: an entry committed at t is in the file by t + T + one checkpoint.
+        due = time.monotonic() + self._seconds
         while not self._stop.is_set():
-            self._wake.wait(timeout=self._seconds)
+            self._wake.wait(timeout=max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
+            due = time.monotonic() + self._seconds
             try:
                 self.checkpoint()
             except Exception:  # noqa: BLE001 - the thread must outlive one bad checkpoint
