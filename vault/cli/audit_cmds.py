@@ -1,7 +1,8 @@
 """`pdv audit verify | query | export`: admin tools that read the access log from the database.
 
 They use the settings of `--config` / PDV_* (database, Vault address and service token,
-audit_checkpoint_file); verify needs Vault to unwrap the chain key and check signatures.
+audit_checkpoint_file or audit_external_record = false); verify needs Vault to unwrap the
+chain key and check signatures.
 """
 
 from __future__ import annotations

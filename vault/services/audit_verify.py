@@ -101,13 +101,13 @@ def verify_log(repo: AuditRepository, key: bytes, signer: Signer, sink: Checkpoi
     heads = repo.chain_heads()
     report.chains = len(heads)
     expected = gather_checkpoints(repo, signer, sink, report, heads)
-    walks = _walk_entries(repo, key, heads, {chain for chain, _ in expected}, expected, report)
+    walks = _walk_entries(repo, key, heads, expected, report)
     _check_coverage(expected, walks, report)
     _check_heads(heads, walks, report)
     return report
 
 
-def _walk_entries(repo: AuditRepository, key: bytes, heads: dict[str, tuple[int, bytes]], anchored: set[str],
+def _walk_entries(repo: AuditRepository, key: bytes, heads: dict[str, tuple[int, bytes]],
                   expected: dict[tuple[str, int], bytes], report: VerifyReport) -> dict[str, _ChainWalk]:
     walks: dict[str, _ChainWalk] = {}
     unknown: set[str] = set()
