@@ -30,6 +30,7 @@ from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
+from vault.services.lifecycle.replay import LedgerReplay
 from vault.services.lookup import LookupService
 from vault.services.shred import ShredService
 from vault.services.subject_access import SubjectAccess
@@ -105,8 +106,10 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds, settings.dek_spare_keys)
         index_keys = IndexKeys.load_or_create(store, keys, clock)
         audit = audit_chain(settings, store, index_keys, signer, clock)
-        shredder = ShredService(store, keyring, signer, catalog, limits, TombstoneLedger(settings.tombstone_ledger), clock)
-        shredder.reconcile_ledger()
+        ledger = TombstoneLedger(settings.tombstone_ledger)
+        shredder = ShredService(store, keyring, signer, catalog, limits, ledger, clock)
+        disposer = DisposalService(store, keyring, shredder, catalog, index_keys, clock)
+        LedgerReplay(store, signer, ledger, clock, disposer.kept_of).run()
     except Exception:
         if "audit" in locals():
             audit.close(final_checkpoint=False)

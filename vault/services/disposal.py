@@ -187,6 +187,16 @@ class DisposalService:
     def _spec(self, name: str) -> FieldSpec:
         return self.catalog.field(name)
 
+    def kept_of(self, values: list[db.ExpiredValue], disposed_at: datetime) -> dict[str, list[dict]]:
+        """What de-identification keeps of these values (rows per subject), as the run at
+        `disposed_at` kept it; a ledger replay after a restore writes it again, in the
+        transaction that destroys the values again (vault.services.lifecycle.replay).
+
+        Raises:
+            KeyUnavailable: Vault cannot unwrap the subjects' keys.
+        """
+        return self._deidentify(values, disposed_at)
+
     def _deidentify(self, values: list[db.ExpiredValue], now: datetime) -> dict[str, list[dict]]:
         """What de-identification keeps of each subject's expired values (rows, per subject)."""
         wanted = [v for v in values if v.field in self.catalog and self._spec(v.field).on_expiry == "deidentify"]

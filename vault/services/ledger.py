@@ -1,14 +1,17 @@
 """The tombstone ledger: signed shred receipts appended to a file outside the database.
 
 A database restored from a copy taken before a shred has lost that shred's tombstone;
-the ledger has not, and is re-applied at start so the restored copy never serves
-shredded data.
+the ledger has not, and is re-applied (vault.services.lifecycle.replay) so the restored
+copy never serves shredded data: whole-subject shreds, field shreds and retention
+disposal (whose receipts carry `expired_by`, the disposal's "now") alike.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from vault.services.sink import append_durably
@@ -16,8 +19,32 @@ from vault.services.sink import append_durably
 log = logging.getLogger("pdv.ledger")
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One signed receipt of the ledger, with what replaying it needs read out of the receipt."""
+
+    subject_id: str
+    fields: tuple[str, ...] | None  # None: the whole subject
+    shredded_at: datetime  # aware, UTC
+    expired_by: datetime | None  # a retention disposal: only values expired by then went
+    receipt: str
+    signature: str
+
+    @property
+    def key(self) -> tuple[str, str | None, datetime]:
+        """As the tombstones table keys it: (subject, fields joined by commas, time)."""
+        return self.subject_id, ",".join(self.fields) if self.fields is not None else None, self.shredded_at
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
 class TombstoneLedger:
-    """Append-only JSON lines of (subject_id, receipt, signature) for whole-subject shreds."""
+    """Append-only JSON lines of (receipt, signature), one per shredded subject and shred."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -36,8 +63,9 @@ class TombstoneLedger:
             return False
         return True
 
-    def entries(self) -> list[tuple[str, str, str]]:
-        """(subject_id, receipt, signature) of every whole-subject shred in the ledger."""
+    def entries(self) -> list[LedgerEntry]:
+        """Every receipt in the ledger, whole-subject and field shreds and disposals, in file order.
+        Signatures are not checked here (replay checks those it acts on)."""
         if self.path is None or not self.path.exists():
             return []
         out = []
@@ -45,8 +73,12 @@ class TombstoneLedger:
             try:
                 entry = json.loads(line)
                 receipt = json.loads(entry["receipt"])
-                if receipt.get("fields") is None:
-                    out.append((receipt["subject_id"], entry["receipt"], entry["signature"]))
+                fields = receipt.get("fields")
+                out.append(LedgerEntry(
+                    str(receipt["subject_id"]), tuple(str(f) for f in fields) if fields is not None else None,
+                    _instant(receipt["shredded_at"]), _instant(receipt.get("expired_by")),  # type: ignore[arg-type]
+                    str(entry["receipt"]), str(entry["signature"]),
+                ))
             except (ValueError, KeyError, TypeError):
                 log.warning("skipping a malformed tombstone ledger line")
         return out

@@ -10,7 +10,6 @@ until the KEK versions that wrapped it are trimmed, and the receipt says so.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -21,15 +20,12 @@ from vault.services.coalescer import Coalescer
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
-from vault.services.shred_steps import Order, ShredResult, ShredSteps, Signed, disjoint, scrub_answers
+from vault.services.shred_steps import Order, ShredResult, ShredSteps, Signed, disjoint
 from vault.services.tokenize_model import is_subject_id
 from vault.storage import lifecycle as db
 from vault.storage.store import Store, Tx
 
-log = logging.getLogger("pdv.shred")
-
 ATTEMPTS = 3
-LEDGER_CHUNK = 5000  # subjects per query (SQLite allows 32,766 parameters)
 
 
 class ShredService:
@@ -139,51 +135,3 @@ class ShredService:
         except ValueError:
             return False
         return self.signer.verify(receipt.encode(), signature)
-
-    def reconcile_ledger(self) -> int:
-        """At start: make the ledger and the database agree on every whole-subject shred.
-
-        The ledger is appended after a shred commits, so a crash in between leaves the
-        database's receipts out of it: they are appended now. The other way round, a subject
-        the ledger says was shredded but the database still holds (a database restored from an
-        older copy) is destroyed again; only entries whose signature verifies count.
-        Returns how many subjects were destroyed again.
-        """
-        if self.ledger.path is None:
-            return 0
-        entries = self.ledger.entries()
-        in_ledger = {s for s, _, _ in entries}
-        with self.store.snapshot() as tx:
-            missing = sorted(db.whole_subject_ids(tx) - in_ledger)
-        for start in range(0, len(missing), LEDGER_CHUNK):
-            with self.store.snapshot() as tx:
-                receipts = db.subject_tombstones(tx, missing[start:start + LEDGER_CHUNK])
-            if self.ledger.append(list(receipts.values())):
-                log.warning("added %d shred receipt(s) to the tombstone ledger that an interrupted run had left out",
-                            len(receipts))
-        ids: list[str] = []
-        for start in range(0, len(entries), LEDGER_CHUNK):
-            ids += self._reapply(entries[start:start + LEDGER_CHUNK])
-        if ids:
-            # Runs at start, before any DEK is cached: nothing to evict.
-            log.warning("re-applied %d shred(s) from the tombstone ledger (database restored from an older copy?)",
-                        len(ids))
-        return len(ids)
-
-    def _reapply(self, entries: list[tuple[str, str, str]]) -> list[str]:
-        with self.store.snapshot() as tx:
-            alive = db.existing_subjects(tx, sorted({e[0] for e in entries}))
-        revived = [(s, r, sig) for s, r, sig in entries if s in alive and self.signer.verify(r.encode(), sig)]
-        if not revived:
-            return []
-        with self.store.transaction() as tx:
-            ids = sorted({s for s, _, _ in revived})
-            db.destroy_subjects(tx, ids)
-            scrub_answers(tx, ids, None)
-            known = db.subject_tombstones(tx, ids)
-            db.add_tombstones(tx, [
-                {"subject_id": s, "fields": None, "shredded_at": datetime.fromisoformat(json.loads(r)["shredded_at"]),
-                 "receipt": r, "signature": sig}
-                for s, r, sig in revived if s not in known
-            ])
-        return ids

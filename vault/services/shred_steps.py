@@ -145,7 +145,8 @@ class ShredSteps:
             survey = Survey.take(tx, list(order_of), fields, expired_by)
         receipts = [
             _receipt(s, fields, now, order_of[s].caller.principal, order_of[s].reason, survey.counts.get(s, 0),
-                     0 if fields else len(survey.kek_versions.get(s, [])), sorted(set(survey.kek_versions.get(s, []))))
+                     0 if fields else len(survey.kek_versions.get(s, [])), sorted(set(survey.kek_versions.get(s, []))),
+                     expired_by)
             for s in survey.targets
         ]
         signatures = self.signer.sign([r.encode() for r in receipts]) if receipts else []
@@ -227,10 +228,15 @@ def scrub_answers(tx: Tx, subject_ids: list[str], fields: Collection[str] | None
 
 
 def _receipt(subject_id: str, fields: list[str] | None, now: datetime, actor: str, reason: str,
-             values: int, keys: int, kek_versions: list[int]) -> str:
-    """Canonical JSON (sorted keys, no spaces): the exact bytes Vault signs."""
-    return json.dumps({
+             values: int, keys: int, kek_versions: list[int], expired_by: datetime | None = None) -> str:
+    """Canonical JSON (sorted keys, no spaces): the exact bytes Vault signs. A disposal's receipt
+    names its `expired_by`, so a replay after a restore destroys exactly the values that had
+    expired then (vault.services.lifecycle.replay)."""
+    body = {
         "type": RECEIPT_TYPE, "subject_id": subject_id, "fields": fields, "shredded_at": now.isoformat(),
         "actor": actor, "reason": reason, "values_destroyed": values, "data_keys_destroyed": keys,
         "kek_versions": kek_versions, "backups": BACKUPS,
-    }, sort_keys=True, separators=(",", ":"))
+    }
+    if expired_by is not None:
+        body["expired_by"] = expired_by.isoformat()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))

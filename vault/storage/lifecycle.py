@@ -174,8 +174,3 @@ def subject_tombstones(tx: Tx, subject_ids: Sequence[str]) -> dict[str, tuple[st
                          "AND fields IS NULL", subject_ids)
     return {s: (r, sig) for s, r, sig in rows}
 
-
-def whole_subject_ids(tx: Tx) -> set[str]:
-    """Every subject shredded whole (checked against the tombstone ledger at start)."""
-    c = t.tombstones.c
-    return set(tx.conn.scalars(select(c.subject_id).where(c.fields.is_(None))))
