@@ -31,6 +31,7 @@ from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.lifecycle.replay import LedgerReplay
+from vault.services.lifecycle.restore import ReconcileReport, RestoreGuard, Shortfall, reconcile, shortfalls
 from vault.services.lookup import LookupService
 from vault.services.shred import ShredService
 from vault.services.subject_access import SubjectAccess
@@ -67,8 +68,13 @@ class App:
     subject_access: SubjectAccess
     audit: AuditChain | None = None
     refusals: RefusalLog | None = None
+    committer: GroupCommitter | None = None
+    replay: LedgerReplay | None = None  # the tombstone ledger's replay (run at start)
+    restore_guard: RestoreGuard | None = None  # blocks personal data while the database is behind the checkpoints
 
     def close(self) -> None:
+        if self.restore_guard is not None:
+            self.restore_guard.stop()
         if self.refusals is not None:
             self.refusals.close()  # the last count of refusals over the log rate
         if self.audit is not None:
@@ -86,9 +92,11 @@ def build_vault(settings: Settings) -> tuple[KeyProvider, Signer]:
 
 
 def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> App:
-    """Build the app; refuses an un-migrated database and an unusable Vault up front, and
+    """Build the app; refuses an un-migrated database and an unusable Vault up front,
     re-applies the tombstone ledger so a database restored from an older copy serves no
-    shredded subject.
+    shredded data, and checks the database's audit chains against the checkpoint file: if
+    it is behind (rolled back), `app.restore_guard.message` says so and the server serves no
+    personal data until `pdv restore reconcile` (vault.services.lifecycle.restore).
 
     Raises:
         StoreUnavailable: database down or not migrated (the message says how to fix it).
@@ -109,13 +117,19 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         ledger = TombstoneLedger(settings.tombstone_ledger)
         shredder = ShredService(store, keyring, signer, catalog, limits, ledger, clock)
         disposer = DisposalService(store, keyring, shredder, catalog, index_keys, clock)
-        LedgerReplay(store, signer, ledger, clock, disposer.kept_of).run()
+        replay = LedgerReplay(store, signer, ledger, clock, disposer.kept_of)
+        replay.run()
+        committer = GroupCommitter(store)
+        guard = RestoreGuard(AuditRepository(store), CheckpointFile(settings.audit_checkpoint_file), signer, committer,
+                             clock, settings.restore_check_seconds)
+        found = guard.check()
+        if found:
+            log.error("ROLLBACK DETECTED: %s", guard.message)
     except Exception:
         if "audit" in locals():
             audit.close(final_checkpoint=False)
         store.close()
         raise
-    committer = GroupCommitter(store)
     access = AccessControl(policy, catalog, clock, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
     return App(
         settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
@@ -126,6 +140,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         audit=audit,
         refusals=RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst)),
+        committer=committer, replay=replay, restore_guard=guard,
     )
 
 
@@ -231,3 +246,22 @@ def rewrap_service(app: App) -> RewrapService:
 def dek_rotation_service(app: App) -> DekRotationService:
     """On-demand DEK rotation (`pdv keys rotate-dek`): the service token suffices (wrap, unwrap)."""
     return DekRotationService(app.store, app.keyring, app.shredder.clock)
+
+
+def reconcile_restore(app: App, actor: str, reason: str) -> ReconcileReport:
+    """`pdv restore reconcile` on a bootstrapped app (vault.services.lifecycle.restore.reconcile)."""
+    assert app.replay is not None and app.audit is not None and app.committer is not None
+    return reconcile(app.replay, app.audit, AuditRepository(app.store), CheckpointFile(app.settings.audit_checkpoint_file),
+                     app.shredder.signer, app.committer, app.shredder.clock, actor, reason)
+
+
+def restore_status(settings: Settings) -> list[Shortfall] | None:
+    """For `pdv restore status`: the chains the database is behind the checkpoint file on
+    (None: no audit_checkpoint_file configured). Reads only; changes nothing.
+
+    Raises:
+        StoreUnavailable, KeyUnavailable, ConfigError: as for bootstrap; ValueError: a malformed file line.
+    """
+    with audit_tools(settings) as (repo, _key, signer, sink):
+        lines = sink.read_all()
+        return None if lines is None else shortfalls(repo.chain_heads(), lines, signer)

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     audit_checkpoint_entries: int = Field(default=1_000, ge=1)
     audit_checkpoint_seconds: float = Field(default=1.0, gt=0)
     audit_checkpoint_file: Path | None = None
+    # While the database is behind audit_checkpoint_file (restored, not yet reconciled), how
+    # often the server looks again, to serve once `pdv restore reconcile` has run.
+    restore_check_seconds: float = Field(default=5.0, gt=0, le=3600)
     # False says, explicitly, that this deployment keeps no checkpoint file: `pdv audit verify`
     # then checks the database alone. True (the default) with no file: verify refuses to run.
     audit_external_record: bool = True

@@ -4,15 +4,21 @@ what was destroyed (the tombstone ledger replays it), on both databases."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pdv_client import Record
+from pdv_client.errors import FailedPrecondition
 from sqlalchemy import text
 
 from tests.support.backups import backup_database, restore_database
 from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.bootstrap import disposal_service
+from vault.cli.main import main as pdv_main
 from vault.keys.openbao import OpenBaoServer
 
 PURPOSE = "benefits_eligibility"  # full_name and date_of_birth 7y; email and phone 3y
@@ -95,3 +101,87 @@ def test_a_restored_copy_serves_no_shredded_disposed_or_deidentified_value(
             assert readable(restored, [again.tokens["email"]]) == [True]
         finally:
             restored.stop()
+
+
+# --- a database and its ledger rolled back together ---------------------------------------
+
+def health_of(stack: Stack, service: str) -> int:
+    with grpc.insecure_channel(stack.target) as channel:
+        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+
+def wait_for_serving(stack: Stack, timeout: float = 60) -> None:
+    """Follow the health stream until the server reports SERVING (it re-checks on its own)."""
+    with grpc.insecure_channel(stack.target) as channel:
+        for update in health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout):
+            if update.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+
+
+def test_a_rolled_back_database_serves_nothing_until_reconciled(
+    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    ledger, checkpoints, backup = tmp_path / "tombstones.jsonl", tmp_path / "checkpoints.jsonl", tmp_path / "backup"
+    settings = {"tombstone_ledger": ledger, "audit_checkpoint_file": checkpoints, "restore_check_seconds": 0.2}
+
+    def start(**kw: object) -> Stack:
+        return start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL], **settings, **kw)
+
+    stack = start()
+    try:
+        gone, partly = stack.client().tokenize([resident(3), resident(4)], purpose=PURPOSE, source="311")
+    finally:
+        stack.stop()
+    backup_database(database_url, backup)
+    ledger_then = ledger.read_text() if ledger.exists() else ""
+    stack = start(migrate_first=False)
+    try:
+        stack.client().shred_subjects([gone.subject_id], reason="resident request R-18")
+        stack.client().shred_fields(partly.subject_id, ["email"], reason="resident request R-19")
+    finally:
+        stack.stop()
+    ledger_now = ledger.read_text()
+
+    restore_database(database_url, backup)
+    ledger.write_text(ledger_then)  # one backup held both: the ledger lost the shreds too
+    restored = start(migrate_first=False)
+    try:
+        names = ("", "pdv.v1.TokenService", "pdv.v1.SubjectService")
+        assert [health_of(restored, n) for n in names] == [health_pb2.HealthCheckResponse.NOT_SERVING] * 3
+        with pytest.raises(FailedPrecondition, match="pdv restore reconcile"):
+            restored.client().detokenize([gone.tokens["email"]], purpose=PURPOSE)
+        with pytest.raises(FailedPrecondition, match="restored from an older copy"):
+            restored.client().shred_subjects([partly.subject_id], reason="x")
+        assert restored.log.getvalue().count("ROLLBACK DETECTED") == 1
+        assert count(restored, "SELECT count(*) FROM access_log WHERE action = 'serve' AND outcome = 'refused' "
+                               "AND field = 'restore_not_reconciled'") == 2
+
+        # The operator gets the ledger back from its own storage, then reconciles.
+        ledger.write_text(ledger_now)
+        for name, value in (("DATABASE_URL", database_url), ("VAULT_ADDR", openbao.addr), ("VAULT_TOKEN", vault_token),
+                            ("TOMBSTONE_LEDGER", str(ledger)), ("AUDIT_CHECKPOINT_FILE", str(checkpoints)),
+                            ("DEV_POLICY", "true")):
+            monkeypatch.setenv(f"PDV_{name}", value)
+        assert pdv_main(["restore", "status"]) == 1
+        assert pdv_main(["restore", "reconcile", "--reason", "disk failure, restored the 02:00 backup"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (report["subjects_shredded_again"], report["field_shreds_reapplied"]) == (1, 1)
+        assert report["restore_recorded_at"] and report["behind"]
+        assert pdv_main(["restore", "status"]) == 0
+
+        wait_for_serving(restored)
+        assert [health_of(restored, n) for n in names] == [health_pb2.HealthCheckResponse.SERVING] * 3
+        assert readable(restored, [gone.tokens["email"], partly.tokens["email"], partly.tokens["phone"]]) == [
+            False, False, True]
+        assert count(restored, "SELECT count(*) FROM access_log WHERE action = 'restore' AND outcome = 'reconciled'") == 1
+    finally:
+        restored.stop()
+
+    restore_database(database_url, backup)  # the same old copy again: past the restore
+    again = start(migrate_first=False)
+    try:
+        assert health_of(again, "") == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert "the restore of" in again.log.getvalue()
+    finally:
+        again.stop()

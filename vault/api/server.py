@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 from pdv.v1 import subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 
 from vault.api.auth import Authenticator
+from vault.api.restore_gate import RestoreGate, publish_health
 from vault.api.subject_servicer import SubjectServicer
 from vault.api.token_servicer import TokenServicer
 from vault.bootstrap import App
@@ -55,7 +56,10 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     revocations = tls.revocations if tls is not None else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
-        interceptors=[Authenticator(settings.principal_for_key(), settings.tls_principals, app.refusals, revocations)],
+        interceptors=[
+            Authenticator(settings.principal_for_key(), settings.tls_principals, app.refusals, revocations),
+            *([RestoreGate(app.restore_guard)] if app.restore_guard is not None else []),  # inside: knows the caller
+        ],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -82,8 +86,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     reflection.enable_server_reflection(service_names, server)
     port = _add_port(server, address or settings.listen, tls)
     server.start()
-    for name in ("", *service_names[:2]):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    publish_health(app.restore_guard, health_servicer, service_names[:2])
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
     return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations)
 

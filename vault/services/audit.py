@@ -62,12 +62,23 @@ def iso(at: datetime) -> str:
 CHECKPOINT_KIND = "checkpoint"
 
 
+@dataclass(frozen=True)
+class SignedRecord:
+    """A line of the checkpoint file of another kind than a checkpoint: a Vault-signed record
+    (a restore, vault.services.lifecycle.restore), its canonical JSON text and signature."""
+
+    kind: str
+    text: str
+    signature: str
+
+
 @dataclass
 class FileRecords:
     """What the checkpoint file holds, line by line."""
 
     exists: bool
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    checkpoint_lines: list[int] = field(default_factory=list)  # the line number of each checkpoint
     # (line number, kind, record) of lines of another kind (a newer PDV's, e.g. restore records):
     # not checkpoints, and not malformed either.
     other: list[tuple[int, str, dict]] = field(default_factory=list)
@@ -120,9 +131,34 @@ class CheckpointFile:
                     continue
                 out.checkpoints.append(Checkpoint(str(d["chain"]), int(d["seq"]), bytes.fromhex(d["mac"]), str(d["at"]),
                                                   str(d["signature"])))
+                out.checkpoint_lines.append(n)
             except (ValueError, KeyError, TypeError, AttributeError):
                 out.unreadable.append(n)
         return out
+
+    def append_record(self, record: SignedRecord) -> None:
+        """Append a signed record of another kind (a restore) durably; raises OSError."""
+        if self.path is None:
+            return
+        append_durably(self.path, json.dumps({"kind": record.kind, "record": record.text,
+                                              "signature": record.signature}, sort_keys=True) + "\n")
+
+    def read_all(self, skip_malformed: bool = False) -> list[Checkpoint | SignedRecord] | None:
+        """Checkpoints and signed records in file order (the order restores are read in); None
+        when no file is configured. Raises ValueError on a bad line, unless `skip_malformed`
+        (then it is logged and left out: a line torn by a crash must not hide those after it)."""
+        records = self.records()
+        if records is None:
+            return None
+        if records.unreadable:
+            if not skip_malformed:
+                raise ValueError(f"checkpoint file line {records.unreadable[0]} is malformed")
+            log.error("checkpoint file line(s) %s malformed: left out (pdv audit verify reports them)",
+                      ", ".join(map(str, records.unreadable[:10])))
+        lines: list[tuple[int, Checkpoint | SignedRecord]] = list(zip(records.checkpoint_lines, records.checkpoints))
+        for n, kind, d in records.other:  # one missing its text or signature verifies as nothing
+            lines.append((n, SignedRecord(kind, str(d.get("record", "")), str(d.get("signature", "")))))
+        return [line for _, line in sorted(lines, key=lambda x: x[0])]
 
 
 class AuditChain:
