@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry
 from vault.keys.provider import Signer
 from vault.services.audit import CheckpointFile, FileRecords, iso, micros
+from vault.services.lifecycle.restore import RESTORE_KIND, invalid_restore_records, superseded_checkpoints
 from vault.storage.audit_log import ENTRY_FIELDS, AuditRepository, Checkpoint, Entry, EntryFilter
 
 MAX_PROBLEMS = 100  # listed in a report; the others are counted (a restored copy can hold thousands)
@@ -200,6 +201,7 @@ def gather_checkpoints(repo: AuditRepository, signer: Signer, sink: CheckpointFi
                 continue
             if out.setdefault((cp.chain_id, cp.seq), cp.mac) != cp.mac:
                 report.add("the database and file checkpoints disagree", cp.chain_id, cp.seq)
+    _drop_superseded(sink, signer, out, report)
     report.checkpoints = len(out)
     if records is None:
         report.notes.append("no external record (audit_external_record = false): checked the database "
@@ -212,13 +214,29 @@ def gather_checkpoints(repo: AuditRepository, signer: Signer, sink: CheckpointFi
     return out
 
 
+def _drop_superseded(sink: CheckpointFile, signer: Signer, out: dict[tuple[str, int], bytes],
+                     report: VerifyReport) -> None:
+    """After a reconciled restore: the file checkpoints a validly signed restore record
+    supersedes (the restored database fell short of them) are notes, and the log need not
+    reach them. A restore record whose signature fails is a problem and supersedes nothing."""
+    lines = sink.read_all(skip_malformed=True)  # a malformed line is _compare_file's to report
+    if not lines:
+        return
+    for bad in invalid_restore_records(lines, signer):
+        report.add(f"a restore record in the checkpoint file has an invalid signature (restore of {bad})")
+    for (chain, seq), at in sorted(superseded_checkpoints(lines, signer).items()):
+        if out.pop((chain, seq), None) is not None:
+            report.notes.append(f"chain {chain} seq {seq}: checkpoint superseded by the restore of {at}")
+
+
 def _compare_file(sink: CheckpointFile, records: FileRecords, in_db: list[Checkpoint], in_file: list[Checkpoint],
                   heads: dict[str, tuple[int, bytes]], report: VerifyReport) -> None:
     for n in records.unreadable:
         report.notes.append(f"checkpoint file line {n} is not a readable record (a torn append, or an edit); "
                             "a checkpoint it held is still checked through its database copy")
     for n, kind, _ in records.other:
-        report.notes.append(f"checkpoint file line {n}: a {kind!r} record, which this verify does not check")
+        if kind != RESTORE_KIND:  # restore records: _drop_superseded
+            report.notes.append(f"checkpoint file line {n}: a {kind!r} record, which this verify does not check")
     if not in_file:
         if heads:
             state = "missing" if not records.exists else "empty (no checkpoint line)"

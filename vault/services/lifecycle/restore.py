@@ -122,6 +122,18 @@ def superseded_checkpoints(lines: list[Checkpoint | SignedRecord], signer: Signe
     return _walk(lines, signer)[2]
 
 
+def invalid_restore_records(lines: list[Checkpoint | SignedRecord], signer: Signer) -> list[str]:
+    """The stated time of each restore record in the file whose signature does not verify."""
+    out = []
+    for line in lines:
+        if isinstance(line, SignedRecord) and line.type == RESTORE_TYPE and _restore_of(line, signer) is None:
+            try:
+                out.append(str(json.loads(line.text).get("at", "?")))
+            except (ValueError, AttributeError):
+                out.append("?")
+    return out
+
+
 def _payload(cp: Checkpoint) -> bytes:
     return checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at)
 
