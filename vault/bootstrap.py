@@ -260,8 +260,8 @@ def restore_status(settings: Settings) -> list[Shortfall] | None:
     (None: no audit_checkpoint_file configured). Reads only; changes nothing.
 
     Raises:
-        StoreUnavailable, KeyUnavailable, ConfigError: as for bootstrap; ValueError: a malformed file line.
+        StoreUnavailable, KeyUnavailable, ConfigError: as for bootstrap.
     """
     with audit_tools(settings) as (repo, _key, signer, sink):
-        lines = sink.read_all()
+        lines = sink.read_all(skip_malformed=True)
         return None if lines is None else shortfalls(repo.chain_heads(), lines, signer)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
 
 from vault.crypto.audit import checkpoint_payload
-from vault.services.audit import SignedRecord
+from vault.services.audit import CheckpointFile, SignedRecord
 from vault.services.lifecycle.restore import RESTORE_TYPE, shortfalls, superseded_checkpoints
 from vault.storage.audit_log import Checkpoint
 
@@ -79,3 +82,15 @@ def test_a_forged_restore_record_supersedes_nothing() -> None:
     lines = [checkpoint("a", 10), restore("T1", {}, signed=False)]
     assert behind(heads(a=5), lines) == [("a", 5, 10)]
     assert superseded_checkpoints(lines, SIGNER) == {}
+
+
+def test_a_torn_line_hides_none_of_the_checkpoints_after_it(tmp_path: Path) -> None:
+    sink = CheckpointFile(tmp_path / "checkpoints.jsonl")
+    sink.append(checkpoint("a", 5))
+    with (tmp_path / "checkpoints.jsonl").open("a") as f:
+        f.write('{"chain": "a", "seq": 7, "ma\n')  # a crash mid-append
+    sink.append(checkpoint("a", 10))
+    with pytest.raises(ValueError, match="line 2 is malformed"):
+        sink.read_all()
+    lines = sink.read_all(skip_malformed=True)
+    assert lines is not None and behind(heads(a=7), lines) == [("a", 7, 10)]

@@ -163,10 +163,9 @@ class RestoreGuard:
         """Compare the database's chain heads with the checkpoint file now; block or unblock.
 
         Raises:
-            ValueError: a malformed checkpoint file line (named).
             KeyUnavailable: Vault cannot check a signature.
         """
-        lines = self._sink.read_all()
+        lines = self._sink.read_all(skip_malformed=True)
         found = shortfalls(self._repo.chain_heads(), lines, self._signer) if lines else []
         self.message = blocked_message(found) if found else None
         return found
@@ -228,7 +227,7 @@ def reconcile(replay: LedgerReplay, audit: AuditChain, repo: AuditRepository, si
             be appended; run it again (every step is idempotent).
     """
     require_label("reason", reason, 1000)
-    lines = sink.read_all()
+    lines = sink.read_all(skip_malformed=True)
     behind = shortfalls(repo.chain_heads(), lines, signer) if lines else []
     replay.run()  # again: the ledger may have been appended to since bootstrap's run
     report = ReconcileReport(behind, replay.done, None)
