@@ -203,3 +203,34 @@ def test_a_rolled_back_database_serves_nothing_until_reconciled(
         assert health_of(forged_too, "") == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         forged_too.stop()
+
+
+def test_a_disposal_receipt_without_expired_by_replays_what_had_expired_when_it_was_signed(
+    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path
+) -> None:
+    """Receipts signed before they named `expired_by` (earlier releases): the replay takes the
+    signing time, so the billing copy of the field (7y) stays and the expired one (3y) goes."""
+    ledger = tmp_path / "tombstones.jsonl"
+    four_years_ago = datetime.now(timezone.utc) - 4 * YEAR
+    old = start_stack(openbao, database_url, vault_token, tombstone_ledger=ledger, clock=lambda: four_years_ago)
+    try:
+        (rec,) = old.client().tokenize([resident(5)], purpose=PURPOSE, source="311")
+        (billing,) = old.client().tokenize([Record({"email": "grace5.billing@example.org"}, subject_id=rec.subject_id)],
+                                           purpose="billing", source="billing")
+        receipt = json.dumps({
+            "type": "pdv.shred-receipt.v1", "subject_id": rec.subject_id, "fields": ["email"],
+            "shredded_at": datetime.now(timezone.utc).isoformat(), "actor": "pdv-disposal",
+            "reason": "retention period expired", "values_destroyed": 1, "data_keys_destroyed": 0, "kek_versions": [],
+            "backups": "",
+        }, sort_keys=True, separators=(",", ":"))
+        (signature,) = old.app.shredder.signer.sign([receipt.encode()])
+    finally:
+        old.stop()
+    ledger.write_text(json.dumps({"receipt": receipt, "signature": signature}) + "\n")  # the database never had it
+
+    restored = start_stack(openbao, database_url, vault_token, migrate_first=False, tombstone_ledger=ledger)
+    try:
+        assert readable(restored, [rec.tokens["email"], rec.tokens["full_name"]]) == [False, True]
+        assert readable(restored, [billing.tokens["email"]], purpose="billing") == [True]
+    finally:
+        restored.stop()

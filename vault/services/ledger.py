@@ -29,6 +29,7 @@ class LedgerEntry:
     expired_by: datetime | None  # a retention disposal: only values expired by then went
     receipt: str
     signature: str
+    actor: str = ""
 
     @property
     def key(self) -> tuple[str, str | None, datetime]:
@@ -77,7 +78,7 @@ class TombstoneLedger:
                 out.append(LedgerEntry(
                     str(receipt["subject_id"]), tuple(str(f) for f in fields) if fields is not None else None,
                     _instant(receipt["shredded_at"]), _instant(receipt.get("expired_by")),  # type: ignore[arg-type]
-                    str(entry["receipt"]), str(entry["signature"]),
+                    str(entry["receipt"]), str(entry["signature"]), str(receipt.get("actor", "")),
                 ))
             except (ValueError, KeyError, TypeError):
                 log.warning("skipping a malformed tombstone ledger line")
