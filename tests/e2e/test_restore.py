@@ -165,7 +165,7 @@ def test_a_rolled_back_database_serves_nothing_until_reconciled(
             monkeypatch.setenv(f"PDV_{name}", value)
         assert pdv_main(["restore", "status"]) == 1
         assert pdv_main(["audit", "verify"]) == 1  # a rollback without a reconcile stays a failure
-        assert "checkpoint in the file but not in the database" in capsys.readouterr().err
+        assert "the database rolled back" in capsys.readouterr().err
         assert pdv_main(["restore", "reconcile", "--reason", "disk failure, restored the 02:00 backup"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert (report["subjects_shredded_again"], report["field_shreds_reapplied"]) == (1, 1)
@@ -194,7 +194,7 @@ def test_a_rolled_back_database_serves_nothing_until_reconciled(
     # A restore record Vault did not sign supersedes nothing, and is itself a problem.
     forged = {"at": "2030-01-01T00:00:00.000000Z", "baseline": {}, "type": "pdv.restore-record.v1"}
     with checkpoints.open("a") as f:
-        f.write(json.dumps({"type": "pdv.restore-record.v1", "record": json.dumps(forged), "signature": "vault:v1:AAAA"}) + "\n")
+        f.write(json.dumps({"kind": "restore", "record": json.dumps(forged), "signature": "vault:v1:AAAA"}) + "\n")
     capsys.readouterr()
     assert pdv_main(["audit", "verify"]) == 1
     assert "a restore record in the checkpoint file has an invalid signature" in capsys.readouterr().err

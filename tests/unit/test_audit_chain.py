@@ -218,13 +218,19 @@ def test_a_line_of_another_kind_is_kept_apart_not_malformed(store: Store, tmp_pa
         tx.log_access([_row(1)])
     chain.close()
     with file.open("a") as f:
-        f.write('{"kind": "restore", "at": "2026-12-03T12:00:00.000000Z"}\n')
+        f.write('{"kind": "attestation", "at": "2026-12-03T12:00:00.000000Z"}\n')
     records = CheckpointFile(file).records()
-    assert records is not None and records.unreadable == [] and [k for _, k, _ in records.other] == ["restore"]
+    assert records is not None and records.unreadable == [] and [k for _, k, _ in records.other] == ["attestation"]
     assert CheckpointFile(file).read() == records.checkpoints
     report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(file))
     assert report.ok, report.problem
-    assert any("a 'restore' record" in note for note in report.notes)
+    assert any("a 'attestation' record" in note for note in report.notes)
+    # A restore record is a kind verify knows: one that is not validly signed is a problem.
+    with file.open("a") as f:
+        f.write('{"kind": "restore", "at": "2026-12-03T12:00:00.000000Z"}\n')
+    report = verify_log(AuditRepository(store), KEY, FakeSigner(), CheckpointFile(file))
+    assert [str(p) for p in report.problems] == ["a restore record in the checkpoint file has an invalid signature "
+                                                 "(restore of ?)"]
 
 
 def test_lines_written_before_kind_existed_still_count(store: Store, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from vault.crypto.audit import checkpoint_payload
 from vault.services.audit import CheckpointFile, SignedRecord
-from vault.services.lifecycle.restore import RESTORE_TYPE, shortfalls, superseded_checkpoints
+from vault.services.lifecycle.restore import RESTORE_KIND, RESTORE_TYPE, shortfalls, superseded_checkpoints
 from vault.storage.audit_log import Checkpoint
 
 
@@ -37,7 +37,7 @@ def checkpoint(chain: str, seq: int, at: str = "2026-12-01T00:00:00Z", signed: b
 
 def restore(at: str, baseline: dict[str, int], signed: bool = True) -> SignedRecord:
     text = json.dumps({"type": RESTORE_TYPE, "at": at, "baseline": baseline}, sort_keys=True)
-    return SignedRecord(RESTORE_TYPE, text, SIGNER.sign([text.encode()])[0] if signed else "test:forged")
+    return SignedRecord(RESTORE_KIND, text, SIGNER.sign([text.encode()])[0] if signed else "test:forged")
 
 
 def heads(**seqs: int) -> dict[str, tuple[int, bytes]]:
@@ -52,7 +52,9 @@ def test_a_database_behind_a_checkpoint_or_missing_its_chain_is_behind() -> None
     lines = [checkpoint("a", 5), checkpoint("a", 10), checkpoint("b", 3)]
     assert behind(heads(a=10, b=3), lines) == []
     assert behind(heads(a=7, b=3), lines) == [("a", 7, 10)]
-    assert behind(heads(a=10), lines) == [("b", 0, 3)]
+    assert behind(heads(a=10), lines) == [("b", None, 3)]
+    # Every chain starts with a checkpoint at seq 0: a database without the chain is behind it.
+    assert behind(heads(a=10, b=3), [*lines, checkpoint("c", 0)]) == [("c", None, 0)]
 
 
 def test_a_checkpoint_whose_signature_fails_proves_nothing() -> None:
@@ -67,7 +69,7 @@ def test_a_signed_restore_supersedes_what_came_before_and_its_baseline_counts() 
     assert superseded_checkpoints(lines, SIGNER) == {("a", 10): "T1", ("b", 3): "T1"}
     # An older copy again, past the restore: its chain r is missing.
     found = shortfalls(heads(a=5), lines, SIGNER)
-    assert [(s.chain_id, s.has, s.needs) for s in found] == [("r", 0, 1)] and "the restore of T1" in str(found[0])
+    assert [(s.chain_id, s.has, s.needs) for s in found] == [("r", None, 1)] and "the restore of T1" in str(found[0])
     # Checkpoints after the record count again.
     assert behind(heads(a=5, r=1), [*lines, checkpoint("a", 8)]) == [("a", 5, 8)]
 

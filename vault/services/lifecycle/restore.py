@@ -35,7 +35,8 @@ from vault.storage.audit_log import AuditRepository, Checkpoint
 
 log = logging.getLogger("pdv.restore")
 
-RESTORE_TYPE = "pdv.restore-record.v1"
+RESTORE_KIND = "restore"  # the checkpoint file line's kind
+RESTORE_TYPE = "pdv.restore-record.v1"  # the signed record's own type
 REFUSED_FIELD = "restore_not_reconciled"
 
 
@@ -44,12 +45,12 @@ class Shortfall:
     """A chain the database is behind on, and the signed evidence of how far it had got."""
 
     chain_id: str
-    has: int  # the database's head seq (0: the chain is missing)
+    has: int | None  # the database's head seq; None: the database lacks the chain
     needs: int
     evidence: str  # "the checkpoint of <time>" or "the restore of <time>"
 
     def __str__(self) -> str:
-        where = f"is at seq {self.has}" if self.has else "is missing"
+        where = f"is at seq {self.has}" if self.has is not None else "is missing"
         return f"chain {self.chain_id} {where}; {self.evidence} records seq {self.needs}"
 
 
@@ -61,10 +62,12 @@ class _Restore:
 
 def _restore_of(record: SignedRecord, signer: Signer) -> _Restore | None:
     """The restore a record describes, if it is one and Vault signed exactly this text."""
-    if record.type != RESTORE_TYPE or not signer.verify(record.text.encode(), record.signature):
+    if record.kind != RESTORE_KIND or not signer.verify(record.text.encode(), record.signature):
         return None
     try:
         body = json.loads(record.text)
+        if body["type"] != RESTORE_TYPE:
+            return None
         return _Restore(str(body["at"]), {str(c): int(s) for c, s in body["baseline"].items()})
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -87,7 +90,7 @@ def _walk(lines: list[Checkpoint | SignedRecord], signer: Signer
             continue
         for chain, cps in live.items():
             for cp in cps:
-                if cp.seq > restore.baseline.get(chain, 0):
+                if chain not in restore.baseline or cp.seq > restore.baseline[chain]:
                     superseded[(chain, cp.seq)] = restore.at
         live = {}
         floors = {chain: (seq, restore.at) for chain, seq in restore.baseline.items()}
@@ -97,20 +100,23 @@ def _walk(lines: list[Checkpoint | SignedRecord], signer: Signer
 def shortfalls(heads: dict[str, tuple[int, bytes]], lines: list[Checkpoint | SignedRecord], signer: Signer
                ) -> list[Shortfall]:
     """The chains the database is behind the external record on (empty: not rolled back).
-    A checkpoint counts only if its signature verifies (only those past the head are checked)."""
+    A checkpoint counts only if its signature verifies (only those past the head are checked);
+    a chain the database lacks is behind even its first checkpoint, at seq 0: chains are never
+    deleted, and every chain's first moment is a checkpoint."""
     live, floors, _ = _walk(lines, signer)
     out = []
     for chain in sorted(set(live) | set(floors)):
-        has = heads.get(chain, (0, b""))[0]
+        head = heads.get(chain)
+        has = head[0] if head is not None else -1
         floor = floors.get(chain)
         if floor is not None and floor[0] > has:
-            out.append(Shortfall(chain, has, floor[0], f"the restore of {floor[1]}"))
+            out.append(Shortfall(chain, head and head[0], floor[0], f"the restore of {floor[1]}"))
             continue
         for cp in sorted(live.get(chain, []), key=lambda c: -c.seq):
             if cp.seq <= has:
                 break
             if signer.verify(_payload(cp), cp.signature):
-                out.append(Shortfall(chain, has, cp.seq, f"the checkpoint of {cp.at}"))
+                out.append(Shortfall(chain, head and head[0], cp.seq, f"the checkpoint of {cp.at}"))
                 break
     return out
 
@@ -126,7 +132,7 @@ def invalid_restore_records(lines: list[Checkpoint | SignedRecord], signer: Sign
     """The stated time of each restore record in the file whose signature does not verify."""
     out = []
     for line in lines:
-        if isinstance(line, SignedRecord) and line.type == RESTORE_TYPE and _restore_of(line, signer) is None:
+        if isinstance(line, SignedRecord) and line.kind == RESTORE_KIND and _restore_of(line, signer) is None:
             try:
                 out.append(str(json.loads(line.text).get("at", "?")))
             except (ValueError, AttributeError):
@@ -248,7 +254,7 @@ def reconcile(replay: LedgerReplay, audit: AuditChain, repo: AuditRepository, si
     }, sort_keys=True, separators=(",", ":"))
     (signature,) = signer.sign([text.encode()])
     try:
-        sink.append_record(SignedRecord(RESTORE_TYPE, text, signature))
+        sink.append_record(SignedRecord(RESTORE_KIND, text, signature))
     except OSError as exc:
         raise Unavailable(f"could not append the restore record to audit_checkpoint_file ({exc.strerror})") from None
     report.restore_at = iso(now)
