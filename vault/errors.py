@@ -77,3 +77,7 @@ class RotationRefused(PdvError):
 
 class RateLimited(PdvError):
     """The principal exceeded its detokenize / lookup rate; retry later."""
+
+
+class InvalidTransition(PdvError):
+    """The request is not in a state that allows the change (a privacy request's workflow); the message says why."""

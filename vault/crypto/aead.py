@@ -3,7 +3,8 @@
 Stored bytes describe themselves:  format (1) | key version (4, big-endian) | nonce (12) | ciphertext+tag.
 The associated data is built in exactly one place (`row_aad`) from the format
 version, subject, field, token and key version, so a ciphertext copied into
-another row fails to decrypt.
+another row fails to decrypt; a privacy request's texts get theirs from
+`request_aad` (request id and part, under a label of their own).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _HEADER = struct.Struct(">BI")
 _PREFIX = _HEADER.size + NONCE_BYTES
 _LENGTH = struct.Struct(">H")
 _LABEL = _LENGTH.pack(len(b"pdv-field")) + b"pdv-field"
+_REQUEST_LABEL = _LENGTH.pack(len(b"pdv-request")) + b"pdv-request"
 
 
 def row_aad(subject_id: str, field: str, token: str, key_version: int) -> bytes:
@@ -32,6 +34,16 @@ def row_aad(subject_id: str, field: str, token: str, key_version: int) -> bytes:
     return b"".join((
         _HEADER.pack(FORMAT_V1, key_version), _LABEL,
         _LENGTH.pack(len(subject)), subject, _LENGTH.pack(len(name)), name, _LENGTH.pack(len(tok)), tok,
+    ))
+
+
+def request_aad(request_id: str, part: str, key_version: int) -> bytes:
+    """Associated data of a privacy request's free text: the request and which text (description,
+    contact, response), under its own label, so it never matches a field value's encoding."""
+    request, name = request_id.encode(), part.encode()
+    return b"".join((
+        _HEADER.pack(FORMAT_V1, key_version), _REQUEST_LABEL,
+        _LENGTH.pack(len(request)), request, _LENGTH.pack(len(name)), name,
     ))
 
 

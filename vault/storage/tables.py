@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKeyConstraint,
@@ -207,4 +208,58 @@ consent_optouts = Table(
     Column("set_by", String(200), nullable=False),
     Column("set_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("subject_id", "purpose"),
+)
+
+
+# Residents' privacy requests and complaints (migration 0007). description, contact and
+# response are AES-GCM ciphertexts under the request's own DEK (wrapped_secrets
+# "request:<id>"); closed_at is set when the status becomes final.
+privacy_requests = Table(
+    "privacy_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject_id", String(32), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("opened_by", String(200), nullable=False),
+    Column("description", LargeBinary, nullable=False),
+    Column("contact", LargeBinary, nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    Index("ix_privacy_requests_subject", "subject_id"),
+    Index("ix_privacy_requests_due", "closed_at", "due_at"),
+)
+
+privacy_request_history = Table(
+    "privacy_request_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("from_status", String(32), nullable=True),
+    Column("to_status", String(32), nullable=False),
+    Column("response_set", Boolean, nullable=False),
+    ForeignKeyConstraint(["request_id"], ["privacy_requests.id"], ondelete="CASCADE"),
+    Index("ix_privacy_request_history_request", "request_id"),
+)
+
+# Actions taken under a request (a shred, consent change or hold naming its case id),
+# written in the action's own transaction. Later correction and access-report calls add
+# rows of their own action names; no value is ever stored here.
+request_actions = Table(
+    "request_actions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject_id", String(32), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("outcome", String(32), nullable=False),
+    ForeignKeyConstraint(["request_id"], ["privacy_requests.id"], ondelete="CASCADE"),
+    Index("ix_request_actions_request", "request_id"),
 )

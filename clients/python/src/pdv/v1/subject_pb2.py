@@ -24,45 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14pdv/v1/subject.proto\x12\x06pdv.v1\";\n\x14ShredSubjectsRequest\x12\x13\n\x0bsubject_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x82\x01\n\x0cShredOutcome\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.pdv.v1.ShredStatus\x12\x15\n\rhold_case_ids\x18\x03 \x03(\t\x12\x0f\n\x07receipt\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\t\"?\n\x15ShredSubjectsResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.pdv.v1.ShredOutcome\"H\n\x12ShredFieldsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"<\n\x13ShredFieldsResponse\x12%\n\x07outcome\x18\x01 \x01(\x0b\x32\x14.pdv.v1.ShredOutcome\"G\n\x10PlaceHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"#\n\x11PlaceHoldResponse\x12\x0e\n\x06placed\x18\x01 \x01(\x08\"9\n\x12ReleaseHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\'\n\x13ReleaseHoldResponse\x12\x10\n\x08released\x18\x01 \x01(\r\":\n\x14VerifyReceiptRequest\x12\x0f\n\x07receipt\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\"&\n\x15VerifyReceiptResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\"K\n\x11SetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x11\n\topted_out\x18\x03 \x01(\x08\"%\n\x12SetConsentResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\'\n\x11GetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"0\n\x12GetConsentResponse\x12\x1a\n\x12opted_out_purposes\x18\x01 \x03(\t*\x9f\x01\n\x0bShredStatus\x12\x1c\n\x18SHRED_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15SHRED_STATUS_SHREDDED\x10\x01\x12!\n\x1dSHRED_STATUS_ALREADY_SHREDDED\x10\x02\x12\x18\n\x14SHRED_STATUS_ON_HOLD\x10\x03\x12\x1a\n\x16SHRED_STATUS_NOT_FOUND\x10\x04\x32\x88\x04\n\x0eSubjectService\x12L\n\rShredSubjects\x12\x1c.pdv.v1.ShredSubjectsRequest\x1a\x1d.pdv.v1.ShredSubjectsResponse\x12\x46\n\x0bShredFields\x12\x1a.pdv.v1.ShredFieldsRequest\x1a\x1b.pdv.v1.ShredFieldsResponse\x12@\n\tPlaceHold\x12\x18.pdv.v1.PlaceHoldRequest\x1a\x19.pdv.v1.PlaceHoldResponse\x12\x46\n\x0bReleaseHold\x12\x1a.pdv.v1.ReleaseHoldRequest\x1a\x1b.pdv.v1.ReleaseHoldResponse\x12L\n\rVerifyReceipt\x12\x1c.pdv.v1.VerifyReceiptRequest\x1a\x1d.pdv.v1.VerifyReceiptResponse\x12\x43\n\nSetConsent\x12\x19.pdv.v1.SetConsentRequest\x1a\x1a.pdv.v1.SetConsentResponse\x12\x43\n\nGetConsent\x12\x19.pdv.v1.GetConsentRequest\x1a\x1a.pdv.v1.GetConsentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14pdv/v1/subject.proto\x12\x06pdv.v1\"L\n\x14ShredSubjectsRequest\x12\x13\n\x0bsubject_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\"\x82\x01\n\x0cShredOutcome\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.pdv.v1.ShredStatus\x12\x15\n\rhold_case_ids\x18\x03 \x03(\t\x12\x0f\n\x07receipt\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\t\"?\n\x15ShredSubjectsResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.pdv.v1.ShredOutcome\"Y\n\x12ShredFieldsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"<\n\x13ShredFieldsResponse\x12%\n\x07outcome\x18\x01 \x01(\x0b\x32\x14.pdv.v1.ShredOutcome\"G\n\x10PlaceHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"#\n\x11PlaceHoldResponse\x12\x0e\n\x06placed\x18\x01 \x01(\x08\"9\n\x12ReleaseHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\'\n\x13ReleaseHoldResponse\x12\x10\n\x08released\x18\x01 \x01(\r\":\n\x14VerifyReceiptRequest\x12\x0f\n\x07receipt\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\"&\n\x15VerifyReceiptResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\"\\\n\x11SetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x11\n\topted_out\x18\x03 \x01(\x08\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"%\n\x12SetConsentResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\'\n\x11GetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"0\n\x12GetConsentResponse\x12\x1a\n\x12opted_out_purposes\x18\x01 \x03(\t*\x9f\x01\n\x0bShredStatus\x12\x1c\n\x18SHRED_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15SHRED_STATUS_SHREDDED\x10\x01\x12!\n\x1dSHRED_STATUS_ALREADY_SHREDDED\x10\x02\x12\x18\n\x14SHRED_STATUS_ON_HOLD\x10\x03\x12\x1a\n\x16SHRED_STATUS_NOT_FOUND\x10\x04\x32\x88\x04\n\x0eSubjectService\x12L\n\rShredSubjects\x12\x1c.pdv.v1.ShredSubjectsRequest\x1a\x1d.pdv.v1.ShredSubjectsResponse\x12\x46\n\x0bShredFields\x12\x1a.pdv.v1.ShredFieldsRequest\x1a\x1b.pdv.v1.ShredFieldsResponse\x12@\n\tPlaceHold\x12\x18.pdv.v1.PlaceHoldRequest\x1a\x19.pdv.v1.PlaceHoldResponse\x12\x46\n\x0bReleaseHold\x12\x1a.pdv.v1.ReleaseHoldRequest\x1a\x1b.pdv.v1.ReleaseHoldResponse\x12L\n\rVerifyReceipt\x12\x1c.pdv.v1.VerifyReceiptRequest\x1a\x1d.pdv.v1.VerifyReceiptResponse\x12\x43\n\nSetConsent\x12\x19.pdv.v1.SetConsentRequest\x1a\x1a.pdv.v1.SetConsentResponse\x12\x43\n\nGetConsent\x12\x19.pdv.v1.GetConsentRequest\x1a\x1a.pdv.v1.GetConsentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pdv.v1.subject_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHREDSTATUS']._serialized_start=945
-  _globals['_SHREDSTATUS']._serialized_end=1104
+  _globals['_SHREDSTATUS']._serialized_start=996
+  _globals['_SHREDSTATUS']._serialized_end=1155
   _globals['_SHREDSUBJECTSREQUEST']._serialized_start=32
-  _globals['_SHREDSUBJECTSREQUEST']._serialized_end=91
-  _globals['_SHREDOUTCOME']._serialized_start=94
-  _globals['_SHREDOUTCOME']._serialized_end=224
-  _globals['_SHREDSUBJECTSRESPONSE']._serialized_start=226
-  _globals['_SHREDSUBJECTSRESPONSE']._serialized_end=289
-  _globals['_SHREDFIELDSREQUEST']._serialized_start=291
-  _globals['_SHREDFIELDSREQUEST']._serialized_end=363
-  _globals['_SHREDFIELDSRESPONSE']._serialized_start=365
-  _globals['_SHREDFIELDSRESPONSE']._serialized_end=425
-  _globals['_PLACEHOLDREQUEST']._serialized_start=427
-  _globals['_PLACEHOLDREQUEST']._serialized_end=498
-  _globals['_PLACEHOLDRESPONSE']._serialized_start=500
-  _globals['_PLACEHOLDRESPONSE']._serialized_end=535
-  _globals['_RELEASEHOLDREQUEST']._serialized_start=537
-  _globals['_RELEASEHOLDREQUEST']._serialized_end=594
-  _globals['_RELEASEHOLDRESPONSE']._serialized_start=596
-  _globals['_RELEASEHOLDRESPONSE']._serialized_end=635
-  _globals['_VERIFYRECEIPTREQUEST']._serialized_start=637
-  _globals['_VERIFYRECEIPTREQUEST']._serialized_end=695
-  _globals['_VERIFYRECEIPTRESPONSE']._serialized_start=697
-  _globals['_VERIFYRECEIPTRESPONSE']._serialized_end=735
-  _globals['_SETCONSENTREQUEST']._serialized_start=737
-  _globals['_SETCONSENTREQUEST']._serialized_end=812
-  _globals['_SETCONSENTRESPONSE']._serialized_start=814
-  _globals['_SETCONSENTRESPONSE']._serialized_end=851
-  _globals['_GETCONSENTREQUEST']._serialized_start=853
-  _globals['_GETCONSENTREQUEST']._serialized_end=892
-  _globals['_GETCONSENTRESPONSE']._serialized_start=894
-  _globals['_GETCONSENTRESPONSE']._serialized_end=942
-  _globals['_SUBJECTSERVICE']._serialized_start=1107
-  _globals['_SUBJECTSERVICE']._serialized_end=1627
+  _globals['_SHREDSUBJECTSREQUEST']._serialized_end=108
+  _globals['_SHREDOUTCOME']._serialized_start=111
+  _globals['_SHREDOUTCOME']._serialized_end=241
+  _globals['_SHREDSUBJECTSRESPONSE']._serialized_start=243
+  _globals['_SHREDSUBJECTSRESPONSE']._serialized_end=306
+  _globals['_SHREDFIELDSREQUEST']._serialized_start=308
+  _globals['_SHREDFIELDSREQUEST']._serialized_end=397
+  _globals['_SHREDFIELDSRESPONSE']._serialized_start=399
+  _globals['_SHREDFIELDSRESPONSE']._serialized_end=459
+  _globals['_PLACEHOLDREQUEST']._serialized_start=461
+  _globals['_PLACEHOLDREQUEST']._serialized_end=532
+  _globals['_PLACEHOLDRESPONSE']._serialized_start=534
+  _globals['_PLACEHOLDRESPONSE']._serialized_end=569
+  _globals['_RELEASEHOLDREQUEST']._serialized_start=571
+  _globals['_RELEASEHOLDREQUEST']._serialized_end=628
+  _globals['_RELEASEHOLDRESPONSE']._serialized_start=630
+  _globals['_RELEASEHOLDRESPONSE']._serialized_end=669
+  _globals['_VERIFYRECEIPTREQUEST']._serialized_start=671
+  _globals['_VERIFYRECEIPTREQUEST']._serialized_end=729
+  _globals['_VERIFYRECEIPTRESPONSE']._serialized_start=731
+  _globals['_VERIFYRECEIPTRESPONSE']._serialized_end=769
+  _globals['_SETCONSENTREQUEST']._serialized_start=771
+  _globals['_SETCONSENTREQUEST']._serialized_end=863
+  _globals['_SETCONSENTRESPONSE']._serialized_start=865
+  _globals['_SETCONSENTRESPONSE']._serialized_end=902
+  _globals['_GETCONSENTREQUEST']._serialized_start=904
+  _globals['_GETCONSENTREQUEST']._serialized_end=943
+  _globals['_GETCONSENTRESPONSE']._serialized_start=945
+  _globals['_GETCONSENTRESPONSE']._serialized_end=993
+  _globals['_SUBJECTSERVICE']._serialized_start=1158
+  _globals['_SUBJECTSERVICE']._serialized_end=1678
 # @@protoc_insertion_point(module_scope)

@@ -21,12 +21,14 @@ SHRED_STATUS_ON_HOLD: ShredStatus
 SHRED_STATUS_NOT_FOUND: ShredStatus
 
 class ShredSubjectsRequest(_message.Message):
-    __slots__ = ("subject_ids", "reason")
+    __slots__ = ("subject_ids", "reason", "case_id")
     SUBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
     subject_ids: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, subject_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    case_id: str
+    def __init__(self, subject_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., case_id: _Optional[str] = ...) -> None: ...
 
 class ShredOutcome(_message.Message):
     __slots__ = ("subject_id", "status", "hold_case_ids", "receipt", "signature")
@@ -49,14 +51,16 @@ class ShredSubjectsResponse(_message.Message):
     def __init__(self, outcomes: _Optional[_Iterable[_Union[ShredOutcome, _Mapping]]] = ...) -> None: ...
 
 class ShredFieldsRequest(_message.Message):
-    __slots__ = ("subject_id", "fields", "reason")
+    __slots__ = ("subject_id", "fields", "reason", "case_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     fields: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, subject_id: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    case_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., case_id: _Optional[str] = ...) -> None: ...
 
 class ShredFieldsResponse(_message.Message):
     __slots__ = ("outcome",)
@@ -109,14 +113,16 @@ class VerifyReceiptResponse(_message.Message):
     def __init__(self, valid: _Optional[bool] = ...) -> None: ...
 
 class SetConsentRequest(_message.Message):
-    __slots__ = ("subject_id", "purpose", "opted_out")
+    __slots__ = ("subject_id", "purpose", "opted_out", "case_id")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     OPTED_OUT_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     purpose: str
     opted_out: bool
-    def __init__(self, subject_id: _Optional[str] = ..., purpose: _Optional[str] = ..., opted_out: _Optional[bool] = ...) -> None: ...
+    case_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., purpose: _Optional[str] = ..., opted_out: _Optional[bool] = ..., case_id: _Optional[str] = ...) -> None: ...
 
 class SetConsentResponse(_message.Message):
     __slots__ = ("changed",)
