@@ -33,6 +33,8 @@ from vault.services.ledger import TombstoneLedger
 from vault.services.lifecycle.replay import LedgerReplay
 from vault.services.lifecycle.restore import ReconcileReport, RestoreGuard, Shortfall, reconcile, shortfalls
 from vault.services.lookup import LookupService
+from vault.services.rights.request_access import RequestAccess
+from vault.services.rights.requests import RequestService
 from vault.services.shred import ShredService
 from vault.services.subject_access import SubjectAccess
 from vault.services.tokenize import TokenizeService
@@ -66,6 +68,7 @@ class App:
     consent: ConsentService
     shredder: ShredService
     subject_access: SubjectAccess
+    requests: RequestService
     audit: AuditChain | None = None
     refusals: RefusalLog | None = None
     committer: GroupCommitter | None = None
@@ -140,6 +143,9 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         audit=audit,
         refusals=RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst)),
+        requests=RequestService(
+            store, keyring, RequestAccess(access, settings.admin_principals, store, clock), limits,
+            settings.request_deadline, timedelta(days=settings.request_retention_days), clock),
         committer=committer, replay=replay, restore_guard=guard,
     )
 
@@ -231,7 +237,8 @@ def disposal_service(app: App) -> DisposalService:
     index_keys = IndexKeys.load_or_create(app.store, app.keys, clock)
     return DisposalService(app.store, app.keyring, app.shredder, app.catalog, index_keys, clock,
                            app.settings.disposal_batch_size,
-                           timedelta(seconds=app.settings.tokenize_answer_retention_seconds))
+                           timedelta(seconds=app.settings.tokenize_answer_retention_seconds),
+                           app.requests.dispose_closed)
 
 
 def rewrap_service(app: App) -> RewrapService:

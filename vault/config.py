@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vault.domain import REQUEST_KINDS
 from vault.errors import ConfigError
 
 
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
     # (scheduled in Vault, or by hand) should reach the stored keys without a second manual step.
     rewrap_interval_seconds: float = Field(default=3600.0, ge=0)
     admin_principals: list[str] = Field(default_factory=list)
+    # Residents' privacy requests: days to answer one (per kind where overridden), and how
+    # long a closed one is kept before disposal deletes it with its key.
+    request_deadline_days: float = Field(default=30.0, gt=0, le=3650)
+    request_deadline_days_by_kind: dict[str, float] = Field(default_factory=dict)
+    request_retention_days: float = Field(default=1095.0, gt=0)
     # The access policy (README "Policy file"). Required unless dev_policy, which grants
     # every data action to everyone (pdv dev and tests only).
     policy_path: Path | None = None
@@ -106,6 +112,20 @@ class Settings(BaseSettings):
         if not host or not port.isdigit():
             raise ValueError("listen must be host:port")
         return value
+
+    @field_validator("request_deadline_days_by_kind")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, days in value.items():
+            if kind not in REQUEST_KINDS:
+                raise ValueError(f"unknown request kind {kind!r} (known: {', '.join(REQUEST_KINDS)})")
+            if not 0 < days <= 3650:
+                raise ValueError(f"{kind}: the deadline must be more than 0 and at most 3650 days")
+        return value
+
+    def request_deadline(self, kind: str) -> float:
+        """Days a request of `kind` has to be answered in."""
+        return self.request_deadline_days_by_kind.get(kind, self.request_deadline_days)
 
     @model_validator(mode="after")
     def _tls_or_loopback(self) -> "Settings":

@@ -28,3 +28,16 @@ class Principal:
     """An authenticated caller: a city system, a partner or an operator."""
 
     name: str
+
+
+# Residents' privacy requests (vault/services/rights/): what may be asked, and the workflow
+# RECEIVED -> IN_PROGRESS -> ANSWERED | REJECTED | WITHDRAWN (a received one may also be
+# rejected or withdrawn directly). The final statuses close a request.
+REQUEST_KINDS = ("access", "correction", "deletion", "restriction", "complaint", "disclosure")
+REQUEST_STATUSES = ("received", "in_progress", "answered", "rejected", "withdrawn")
+FINAL_STATUSES = frozenset({"answered", "rejected", "withdrawn"})
+REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
+    "received": frozenset({"in_progress", "rejected", "withdrawn"}),
+    "in_progress": frozenset({"answered", "rejected", "withdrawn"}),
+    "answered": frozenset(), "rejected": frozenset(), "withdrawn": frozenset(),
+}

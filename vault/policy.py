@@ -28,10 +28,14 @@ from vault.yaml_nodes import NodeReader
 
 TOKENIZE, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP = "tokenize", "detokenize", "detokenize_masked", "lookup"
 APPEND, SHRED, EXPORT, ADMIN = "append", "shred", "export", "admin"
+# `requests`: open, read and update residents' privacy requests and complaints. A request
+# spans a whole person and carries no purpose, so only a grant on every field for every
+# purpose counts (vault/services/rights/request_access.py).
+REQUESTS = "requests"
 # `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
-ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN)
+ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
 
@@ -187,11 +191,19 @@ class _PolicyParser(NodeReader):
         purposes, fields = set(self.catalog.purposes), set(self.catalog.names)
         shred: dict[str, set[str]] = {}
         admin: dict[str, set[str]] = {}
+        requests = set()
         for action, f, p in grants:
             if action == SHRED:
                 shred.setdefault(f, set()).add(p)
             elif action == ADMIN:
                 admin.setdefault(p, set()).add(f)
+            elif action == REQUESTS:
+                requests.add((f, p))
+        if requests and requests != {(f, p) for f in fields for p in purposes}:
+            self.warnings.append(
+                f"{where} grants requests on some fields or purposes only; a privacy request covers a whole "
+                "person and carries no purpose, so a requests grant counts only on every field for every purpose "
+                "(\"*\" and \"*\"): this grants nothing")
         partial = sorted(f for f, ps in shred.items() if ps != purposes)
         if partial:
             self.warnings.append(

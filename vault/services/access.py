@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from vault.catalog import Catalog
 from vault.errors import InvalidInput
-from vault.policy import ADMIN, SHRED, Policy, PolicyHolder
+from vault.policy import ADMIN, REQUESTS, SHRED, Policy, PolicyHolder
 from vault.services.common import Caller, access_row
 from vault.services.group_commit import GroupCommitter
 from vault.services.rate_limit import RateLimiter
@@ -56,6 +56,11 @@ class AccessControl:
         """`shred` on each of `fields`. A shred request carries no purpose, so only a grant
         naming every purpose counts: one scoped to some purposes cannot be honoured as such."""
         return self.policy.covers(principal, SHRED, fields, self.catalog.purposes, self.today())
+
+    def may_handle_requests(self, principal: str) -> bool:
+        """`requests` on every catalog field for every purpose: a privacy request is about a
+        whole person and names no purpose, so a narrower grant cannot be honoured."""
+        return self.policy.covers(principal, REQUESTS, self.catalog.names, self.catalog.purposes, self.today())
 
     def consent_purposes(self, principal: str) -> frozenset[str]:
         """The purposes whose consent `principal` may see and change: `admin` granted for the

@@ -48,6 +48,7 @@ class DisposalReport:
     held: dict[str, list[str]] = field(default_factory=dict)  # subject id → case ids of its holds
     values_held: int = 0
     answers_pruned: int = 0  # tokenize answers kept for retries, past their retention
+    requests_deleted: int = 0  # closed privacy requests past request_retention_days
 
     def to_json(self) -> dict:
         return {
@@ -61,6 +62,7 @@ class DisposalReport:
             "subjects_held": len(self.held), "values_held": self.values_held,
             "held": {s: cases for s, cases in sorted(self.held.items())},
             "answers_pruned": self.answers_pruned,
+            "requests_deleted": self.requests_deleted,
         }
 
 
@@ -68,10 +70,13 @@ class DisposalService:
     def __init__(
         self, store: Store, keyring: KeyRing, shredder: ShredService, catalog: Catalog, index_keys: IndexKeys,
         clock: Callable[[], datetime], batch_size: int = 500, answer_retention: timedelta = timedelta(days=7),
+        closed_requests: Callable[[datetime, bool], int] | None = None,
     ) -> None:
         self.store, self.keyring, self.shredder, self.catalog = store, keyring, shredder, catalog
         self.index_keys, self.clock, self.batch_size = index_keys, clock, batch_size
         self.answer_retention = answer_retention
+        # RequestService.dispose_closed: closed privacy requests past their retention go too.
+        self.closed_requests = closed_requests
 
     def dispose(
         self, now: datetime | None = None, dry_run: bool = False,
@@ -108,6 +113,8 @@ class DisposalService:
                 if on_progress is not None:
                     on_progress(handled)
         report.answers_pruned = self._prune_answers(now - self.answer_retention, dry_run)
+        if self.closed_requests is not None:
+            report.requests_deleted = self.closed_requests(now, dry_run)
         log.info("disposal%s: %d value(s) disposed, %d subject(s) shredded, %d receipt(s), %d subject(s) held, "
                  "%d stored tokenize answer(s) pruned", " (dry run)" if dry_run else "",
                  sum(report.values_disposed.values()), report.subjects_shredded, report.receipts, len(report.held),

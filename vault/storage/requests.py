@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from vault.storage import tables as t
 from vault.storage.store import Tx
@@ -57,8 +57,13 @@ class ActionRow:
 _R = t.privacy_requests.c
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every time PDV stores is UTC.
+    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
 def _row(r: Sequence) -> RequestRow:
-    return RequestRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]),
+    return RequestRow(r[0], r[1], r[2], r[3], _utc(r[4]), _utc(r[5]), _utc(r[6]), r[7], bytes(r[8]),  # type: ignore[arg-type]
                       None if r[9] is None else bytes(r[9]), None if r[10] is None else bytes(r[10]))
 
 
@@ -131,7 +136,7 @@ def history(tx: Tx, request_id: str) -> list[HistoryRow]:
     c = t.privacy_request_history.c
     rows = tx.conn.execute(select(c.at, c.principal, c.from_status, c.to_status, c.response_set)
                            .where(c.request_id == request_id).order_by(c.id))
-    return [HistoryRow(*r) for r in rows]
+    return [HistoryRow(_utc(r[0]), r[1], r[2], r[3], bool(r[4])) for r in rows]  # type: ignore[arg-type]
 
 
 def open_request_ids(tx: Tx, request_ids: Sequence[str]) -> set[str]:
@@ -153,12 +158,17 @@ def actions(tx: Tx, request_id: str) -> list[ActionRow]:
     c = t.request_actions.c
     rows = tx.conn.execute(select(c.at, c.principal, c.action, c.subject_id, c.detail, c.outcome)
                            .where(c.request_id == request_id).order_by(c.id))
-    return [ActionRow(*r) for r in rows]
+    return [ActionRow(_utc(r[0]), *r[1:]) for r in rows]  # type: ignore[arg-type]
 
 
-def closed_before(tx: Tx, cutoff: datetime, limit: int) -> list[str]:
-    """Ids of requests closed before `cutoff`, oldest first (what retention disposes of)."""
-    return list(tx.conn.scalars(select(_R.id).where(_R.closed_at < cutoff).order_by(_R.closed_at, _R.id).limit(limit)))
+def closed_before(tx: Tx, cutoff: datetime, limit: int) -> list[tuple[str, str | None]]:
+    """(id, subject id) of requests closed before `cutoff`, oldest first (what retention disposes of)."""
+    stmt = select(_R.id, _R.subject_id).where(_R.closed_at < cutoff).order_by(_R.closed_at, _R.id).limit(limit)
+    return [(r[0], r[1]) for r in tx.conn.execute(stmt)]
+
+
+def count_closed_before(tx: Tx, cutoff: datetime) -> int:
+    return int(tx.conn.scalar(select(func.count()).select_from(t.privacy_requests).where(_R.closed_at < cutoff)) or 0)
 
 
 def delete_requests(tx: Tx, request_ids: Sequence[str]) -> None:
