@@ -38,7 +38,8 @@ class SubjectServicer(pb_grpc.SubjectServiceServicer):
         try:
             caller = self._caller()
             self._gate.set_consent(caller, request.subject_id, request.purpose)
-            changed = self._consent.set_consent(caller, request.subject_id, request.purpose, request.opted_out)
+            changed = self._consent.set_consent(caller, request.subject_id, request.purpose, request.opted_out,
+                                                 request.case_id or None)
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "SetConsent")
         return pb.SetConsentResponse(changed=changed)
@@ -56,7 +57,7 @@ class SubjectServicer(pb_grpc.SubjectServiceServicer):
         try:
             caller, subject_ids = self._caller(), list(request.subject_ids)
             self._gate.shred_subjects(caller, subject_ids)
-            results = self._shredder.shred_subjects(caller, subject_ids, request.reason)
+            results = self._shredder.shred_subjects(caller, subject_ids, request.reason, request.case_id or None)
         except Exception as exc:  # noqa: BLE001 - mapped in one place
             abort_with(context, exc, "ShredSubjects")
         return pb.ShredSubjectsResponse(outcomes=[_outcome(r) for r in results])
@@ -65,7 +66,8 @@ class SubjectServicer(pb_grpc.SubjectServiceServicer):
         try:
             caller, fields = self._caller(), list(request.fields)
             self._gate.shred_fields(caller, request.subject_id, fields)
-            result = self._shredder.shred_fields(caller, request.subject_id, fields, request.reason)
+            result = self._shredder.shred_fields(caller, request.subject_id, fields, request.reason,
+                                                 request.case_id or None)
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "ShredFields")
         return pb.ShredFieldsResponse(outcome=_outcome(result))

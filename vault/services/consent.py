@@ -13,6 +13,7 @@ from vault.catalog import Catalog
 from vault.errors import InvalidInput, NotFound
 from vault.services.access import undeclared_purpose
 from vault.services.common import Caller, access_row, require_label
+from vault.services.rights.links import link, require_open_case
 from vault.services.tokenize_model import is_subject_id
 from vault.storage.consent import opt_outs_of, set_opt_out, subject_exists
 from vault.storage.store import Store
@@ -22,20 +23,27 @@ class ConsentService:
     def __init__(self, store: Store, catalog: Catalog, clock: Callable[[], datetime]) -> None:
         self.store, self.catalog, self.clock = store, catalog, clock
 
-    def set_consent(self, caller: Caller, subject_id: str, purpose: str, opted_out: bool) -> bool:
+    def set_consent(self, caller: Caller, subject_id: str, purpose: str, opted_out: bool,
+                    case_id: str | None = None) -> bool:
         """Opt `subject_id` out of (or back into) `purpose`; True if that changed anything.
+        With `case_id`, the change is linked to that open privacy request in the same transaction.
 
         Raises:
-            InvalidInput: malformed subject id or a purpose the catalog does not declare.
-            NotFound: no such subject.
+            InvalidInput: malformed subject id or case id, or a purpose the catalog does not declare.
+            NotFound: no such subject, or `case_id` names no open privacy request.
         """
         self._check(subject_id, purpose)
         now = self.clock()
         with self.store.transaction() as tx:
             if not subject_exists(tx, subject_id):
                 raise NotFound("unknown subject_id")
+            if case_id:
+                require_open_case(tx, case_id)
             changed = set_opt_out(tx, subject_id, purpose, opted_out, caller.principal, now)
-            tx.log_access([access_row(now, caller, "consent", purpose, "opt_out" if opted_out else "opt_in", subject_id)])
+            outcome = "opt_out" if opted_out else "opt_in"
+            tx.log_access([access_row(now, caller, "consent", purpose, outcome, subject_id)])
+            if case_id:
+                link(tx, case_id, now, caller, "consent", [(subject_id, outcome if changed else "unchanged")], purpose)
         return changed
 
     def opt_outs(self, caller: Caller, subject_id: str, visible: frozenset[str] | None = None) -> list[str]:

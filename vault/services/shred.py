@@ -20,6 +20,7 @@ from vault.services.coalescer import Coalescer
 from vault.services.common import Caller, Limits, access_row, require_batch, require_label
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
+from vault.services.rights.links import link, names_request, require_open_case
 from vault.services.shred_steps import Order, ShredResult, ShredSteps, Signed, disjoint
 from vault.services.tokenize_model import is_subject_id
 from vault.storage import lifecycle as db
@@ -44,11 +45,14 @@ class ShredService:
         self._committing: Coalescer[Signed, list[ShredResult] | None] = Coalescer(
             self._steps.commit, disjoint(limits, lambda signed: signed.order.subject_ids))
 
-    def shred_subjects(self, caller: Caller, subject_ids: list[str], reason: str) -> list[ShredResult]:
+    def shred_subjects(self, caller: Caller, subject_ids: list[str], reason: str,
+                       case_id: str | None = None) -> list[ShredResult]:
         """Destroy each subject's data for good, unless a legal hold blocks it (idempotent).
+        With `case_id`, the shred is linked to that open privacy request (in its transaction).
 
         Raises:
-            InvalidInput: no reason, too many ids, or a malformed id (named by index).
+            InvalidInput: no reason, too many ids, or a malformed id (named by index) or case id.
+            NotFound: `case_id` names no open privacy request; nothing was destroyed.
             KeyUnavailable: Vault cannot sign the receipts; nothing was destroyed.
         """
         require_label("reason", reason, 1000)
@@ -56,11 +60,13 @@ class ShredService:
         for i, subject_id in enumerate(subject_ids):
             if not is_subject_id(subject_id):
                 raise InvalidInput(f"subject_ids[{i}]: malformed subject id")
-        order = Order(caller, list(dict.fromkeys(subject_ids)), reason)
+        self._require_case(case_id)
+        order = Order(caller, list(dict.fromkeys(subject_ids)), reason, case_id=case_id)
         return self._carry_out(order, lambda o: self._committing.run(self._preparing.run(o)))
 
-    def shred_fields(self, caller: Caller, subject_id: str, fields: list[str], reason: str) -> ShredResult:
-        """Destroy some fields of one subject (its DEK stays for the rest)."""
+    def shred_fields(self, caller: Caller, subject_id: str, fields: list[str], reason: str,
+                     case_id: str | None = None) -> ShredResult:
+        """Destroy some fields of one subject (its DEK stays for the rest); `case_id` as for shred_subjects."""
         require_label("reason", reason, 1000)
         if not is_subject_id(subject_id):
             raise InvalidInput("malformed subject id")
@@ -71,8 +77,16 @@ class ShredService:
                 self.catalog.field(name)
             except UnknownField as exc:
                 raise InvalidInput(str(exc)) from None
-        (result,) = self._carry_out(Order(caller, [subject_id], reason, sorted(set(fields))), self._alone)
+        self._require_case(case_id)
+        (result,) = self._carry_out(Order(caller, [subject_id], reason, sorted(set(fields)), case_id=case_id),
+                                    self._alone)
         return result
+
+    def _require_case(self, case_id: str | None) -> None:
+        # Checked before the shred is surveyed: a bad case id must not fail a coalesced batch.
+        if case_id:
+            with self.store.snapshot() as tx:
+                require_open_case(tx, case_id)
 
     def dispose(
         self, caller: Caller, subject_ids: list[str], fields: list[str] | None, expired_by: datetime, reason: str,
@@ -115,7 +129,10 @@ class ShredService:
             if not db.existing_subjects(tx, [subject_id]):
                 raise NotFound("unknown subject_id")
             placed = db.place_hold(tx, subject_id, case_id, reason, caller.principal, now)
-            tx.log_access([access_row(now, caller, "hold", "legal_hold", "placed" if placed else "already_held", subject_id)])
+            outcome = "placed" if placed else "already_held"
+            tx.log_access([access_row(now, caller, "hold", "legal_hold", outcome, subject_id)])
+            if names_request(tx, case_id):  # a hold placed for a privacy request is one of its actions
+                link(tx, case_id, now, caller, "hold", [(subject_id, outcome)])
         return placed
 
     def release_hold(self, caller: Caller, subject_id: str, case_id: str) -> int:
@@ -125,7 +142,10 @@ class ShredService:
         now = self.clock()
         with self.store.transaction() as tx:
             released = db.release_hold(tx, subject_id, case_id, caller.principal, now)
-            tx.log_access([access_row(now, caller, "release_hold", "legal_hold", "released" if released else "no_hold", subject_id)])
+            outcome = "released" if released else "no_hold"
+            tx.log_access([access_row(now, caller, "release_hold", "legal_hold", outcome, subject_id)])
+            if names_request(tx, case_id):
+                link(tx, case_id, now, caller, "release_hold", [(subject_id, outcome)])
         return released
 
     def verify_receipt(self, receipt: str, signature: str) -> bool:

@@ -23,6 +23,7 @@ from vault.keys.provider import Signer
 from vault.services.common import Caller, Limits, access_row
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
+from vault.services.rights.links import link
 from vault.storage import lifecycle as db
 from vault.storage.store import Store, Tx
 
@@ -56,6 +57,7 @@ class Order:
     reason: str
     fields: list[str] | None = None
     expired_by: datetime | None = None  # disposal: only values expired by then
+    case_id: str | None = None  # the privacy request it answers (checked open by ShredService)
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,10 @@ def _destroy(tx: Tx, fresh: list[Signed], targets: list[str], fields: list[str] 
                    ",".join(fields) if fields else None)
         for signed in fresh for s in signed.order.subject_ids
     ])
+    for signed in fresh:
+        if signed.order.case_id is not None:
+            link(tx, signed.order.case_id, signed.at, signed.order.caller, "shred_fields" if fields else "shred",
+                 [(s, signed.survey.status(s)) for s in signed.order.subject_ids], ",".join(fields) if fields else None)
 
 
 def _results(signed: Signed) -> list[ShredResult]:
