@@ -28,6 +28,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("consent_action", choices=("opt-out", "opt-in", "show"))
     p.add_argument("--subject", required=True)
     p.add_argument("--purpose", help="the purpose (opt-out and opt-in)")
+    p.add_argument("--case", help="the privacy request (case id) this change answers: linked to it")
     p.set_defaults(run=run_consent)
 
 
@@ -54,4 +55,5 @@ def run_consent(args: argparse.Namespace) -> int:
         print("pdv: --purpose is required to opt out or in")
         return 2
     opted_out = args.consent_action == "opt-out"
-    return _call(args, lambda c: {"changed": c.set_consent(args.subject, args.purpose, opted_out=opted_out)})
+    return _call(args, lambda c: {"changed": c.set_consent(args.subject, args.purpose, opted_out=opted_out,
+                                                           case_id=args.case)})

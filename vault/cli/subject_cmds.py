@@ -22,13 +22,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", type=Path, help="file of subject ids, one per line")
     p.add_argument("--fields", help="comma-separated fields: shred only these (one --subject)")
     p.add_argument("--reason", help="why (required to shred; recorded in the receipt)")
+    p.add_argument("--case", help="the privacy request (case id) this shred answers: linked to it")
     p.set_defaults(run=run_shred)
 
     p = sub.add_parser("hold", help="place or release a legal hold on a subject")
     _connection_args(p)
     p.add_argument("hold_action", choices=("place", "release"))
     p.add_argument("--subject", required=True)
-    p.add_argument("--case", required=True, help="the legal case id")
+    p.add_argument("--case", required=True, help="the legal case id (a privacy request's case id links the hold to it)")
     p.add_argument("--reason", default="", help="why (required to place)")
     p.set_defaults(run=run_hold)
 
@@ -50,10 +51,10 @@ def run_shred(args: argparse.Namespace) -> int:
         if args.fields:
             if len(ids) != 1:
                 raise InvalidInput("--fields shreds fields of exactly one --subject")
-            outcomes = [client.shred_fields(ids[0], args.fields.split(","), reason=args.reason)]
+            outcomes = [client.shred_fields(ids[0], args.fields.split(","), reason=args.reason, case_id=args.case)]
         else:
             with tqdm(total=len(ids), unit="subject", file=sys.stderr, disable=len(ids) < 1000) as bar:
-                outcomes = client.shred_subjects(ids, reason=args.reason, progress=bar.update)
+                outcomes = client.shred_subjects(ids, reason=args.reason, progress=bar.update, case_id=args.case)
         return [
             {"subject_id": o.subject_id, "status": o.status, "hold_case_ids": list(o.hold_case_ids),
              "receipt": o.receipt, "signature": o.signature}

@@ -26,6 +26,7 @@ from pdv_client.errors import (
     error_for_status,
 )
 from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome
+from pdv_client.privacy_requests import LinkedAction, PrivacyRequest, RequestCase, StatusChange
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -37,6 +38,10 @@ __all__ = [
     "DetokenizeResult",
     "Match",
     "ShredOutcome",
+    "PrivacyRequest",
+    "RequestCase",
+    "StatusChange",
+    "LinkedAction",
     "PdvError",
     "InvalidArgument",
     "NotFound",

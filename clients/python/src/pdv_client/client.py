@@ -17,6 +17,7 @@ import grpc
 from pdv.v1 import subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 from pdv_client.errors import Internal, error_for_status
 from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome
+from pdv_client.privacy_requests import PrivacyRequests
 
 __all__ = ["PdvClient", "DEFAULT_BATCH_SIZE", "DEFAULT_TIMEOUT"]
 
@@ -123,6 +124,8 @@ class PdvClient:
         # The generated grpc module has no type stubs (protoc --pyi_out covers _pb2 only).
         self._stub = token_pb2_grpc.TokenServiceStub(channel)  # type: ignore[no-untyped-call]
         self._subjects = subject_pb2_grpc.SubjectServiceStub(channel)  # type: ignore[no-untyped-call]
+        #: Residents' privacy requests and complaints (RequestService).
+        self.requests = PrivacyRequests(self)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -317,15 +320,16 @@ class PdvClient:
 
     def shred_subjects(
         self, subject_ids: Sequence[str], *, reason: str, batch_size: int = DEFAULT_BATCH_SIZE,
-        timeout: float | None = None, progress: Callable[[int], None] | None = None,
+        timeout: float | None = None, progress: Callable[[int], None] | None = None, case_id: str | None = None,
     ) -> list[ShredOutcome]:
         """Crypto-shred each subject (idempotent); a legal hold blocks it and says so.
 
         `progress`, if given, is called with the number of subjects done after each batch.
+        `case_id` links the shred to that open privacy request (``requests.show`` lists it).
         """
         outcomes: list[ShredOutcome] = []
         for _, batch_id, batch in _batches(list(subject_ids), None, batch_size):
-            request = subject_pb2.ShredSubjectsRequest(subject_ids=batch, reason=reason)
+            request = subject_pb2.ShredSubjectsRequest(subject_ids=batch, reason=reason, case_id=case_id or "")
             response = self._call(self._subjects.ShredSubjects, request, batch_id, timeout)
             _check_count(len(response.outcomes), len(batch), batch_id)
             outcomes.extend(_shred_outcome(o) for o in response.outcomes)
@@ -334,10 +338,12 @@ class PdvClient:
         return outcomes
 
     def shred_fields(
-        self, subject_id: str, fields: Sequence[str], *, reason: str, timeout: float | None = None
+        self, subject_id: str, fields: Sequence[str], *, reason: str, timeout: float | None = None,
+        case_id: str | None = None,
     ) -> ShredOutcome:
-        """Crypto-shred some fields of one subject."""
-        request = subject_pb2.ShredFieldsRequest(subject_id=subject_id, fields=list(fields), reason=reason)
+        """Crypto-shred some fields of one subject; `case_id` as for shred_subjects."""
+        request = subject_pb2.ShredFieldsRequest(subject_id=subject_id, fields=list(fields), reason=reason,
+                                                 case_id=case_id or "")
         return _shred_outcome(self._call(self._subjects.ShredFields, request, "", timeout).outcome)
 
     def place_hold(self, subject_id: str, *, case_id: str, reason: str, timeout: float | None = None) -> bool:
@@ -355,9 +361,12 @@ class PdvClient:
         request = subject_pb2.VerifyReceiptRequest(receipt=receipt, signature=signature)
         return self._call(self._subjects.VerifyReceipt, request, "", timeout).valid
 
-    def set_consent(self, subject_id: str, purpose: str, *, opted_out: bool, timeout: float | None = None) -> bool:
-        """Opt the subject out of `purpose` (or back in); False if it was already so."""
-        request = subject_pb2.SetConsentRequest(subject_id=subject_id, purpose=purpose, opted_out=opted_out)
+    def set_consent(self, subject_id: str, purpose: str, *, opted_out: bool, timeout: float | None = None,
+                    case_id: str | None = None) -> bool:
+        """Opt the subject out of `purpose` (or back in); False if it was already so.
+        `case_id` links the change to that open privacy request."""
+        request = subject_pb2.SetConsentRequest(subject_id=subject_id, purpose=purpose, opted_out=opted_out,
+                                                case_id=case_id or "")
         return self._call(self._subjects.SetConsent, request, "", timeout).changed
 
     def get_consent(self, subject_id: str, *, timeout: float | None = None) -> list[str]:
