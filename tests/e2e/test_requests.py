@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from pdv_client import PdvClient, Record
-from pdv_client.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+import grpc
+from pdv_client.errors import FailedPrecondition, InvalidArgument, NotFound, PdvError, PermissionDenied
 from sqlalchemy import select
 
 from tests.conftest import DATABASES
@@ -262,6 +263,20 @@ def test_closed_requests_past_retention_are_disposed_of_with_their_key(env: Env)
         names = set(conn.scalars(select(t.wrapped_secrets.c.name)))
     assert f"request:{old}" not in names and f"request:{recent}" in names
     assert [r["outcome"] for r in env.log(token=old, action="request_dispose")] == ["deleted"]
+
+
+def test_a_requests_text_moved_to_another_request_does_not_decrypt(env: Env) -> None:
+    """The texts are bound to their request and part: a ciphertext copied elsewhere is DATA_LOSS."""
+    first = env.officer.requests.open("complaint", description="First complaint.").case_id
+    second = env.officer.requests.open("complaint", description="Second complaint.").case_id
+    c = t.privacy_requests.c
+    with env.stack.app.store.engine.begin() as conn:
+        blob = conn.scalar(select(c.description).where(c.id == first))
+        conn.execute(t.privacy_requests.update().where(c.id == second).values(description=blob))
+    with pytest.raises(PdvError) as caught:
+        env.officer.requests.show(second)
+    assert caught.value.status == grpc.StatusCode.DATA_LOSS
+    assert env.officer.requests.show(first).description == "First complaint."
 
 
 def test_a_requests_free_text_is_nowhere_in_clear(env: Env, tmp_path: Path) -> None:

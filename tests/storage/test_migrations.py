@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from tests.storage.test_store_contract import _add_subjects, _subject, _value
 from vault.storage import migrate
+from vault.storage import requests as requests_db
 from vault.storage.engine import create_store_engine
 from vault.storage.store import Store
 
@@ -52,5 +53,35 @@ def test_0006_moves_stored_answers_to_records_without_what_was_shredded(database
             back = {r: json.loads(body) for r, body in conn.execute(text("SELECT request_id, response FROM tokenize_requests"))}
         assert back["r1"]["results"] == [[live, {"email": "pdv_x"}], ["", {}], ["", {}]]
         assert back["r2"] == answers["r2"]
+    finally:
+        engine.dispose()
+
+
+def test_0007_adds_privacy_requests_and_its_downgrade_takes_their_keys_too(database_url: str) -> None:
+    """0007's tables hold requests, their history and links; downgrading drops them and the
+    requests' wrapped DEKs, and leaves every other wrapped secret (the index root) alone."""
+    engine = create_store_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0006")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO wrapped_secrets (name, wrapped, created_at) VALUES ('index-root', 'vault:v1:r', :at)"),
+                         {"at": AT})
+        migrate.upgrade(engine)
+        store = Store(engine)
+        row = requests_db.RequestRow("req_" + "a" * 24, "complaint", None, "received", AT, AT, None, "officer",
+                                     b"sealed", None, None)
+        with store.transaction() as tx:
+            requests_db.add_request(tx, row, "vault:v1:k")
+            requests_db.link_actions(tx, [(row.id, AT, "clerk", "shred", None, None, "shredded")])
+        with store.snapshot() as tx:
+            assert requests_db.get_request(tx, row.id) == row
+            assert [h.to_status for h in requests_db.history(tx, row.id)] == ["received"]
+            assert [a.outcome for a in requests_db.actions(tx, row.id)] == ["shredded"]
+        migrate.downgrade(engine, "0006")
+        with engine.connect() as conn:
+            assert [n for (n,) in conn.execute(text("SELECT name FROM wrapped_secrets"))] == ["index-root"]
+        migrate.upgrade(engine)  # and up again, empty
+        with store.snapshot() as tx:
+            assert requests_db.get_request(tx, row.id) is None
     finally:
         engine.dispose()

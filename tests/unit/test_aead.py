@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.crypto.aead import NONCE_BYTES, DataKey, new_data_key, row_aad
+from vault.crypto.aead import NONCE_BYTES, DataKey, new_data_key, request_aad, row_aad
 from vault.errors import DecryptionFailed
 from vault.secret import SecretBytes
 
@@ -150,3 +150,21 @@ def test_data_key_must_be_256_bits() -> None:
     for size in (0, 16, 24, 31, 33):
         with pytest.raises(ValueError):
             DataKey(SecretBytes(os.urandom(size)), 1)
+
+
+def test_request_aad_encoding_and_binding() -> None:
+    # format 1 | key version 1 | "pdv-request" | request id | part, each u16 BE length-prefixed.
+    expected = bytes.fromhex(
+        "01" "00000001"
+        "000b" "7064762d72657175657374"  # pdv-request
+        "0005" "7265715f31"  # req_1
+        "0008" "726573706f6e7365"  # response
+    )
+    assert request_aad("req_1", "response", 1) == expected
+    key = _key()
+    blob = key.seal(b"please delete my data", request_aad("req_1", "description", 1))
+    for elsewhere in (request_aad("req_2", "description", 1), request_aad("req_1", "response", 1),
+                      row_aad("req_1", "description", "", 1)):
+        with pytest.raises(DecryptionFailed):
+            key.open(blob, elsewhere)
+    assert key.open(blob, request_aad("req_1", "description", 1)) == b"please delete my data"

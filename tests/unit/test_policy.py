@@ -19,6 +19,7 @@ from vault.cli.serve import reload_policy_on_sighup
 from vault.config import load_settings
 from vault.errors import ConfigError, RateLimited
 from vault.policy import MASKED, PLAIN, PolicyHolder, load_policy, open_policy, parse_policy
+from vault.services.access import AccessControl
 from vault.services.rate_limit import RateLimiter
 
 CATALOG = load_catalog()
@@ -208,3 +209,36 @@ def test_an_export_grant_is_flagged_until_an_rpc_serves_it() -> None:
     policy = parse_policy(text, CATALOG, today=TODAY)
     assert any("grants export, which no RPC of this version serves" in w for w in policy.warnings)
     assert not any("export" in w for w in parse_policy(GOOD, CATALOG, today=TODAY).warnings)
+
+
+def test_a_requests_grant_counts_only_on_every_field_for_every_purpose() -> None:
+    whole = GOOD.replace("actions: [shred, admin]", "actions: [shred, admin, requests]", 1)
+    assert whole != GOOD
+    assert not any("requests" in w for w in parse_policy(whole, CATALOG, today=TODAY).warnings)
+    narrow = textwrap.dedent("""\
+        version: 1
+        roles:
+          officer:
+            grants:
+              - fields: [email]
+                actions: [requests]
+                purposes: "*"
+        principals:
+          someone: [officer]
+        """)
+    policy = parse_policy(narrow, CATALOG, today=TODAY)
+    assert any("grants requests on some fields or purposes only" in w for w in policy.warnings)
+    clock = lambda: datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)  # noqa: E731
+    assert not AccessControl(PolicyHolder(policy), CATALOG, clock).may_handle_requests("someone")
+    granted = AccessControl(PolicyHolder(parse_policy(whole, CATALOG, today=TODAY)), CATALOG, clock)
+    assert granted.may_handle_requests("records") and not granted.may_handle_requests("intake-311")
+
+
+def test_request_deadlines_are_per_kind_and_checked() -> None:
+    settings = load_settings(request_deadline_days=20, request_deadline_days_by_kind={"complaint": 5})
+    assert (settings.request_deadline("complaint"), settings.request_deadline("access")) == (5, 20)
+    assert load_settings().request_deadline("deletion") == 30
+    with pytest.raises(ConfigError, match="unknown request kind 'complaints'"):
+        load_settings(request_deadline_days_by_kind={"complaints": 5})
+    with pytest.raises(ConfigError, match="request_deadline_days"):
+        load_settings(request_deadline_days=0)
