@@ -11,7 +11,7 @@ import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,10 +23,11 @@ from sqlalchemy import select
 
 from tests.conftest import DATABASES
 from tests.e2e.test_canaries import Book, _database_contents
+from tests.e2e.test_rotation import admin_settings, cli, kek, served, versions  # noqa: F401 - fixtures
 from tests.support.databases import database
 from tests.support.stack import Stack, start_stack
 from vault.bootstrap import disposal_service
-from vault.config import ApiKey, hash_api_key
+from vault.config import ApiKey, Settings, hash_api_key
 from vault.keys.openbao import OpenBaoServer
 from vault.storage import tables as t
 
@@ -302,3 +303,21 @@ def test_a_requests_free_text_is_nowhere_in_clear(env: Env, tmp_path: Path) -> N
     book.look_in("access_log", "\n".join(repr(tuple(r)) for r in rows))
     book.look_in("server log", env.stack.log.getvalue())
     assert book.hits() == []
+
+
+def test_key_rotation_rewraps_request_keys_and_trim_leaves_them_readable(
+    served: Stack, admin_settings: Settings, cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    """A request's DEK lives in wrapped_secrets, so `pdv keys rewrap` rewraps it and trim waits for it."""
+    client = served.client()
+    case = client.requests.open("complaint", description="Rotate me.").case_id
+    assert versions(admin_settings)[1] == {1: 2}  # the index root and the request's key
+    assert cli("rotate")[0] == 0
+    code, out, _ = cli("trim", "--backup-horizon-days", "0")
+    assert code != 0  # refused: wrapped secrets (the index root, the request's key) are still under v1
+    assert cli("rewrap")[0] == 0
+    assert versions(admin_settings)[1] == {2: 2}
+    code, out, _ = cli("trim", "--backup-horizon-days", "0")
+    assert code == 0 and "below v2 trimmed" in out
+    served.app.keyring.clear()  # unwrapped again by Vault, from the rewrapped row
+    assert client.requests.show(case).description == "Rotate me."
