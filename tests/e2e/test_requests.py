@@ -197,6 +197,8 @@ def test_invalid_transitions_are_failed_precondition_and_logged(env: Env) -> Non
     with pytest.raises(FailedPrecondition, match=f"request {case} is received: it cannot become answered"):
         env.officer.requests.update(case, status="answered", response_text="done")
     env.officer.requests.update(case, status="in_progress")
+    with pytest.raises(FailedPrecondition, match=f"request {case} is already in_progress"):
+        env.officer.requests.update(case, status="in_progress")
     with pytest.raises(FailedPrecondition, match="a response text is needed to close it as answered"):
         env.officer.requests.update(case, status="answered")
     env.officer.requests.update(case, status="withdrawn")
@@ -205,7 +207,7 @@ def test_invalid_transitions_are_failed_precondition_and_logged(env: Env) -> Non
     with pytest.raises(FailedPrecondition, match="closed it"):
         env.officer.requests.update(case, response_text="late reply")
     refused = env.log(token=case, outcome="refused_transition")
-    assert [r["action"] for r in refused] == ["request_update"] * 4
+    assert [r["action"] for r in refused] == ["request_update"] * 5
     assert env.officer.requests.show(case).response_text == ""  # nothing of the refused changes stuck
     # Nothing can be done under a closed request: the shred is refused and nothing is destroyed.
     subject = env.subject()

@@ -205,7 +205,8 @@ class RequestService:
                 if row is None:
                     raise NotFound("case_id: no privacy request has this id")
                 target = row.status if status is None else status
-                _check_transition(row, target, has_response=sealed is not None or row.response is not None)
+                _check_transition(row, target, has_response=sealed is not None or row.response is not None,
+                                  sets_response=sealed is not None)
                 closed_at = now if target in FINAL_STATUSES else None
                 db.set_state(tx, case_id, target, closed_at, sealed)
                 db.add_history(tx, case_id, now, caller.principal, row.status, target, sealed is not None)
@@ -254,9 +255,11 @@ class RequestService:
             raise InvalidInput("case_id: malformed (a privacy request's case id looks like req_ and 24 hex digits)")
 
 
-def _check_transition(row: db.RequestRow, target: str, has_response: bool) -> None:
+def _check_transition(row: db.RequestRow, target: str, has_response: bool, sets_response: bool) -> None:
     if row.status in FINAL_STATUSES:
         raise InvalidTransition(f"request {row.id} is {row.status}, which closed it: it takes no further change")
+    if target == row.status and not sets_response:
+        raise InvalidTransition(f"request {row.id} is already {target}")
     if target != row.status and target not in REQUEST_TRANSITIONS[row.status]:
         allowed = ", ".join(sorted(REQUEST_TRANSITIONS[row.status]))
         raise InvalidTransition(f"request {row.id} is {row.status}: it cannot become {target} (it may become: {allowed})")
