@@ -291,7 +291,9 @@ def test_dispose_killed_with_sigkill_is_finished_by_the_next_run(
     command = [sys.executable, "-m", "vault.cli.main", "dispose"]
 
     def ledger_lines() -> list[dict]:
-        return [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
+        # Complete lines only: read while `pdv dispose` appends, the file can end in part of a line.
+        text = ledger.read_text() if ledger.exists() else ""
+        return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
     # Kill it at a random point after its first receipts have landed in the ledger (each batch
     # commits, then appends): a point of its progress, not of the clock. The run has ten times
