@@ -197,8 +197,8 @@ def test_missing_purpose_on_every_call(stack: Stack) -> None:
     rejected(stack, exc_info, "purpose")
 
 
-@pytest.mark.parametrize(("request_id", "source", "named"), [("", "311", "request_id"), ("req-1", "", "source")])
-def test_missing_request_id_or_source_on_tokenize(
+@pytest.mark.parametrize(("request_id", "source", "named"), [("req-1", "", "source")])
+def test_missing_source_on_tokenize(  # request_id is optional (tests/e2e/test_roundtrip.py)
     stack: Stack, stub: token_pb2_grpc.TokenServiceStub, request_id: str, source: str, named: str
 ) -> None:
     request = token_pb2.TokenizeRequest(

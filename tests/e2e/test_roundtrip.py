@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
+from pdv.v1 import token_pb2, token_pb2_grpc
 from pdv_client import Record
 from pdv_client.errors import AlreadyExists, NotFound
+from sqlalchemy import text
 
 from tests.support.stack import Stack
 
@@ -75,6 +78,56 @@ def test_retry_with_same_request_id_returns_same_tokens(stack: Stack) -> None:
     again = client.tokenize(records, purpose=PURPOSE, source="311", request_id="batch-42")
     assert [(r.subject_id, r.tokens) for r in again] == [(r.subject_id, r.tokens) for r in first]
     assert len(client.lookup("email", "ada1@example.org", purpose=PURPOSE)) == 1
+
+
+def raw_tokenize(stack: Stack, request_id: str, email: str) -> token_pb2.TokenizeResponse:
+    """One Tokenize through the generated stub, as a non-Python caller would send it."""
+    request = token_pb2.TokenizeRequest(
+        request_id=request_id, purpose=PURPOSE, source="311",
+        records=[token_pb2.Record(fields={"email": email, "full_name": "Ada Lovelace"})],
+    )
+    with grpc.insecure_channel(stack.target) as channel:
+        stub = token_pb2_grpc.TokenServiceStub(channel)  # type: ignore[no-untyped-call]
+        return stub.Tokenize(request, metadata=(("x-api-key", stack.api_key),), timeout=10)
+
+
+def tokenize_log(stack: Stack) -> list[tuple[str, str]]:
+    """(request id, token) of every tokenize row of the access log, oldest first."""
+    with stack.app.store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            text("SELECT request_id, token FROM access_log WHERE action = 'tokenize' ORDER BY id")
+        )]
+
+
+def kept_answers(stack: Stack) -> list[str]:
+    with stack.app.store.engine.connect() as conn:
+        return list(conn.execute(text("SELECT request_id FROM tokenize_requests ORDER BY request_id")).scalars())
+
+
+def test_tokenize_without_request_id_is_not_idempotent_but_logged(stack: Stack) -> None:
+    first = raw_tokenize(stack, "", "noid@example.org")
+    again = raw_tokenize(stack, "", "noid@example.org")
+    (a,), (b,) = first.results, again.results
+    # No id, nothing to recognise a retry by: the second call is a new collection.
+    assert a.subject_id != b.subject_id
+    assert a.tokens["full_name"] != b.tokens["full_name"]
+    assert a.tokens["email"] == b.tokens["email"]  # deterministic field: same value, same token
+    assert kept_answers(stack) == []
+    log = tokenize_log(stack)
+    assert {token for _, token in log} >= {a.tokens["full_name"], b.tokens["full_name"]}
+    ids = {request_id for request_id, _ in log}
+    # Each call's rows share one generated id, and the two calls' ids differ.
+    assert len(ids) == 2 and all(i.startswith("gen-") for i in ids)
+    assert len(stack.client().lookup("email", "noid@example.org", purpose=PURPOSE)) == 2
+
+
+def test_tokenize_with_request_id_through_the_stub_is_idempotent(stack: Stack) -> None:
+    first = raw_tokenize(stack, "intake-9", "withid@example.org")
+    again = raw_tokenize(stack, "intake-9", "withid@example.org")
+    assert [(r.subject_id, dict(r.tokens)) for r in again.results] == [(r.subject_id, dict(r.tokens)) for r in first.results]
+    assert kept_answers(stack) == ["intake-9"]
+    assert {request_id for request_id, _ in tokenize_log(stack)} == {"intake-9"}
+    assert len(stack.client().lookup("email", "withid@example.org", purpose=PURPOSE)) == 1
 
 
 def test_reused_request_id_with_other_content_is_refused(stack: Stack) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 
@@ -55,8 +56,15 @@ class TokenizeService:
             NotFound: (atomic mode) a record names an unknown subject.
             RequestIdReused: the request id names a different earlier request.
             KeyUnavailable, StoreUnavailable: a dependency is down; nothing was written.
+
+        The request id is optional: without one nothing is kept for a retry (a retry makes
+        new tokens), and the access log gets a generated id to tie the call's rows together.
         """
-        require_label("request_id", caller.request_id, MAX_REQUEST_ID)
+        remembered = bool(caller.request_id)
+        if remembered:
+            require_label("request_id", caller.request_id, MAX_REQUEST_ID)
+        else:
+            caller = Caller(caller.principal, f"gen-{uuid.uuid4().hex}")
         require_label("purpose", purpose)
         self.access.require_purpose(self.committer, caller, "tokenize", purpose, self.clock())
         require_label("source", source)
@@ -67,15 +75,15 @@ class TokenizeService:
         fingerprint = self._fingerprint(purpose, source, notice_id, atomic, records)
         for attempt in range(ATTEMPTS):
             try:
-                return self._attempt(caller, purpose, source, notice_id, records, atomic, fingerprint)
+                return self._attempt(caller, remembered, purpose, source, notice_id, records, atomic, fingerprint)
             except Conflict:
                 if attempt == ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
     def _attempt(
-        self, caller: Caller, purpose: str, source: str, notice_id: str, records: list[RecordIn], atomic: bool,
-        fingerprint: bytes,
+        self, caller: Caller, remembered: bool, purpose: str, source: str, notice_id: str, records: list[RecordIn],
+        atomic: bool, fingerprint: bytes,
     ) -> TokenizeOutcome:
         prepared, problems = self._validate(caller.principal, purpose, records)
         now = self.clock()
@@ -96,7 +104,7 @@ class TokenizeService:
             plan = self._plan(caller, purpose, source, notice_id, prepared, problems, {}, len(records), now)
 
         def write(tx: Tx) -> TokenizeOutcome | tuple[bytes, str, list]:
-            earlier = tx.get_request(caller.principal, caller.request_id)
+            earlier = tx.get_request(caller.principal, caller.request_id) if remembered else None
             if earlier is not None:
                 return earlier  # a retry: answer as the first time, write nothing
             tx.reserve_tokens(plan.reserved)
@@ -107,7 +115,7 @@ class TokenizeService:
             answer, stored_records = outcome.to_stored()
             tx.queue_tokenized(
                 plan.subjects, plan.keys, [row for row in plan.values if (row[2], row[1], row[0]) not in known],
-                (caller.principal, caller.request_id, fingerprint, answer, now), stored_records,
+                (caller.principal, caller.request_id, fingerprint, answer, now) if remembered else None, stored_records,
             )
             return outcome
 

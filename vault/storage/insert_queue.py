@@ -29,18 +29,21 @@ class InsertQueue:
 
     def add_tokenized(
         self, subjects: Sequence[tuple], keys: Sequence[tuple], values: Sequence[tuple],
-        request: tuple[str, str, bytes, str, datetime], records: Sequence[tuple[int, str, str]],
+        request: tuple[str, str, bytes, str, datetime] | None, records: Sequence[tuple[int, str, str]],
     ) -> None:
         """Queue one tokenize's rows (`request`: principal, request id, fingerprint, answer JSON,
-        time; `records`: position, subject id, tokens JSON)."""
-        principal, request_id, fingerprint, response, _ = request
+        time; `records`: position, subject id, tokens JSON). A tokenize sent without a request
+        id has nothing to answer a retry under: `request` is None and no answer is kept."""
         self.subjects += subjects
         self.keys += keys
         self.values += values
+        self._value_keys.update((row[2], row[1], row[0]) for row in values)
+        if request is None:
+            return
+        principal, request_id, fingerprint, response, _ = request
         self.requests.append(request)
         self.records += [(principal, request_id, *r) for r in records]
         self._answers[(principal, request_id)] = (fingerprint, response, list(records))
-        self._value_keys.update((row[2], row[1], row[0]) for row in values)
 
     def answer(self, principal: str, request_id: str) -> StoredRequest | None:
         """The queued tokenize answer under this request id, if a unit of this transaction made one."""

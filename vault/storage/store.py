@@ -242,10 +242,11 @@ class Tx:
         self._bulk_insert("request_records", RECORD_COLUMNS, records, ())
 
     def queue_tokenized(self, subjects: Sequence[tuple], keys: Sequence[tuple], values: Sequence[tuple],
-                        request: tuple[str, str, bytes, str, datetime], records: Sequence[tuple[int, str, str]]) -> None:
+                        request: tuple[str, str, bytes, str, datetime] | None,
+                        records: Sequence[tuple[int, str, str]]) -> None:
         """Add a tokenize's subjects, keys and values (tuples in SUBJECT_, KEY_ and VALUE_COLUMNS
         order) and its answer for retries (principal, request id, fingerprint, answer JSON, time;
-        records: position, subject id, tokens JSON). Written at commit with every other unit's
+        records: position, subject id, tokens JSON; None keeps no answer). Written at commit with every other unit's
         (vault.storage.insert_queue); get_request and existing_values see them at once."""
         self.queued.add_tokenized(subjects, keys, values, request, records)
 

@@ -176,6 +176,9 @@ class PdvClient:
             source: the system it came from, e.g. "311".
             notice_id: the collection notice shown to the person, if any.
             request_id: base id for idempotent retries (see the class doc).
+                Optional: without it each call gets a random id, so repeating
+                the call is a new collection (new subjects and random tokens),
+                not a retry. Pass your own id whenever you may retry.
             mode: "atomic" (one invalid record fails its whole batch) or
                 "partial" (invalid records come back with ``errors`` set).
             batch_size: records per request.
