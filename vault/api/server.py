@@ -7,10 +7,10 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from pdv.v1 import request_pb2, request_pb2_grpc, subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 
 from vault.api.auth import Authenticator
+from vault.api.reflection import enable_reflection
 from vault.api.request_servicer import RequestServicer
 from vault.api.restore_gate import RestoreGate, publish_health
 from vault.api.subject_servicer import SubjectServicer
@@ -84,9 +84,8 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
         request_pb2.DESCRIPTOR.services_by_name["RequestService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(service_names, server)
+    enable_reflection(service_names, server)
     port = _add_port(server, address or settings.listen, tls)
     server.start()
     publish_health(app.restore_guard, health_servicer, service_names[:3])
