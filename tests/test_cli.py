@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pdv.v1 import token_pb2, token_pb2_grpc
 
 from tests.support.stack import Stack
 
@@ -142,6 +143,70 @@ def test_pdv_dev_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
         assert found[0]["subject_id"] == created["subject_id"]
     finally:
         stop(proc)
+
+
+def test_admin_commands_run_against_pdv_dev_with_no_settings(tmp_path: Path) -> None:
+    """After `pdv dev`, `pdv audit verify`, `pdv keys status` and `pdv dispose` work from the same
+    directory with no --config, no PDV_* variable and no root token (they read .pdv/pdv.toml)."""
+    listen, vault_port = f"127.0.0.1:{free_port()}", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
+    data = tmp_path / ".pdv"
+    data.mkdir(mode=0o700)
+    old_key = "pdvk_" + "k" * 43
+    (data / "dev-api-key").write_text(old_key + "\n")  # as an older `pdv dev` wrote it
+    proc = subprocess.Popen([*PDV, "dev", "--listen", listen, "--vault-port", str(vault_port)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_serving(listen, proc)
+        created = json.loads(pdv("tokenize", "--purpose", PURPOSE, "--source", "311", "email=admin@example.org",
+                                 cwd=tmp_path, env={**env, "PDV_TARGET": listen}).stdout)
+
+        # Every key file holds the secret alone: a client sending its bytes as they are gets in.
+        for name in ("dev-api-key", "service-token", "admin-token"):
+            raw = (data / name).read_bytes()
+            assert raw and raw == raw.strip(), f"{name} has surrounding whitespace"
+            assert (data / name).stat().st_mode & 0o777 == 0o600
+        assert (data / "dev-api-key").read_text() == old_key  # kept, newline dropped
+        with grpc.insecure_channel(listen) as channel:
+            found = token_pb2_grpc.TokenServiceStub(channel).Lookup(  # type: ignore[no-untyped-call]
+                token_pb2.LookupRequest(purpose=PURPOSE, queries=[token_pb2.LookupQuery(field="email", value="admin@example.org")]),
+                metadata=(("x-api-key", (data / "dev-api-key").read_bytes().decode()),), timeout=10,
+            )
+        assert [m.token for m in found.results[0].matches] == [created["tokens"]["email"]]
+
+        verify = pdv("audit", "verify", cwd=tmp_path, env=env, check=False)
+        assert verify.returncode == 0, verify.stderr
+        assert "audit log intact" in verify.stdout
+        status = pdv("keys", "status", cwd=tmp_path, env=env, check=False)
+        assert status.returncode == 0, status.stderr
+        assert "KEK latest version        v1" in status.stdout and "data_keys                 v1: 1" in status.stdout
+        dry = pdv("dispose", "--dry-run", "--now", "2200-01-01T00:00:00Z", cwd=tmp_path, env=env, check=False)
+        assert dry.returncode == 0, dry.stderr
+        report = json.loads(dry.stdout)
+        assert report["dry_run"] is True and report["values_disposed"] == {"email": 1}
+        # What was only previewed is still there.
+        got = json.loads(pdv("detokenize", "--purpose", PURPOSE, created["tokens"]["email"], cwd=tmp_path,
+                             env={**env, "PDV_TARGET": listen}).stdout)
+        assert got[0]["value"] == "admin@example.org"
+
+        # Precedence: --config beats the dev file, and PDV_* variables beat any file.
+        other = tmp_path / "other.toml"
+        other.write_text('database_url = "sqlite:///other.db"\n')
+        assert pdv("db", "upgrade", "--config", str(other), cwd=tmp_path, env=env).returncode == 0
+        assert (tmp_path / "other.db").exists()
+        assert pdv("db", "upgrade", cwd=tmp_path, env={**env, "PDV_DATABASE_URL": "sqlite:///third.db"}).returncode == 0
+        assert (tmp_path / "third.db").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, banner = proc.communicate(timeout=60)
+    assert proc.returncode == 0, banner
+    config = (data / "pdv.toml").read_text()
+    assert "DEVELOPMENT ONLY" in config and "vault_admin_token_file" in config
+    assert "pdv audit verify" in banner and "pdv.toml" in banner
+    # The config names the secret files; it holds none of the secrets.
+    secrets_on_disk = [*json.loads((data / "openbao" / "credentials.json").read_text()).values(), old_key,
+                       (data / "service-token").read_text(), (data / "admin-token").read_text()]
+    assert all(secret not in config and secret not in banner for secret in secrets_on_disk)
 
 
 def test_db_upgrade_and_serve_refuses_unmigrated(tmp_path: Path) -> None:

@@ -13,17 +13,20 @@ import sys
 from pathlib import Path
 
 from vault.certs import DEFAULT_HOSTS, DevPkiPaths, dev_pki_is_current, write_dev_pki
+from vault.cli.dev_config import write_dev_config, write_secret
 from vault.cli.serve import serve_until_signalled
-from vault.config import ApiKey, hash_api_key, load_settings
-from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
+from vault.config import hash_api_key, load_settings
+from vault.keys.openbao import OpenBaoServer, create_admin_token, create_service_token, provision_transit
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
 
 DEV_PRINCIPAL = "dev"
+DEV_ADMIN_TOKEN_TTL = "768h"  # remade at every start; a dev stack may run for weeks
 WARNING = """\
 !!! DEVELOPMENT MODE !!!
-!!! OpenBao's unseal key and root token are stored in {creds} (mode 0600).
-!!! Anyone who can read that file can read every value. Never put real personal data here.
+!!! OpenBao's unseal key and root token are stored in {creds} (mode 0600),
+!!! and a KEK admin token in {admin} (mode 0600) for `pdv keys`.
+!!! Anyone who can read those files can read every value. Never put real personal data here.
 """
 
 
@@ -37,18 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_dev)
 
 
-def write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-
-
 def dev_api_key(data_dir: Path) -> str:
-    """The dev principal's API key, made once and kept in data_dir/dev-api-key (0600)."""
+    """The dev principal's API key, made once and kept in data_dir/dev-api-key (0600, no newline)."""
     path = data_dir / "dev-api-key"
     if not path.exists():
-        write_private(path, "pdvk_" + secrets.token_urlsafe(32) + "\n")
-    return path.read_text().strip()
+        write_secret(path, "pdvk_" + secrets.token_urlsafe(32))
+    text = path.read_text()
+    if text != text.strip():
+        write_secret(path, text)  # written with a newline by an older `pdv dev`
+    return text.strip()
 
 
 def run_dev(args: argparse.Namespace) -> int:
@@ -58,25 +58,30 @@ def run_dev(args: argparse.Namespace) -> int:
     bao = OpenBaoServer(data_dir / "openbao", port=args.vault_port)
     bao.start()
     try:
-        print(WARNING.format(creds=bao.credentials_path), file=sys.stderr)
+        print(WARNING.format(creds=bao.credentials_path, admin=data_dir / "admin-token"), file=sys.stderr)
         admin = bao.client()
         provision_transit(admin)
-        token_file = data_dir / "service-token"
-        write_private(token_file, create_service_token(admin, "transit", "pdv-kek") + "\n")
+        token_file, admin_token_file = data_dir / "service-token", data_dir / "admin-token"
+        write_secret(token_file, create_service_token(admin, "transit", "pdv-kek"))
+        # `pdv keys` needs an admin token; a pdv-admin one, not the root token, as in production.
+        write_secret(admin_token_file, create_admin_token(admin, "transit", "pdv-kek", ttl=DEV_ADMIN_TOKEN_TTL))
         api_key = dev_api_key(data_dir)
         pki = dev_pki(data_dir / "certs", args.listen) if args.tls else None
-        settings = load_settings(
-            listen=args.listen,
-            database_url=f"sqlite:///{data_dir / 'pdv.db'}",
-            vault_addr=bao.addr,
-            vault_token_file=token_file,
-            api_keys=[ApiKey(principal=DEV_PRINCIPAL, sha256=hash_api_key(api_key))],
-            admin_principals=[DEV_PRINCIPAL],  # so a newcomer can try pdv shred / pdv hold
-            tombstone_ledger=data_dir / "tombstones.jsonl",
-            audit_checkpoint_file=data_dir / "audit-checkpoints.jsonl",
-            dev_policy=True,  # everything for everyone: a local sandbox, never production
+        config = data_dir / "pdv.toml"
+        write_dev_config(config, {
+            "listen": args.listen,
+            "database_url": f"sqlite:///{data_dir / 'pdv.db'}",
+            "vault_addr": bao.addr,
+            "vault_token_file": token_file,
+            "vault_admin_token_file": admin_token_file,
+            "api_keys": [{"principal": DEV_PRINCIPAL, "sha256": hash_api_key(api_key)}],
+            "admin_principals": [DEV_PRINCIPAL],  # so a newcomer can try pdv shred / pdv hold
+            "tombstone_ledger": data_dir / "tombstones.jsonl",
+            "audit_checkpoint_file": data_dir / "audit-checkpoints.jsonl",
+            "dev_policy": True,  # everything for everyone: a local sandbox, never production
             **(_tls_settings(pki) if pki else {}),
-        )
+        })
+        settings = load_settings(config)  # what the admin commands will read, exactly
         engine = create_store_engine(settings.database_url)
         migrate.upgrade(engine)
         engine.dispose()
@@ -120,6 +125,12 @@ The dev API key is in {key_file}. From another shell in this directory:
   .venv/bin/pdv tokenize --purpose service_delivery --source 311 full_name='Ada Lovelace' email=ada@example.org
   .venv/bin/pdv detokenize --purpose service_delivery <token>
   .venv/bin/pdv lookup --purpose service_delivery email ada@example.org
+
+Admin commands read {data_dir / 'pdv.toml'} when run from this directory:
+
+  .venv/bin/pdv audit verify
+  .venv/bin/pdv keys status
+  .venv/bin/pdv dispose --dry-run
 """,
         file=sys.stderr,
         flush=True,

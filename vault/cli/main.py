@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from vault.cli.dev_config import apply_default_config
 from vault.errors import PdvError
 
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_default_config(args)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
     )
