@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import hvac
 import hvac.exceptions
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pdv_client import Record
 from pdv_client.errors import Unavailable
 from sqlalchemy import inspect, text
@@ -335,6 +337,16 @@ def test_service_token_cannot_manage_the_kek(stack: Stack, openbao: OpenBaoServe
 
 # --- graceful shutdown --------------------------------------------------------------------------
 
+def wait_until_not_serving(target: str, timeout: float = 10.0) -> None:
+    """Poll the health service until it answers NOT_SERVING (the server's stop has begun)."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while health.Check(health_pb2.HealthCheckRequest(), timeout=5).status != health_pb2.HealthCheckResponse.NOT_SERVING:
+            assert time.monotonic() < deadline, "health never answered NOT_SERVING after stop()"
+            time.sleep(0.01)
+
+
 def test_graceful_shutdown_drains_in_flight_calls(openbao: OpenBaoServer, vault_token: str, database_url: str) -> None:
     stack = start_stack(openbao, database_url, vault_token)
     restarted = None
@@ -363,19 +375,20 @@ def test_graceful_shutdown_drains_in_flight_calls(openbao: OpenBaoServer, vault_
         caller.start()
         assert entered.wait(10), "the tokenize call never reached the server"
 
+        probe = stack.client(timeout=5)
+        assert probe.lookup("email", "drain1@example.org", purpose=PURPOSE) == []  # connected, served
         stopper = threading.Thread(target=lambda: stack.server.stop(grace=10))
         stop_started = time.monotonic()
         stopper.start()
-        # Once stop() has begun, new calls are refused, while the held call is still running.
-        probe = stack.client(timeout=5)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                probe.lookup("email", "drain1@example.org", purpose=PURPOSE)
-            except Unavailable:
-                break
-            assert time.monotonic() < deadline, "new calls were still accepted after stop()"
-            time.sleep(0.05)
+        # stop() refuses new calls before health says NOT_SERVING: from then on, while the held
+        # call still runs, every new call is refused, retryably — on a connection opened before
+        # the stop and on a new one. (grpc's own stop, begun at once, CANCELLED calls that
+        # crossed its GOAWAY on an open connection.)
+        wait_until_not_serving(stack.target)
+        late = stack.client(timeout=5)
+        for client in (probe, late, probe, late):
+            refused = unavailable(lambda: client.lookup("email", "drain1@example.org", purpose=PURPOSE))
+            assert "shutting down" in refused.message
         assert caller.is_alive() and stopper.is_alive()
 
         proceed.set()

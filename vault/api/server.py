@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent import futures
 
 import grpc
@@ -10,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pdv.v1 import request_pb2, request_pb2_grpc, subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 
 from vault.api.auth import Authenticator
+from vault.api.drain import Drain
 from vault.api.reflection import enable_reflection
 from vault.api.request_servicer import RequestServicer
 from vault.api.restore_gate import RestoreGate, publish_health
@@ -28,14 +30,29 @@ class PdvServer:
     """A running server: its bound port, and a stop that drains in-flight calls."""
 
     def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer, grace: float,
-                 revocations: RevocationList | None = None) -> None:
+                 revocations: RevocationList | None = None, drain: Drain | None = None) -> None:
         self.server, self.port, self._health, self._grace = server, port, health_servicer, grace
         self.revocations = revocations  # tls_crl_file; reloaded with the policy
+        self._drain = drain
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop taking calls, tell health checkers, let in-flight calls finish within the grace period."""
+        """Stop taking calls, tell health checkers, let in-flight calls finish within the grace period.
+
+        From the moment it is called, a new PDV call is refused with UNAVAILABLE (retryable)
+        and health answers NOT_SERVING. grpc's own stop, which closes the port and sends
+        clients GOAWAY, runs once the calls already in flight have finished (or the grace
+        period is spent): begun earlier, it would cancel calls that cross its GOAWAY with
+        CANCELLED, which a client does not retry (vault/api/drain.py). A call still running
+        when the grace period ends is cancelled.
+        """
+        grace = self._grace if grace is None else grace
+        deadline = time.monotonic() + grace
+        if self._drain is not None:
+            self._drain.refuse_new()  # first: once health says NOT_SERVING, no new call gets in
         self._health.enter_graceful_shutdown()
-        self.server.stop(self._grace if grace is None else grace).wait()
+        if self._drain is not None:
+            self._drain.wait_idle(grace)
+        self.server.stop(max(0.0, deadline - time.monotonic())).wait()
 
     def wait(self) -> None:
         self.server.wait_for_termination()
@@ -55,9 +72,11 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         raise ConfigError(f"plaintext gRPC is only allowed on a loopback address, not {address}; configure TLS")
     limit = settings.max_message_bytes
     revocations = tls.revocations if tls is not None else None
+    drain = Drain()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
         interceptors=[
+            drain,  # outermost: a stopping server refuses before anything else runs
             Authenticator(settings.principal_for_key(), settings.tls_principals, app.refusals, revocations),
             *([RestoreGate(app.restore_guard)] if app.restore_guard is not None else []),  # inside: knows the caller
         ],
@@ -90,7 +109,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     server.start()
     publish_health(app.restore_guard, health_servicer, service_names[:3])
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
-    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations)
+    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations, drain)
 
 
 def _add_port(server: grpc.Server, address: str, tls: ServerTls | None) -> int:
