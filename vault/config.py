@@ -96,7 +96,9 @@ class Settings(BaseSettings):
     max_workers: int = Field(default=16, ge=1, le=1024)
     processes: int = Field(default=1, ge=1, le=64)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
-    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # gRPC's own default, and what its clients accept unless told otherwise: a full batch
+    # (max_batch_items fields of ~100-byte values, with names and framing) is ~1.5 MB.
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None

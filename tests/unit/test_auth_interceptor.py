@@ -46,19 +46,22 @@ def test_a_streaming_response_runs_under_the_certificates_principal() -> None:
 
     pem = make_client_cert(make_ca(), "gis-batch").cert_pem()
     handler = intercepted(grpc.unary_stream_rpc_method_handler(numbers))
-    assert list(handler.unary_stream(None, FakeContext(pem))) == [(0, "gis-batch"), (1, "gis-batch"), (2, "gis-batch")]
+    assert handler.unary_stream is None  # served as a stream of requests: the guard reads them itself
+    assert list(handler.stream_stream(iter([b""]), FakeContext(pem))) == [(0, "gis-batch"), (1, "gis-batch"), (2, "gis-batch")]
     assert current_principal.get(None) is None
 
 
-@pytest.mark.parametrize(("kind", "factory"), [
-    ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    ("stream_unary", grpc.stream_unary_rpc_method_handler),
-])
-def test_each_kind_is_guarded(kind: str, factory) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("factory", [grpc.unary_unary_rpc_method_handler, grpc.stream_unary_rpc_method_handler])
+def test_each_kind_is_guarded_before_its_request_is_read(factory) -> None:  # type: ignore[no-untyped-def]
     handler = intercepted(factory(lambda _r, _c: current_principal.get().name))
     context = FakeContext()
+
+    def requests():  # type: ignore[no-untyped-def]
+        raise AssertionError("read before the caller was authenticated")
+        yield b""
+
     with pytest.raises(Aborted):
-        getattr(handler, kind)(None, context)
+        handler.stream_unary(requests(), context)
     assert context.code == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -67,11 +70,11 @@ def test_a_certificate_outside_the_allow_list_is_permission_denied_and_an_unknow
     call = lambda _r, _c: "ran"  # noqa: E731
     context = FakeContext(pem)
     with pytest.raises(Aborted):
-        intercepted(grpc.unary_unary_rpc_method_handler(call), allowed=["intake-311"]).unary_unary(None, context)
+        intercepted(grpc.unary_unary_rpc_method_handler(call), allowed=["intake-311"]).stream_unary(iter([b""]), context)
     assert context.code == grpc.StatusCode.PERMISSION_DENIED
     context = FakeContext(pem, api_key="pdvk_wrong")
     with pytest.raises(Aborted):
-        intercepted(grpc.unary_unary_rpc_method_handler(call)).unary_unary(None, context)
+        intercepted(grpc.unary_unary_rpc_method_handler(call)).stream_unary(iter([b""]), context)
     assert context.code == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -80,9 +83,9 @@ def test_the_guarded_handler_is_reused_and_each_call_is_checked_with_its_own_key
     inner = grpc.unary_unary_rpc_method_handler(lambda _r, _c: current_principal.get().name)
     first, second = intercepted(inner, auth=auth), intercepted(inner, auth=auth)
     assert first is second  # built once per method, not per call
-    assert first.unary_unary(None, FakeContext(api_key="pdvk_intake")) == "intake-311"
+    assert first.stream_unary(iter([b""]), FakeContext(api_key="pdvk_intake")) == "intake-311"
     refused = FakeContext(api_key="pdvk_other")
     with pytest.raises(Aborted):
-        second.unary_unary(None, refused)  # the earlier caller's key is not remembered
+        second.stream_unary(iter([b""]), refused)  # the earlier caller's key is not remembered
     assert refused.code == grpc.StatusCode.UNAUTHENTICATED
-    assert first.unary_unary(None, FakeContext(api_key="pdvk_intake")) == "intake-311"
+    assert first.stream_unary(iter([b""]), FakeContext(api_key="pdvk_intake")) == "intake-311"

@@ -16,24 +16,34 @@ Every refusal is written to the access log (vault.services.auth_log.RefusalLog) 
 the call is aborted; the caller is refused whether or not that write succeeds.
 
 Interceptors see no servicer context and so no peer certificate; the check therefore runs
-inside the wrapped handler behaviour, where `context.auth_context()` is available.
+inside the wrapped handler behaviour, where `context.auth_context()` is available. The
+request is read and decoded there too, after the check (vault.api.decoding): an
+unauthenticated caller is refused before its message is read, and bytes that are not a
+valid request (or hold an unknown enum value) get INVALID_ARGUMENT, one server-log line
+and, from an authenticated caller, an access-log refusal (action "decode"). Health and
+reflection need no credentials; their requests are decoded the same way.
 """
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections.abc import Callable, Collection, Mapping
+import logging
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any
 
 import grpc
 
+from vault.api.decoding import BadRequest, RequestReader, release_memory, stream_handler
 from vault.crl import RevocationList
 from vault.domain import Principal
-from vault.services.auth_log import DENIED, UNAUTHENTICATED, RefusalLog
+from vault.services.auth_log import BAD_REQUEST, DECODE, DENIED, INVALID, UNAUTHENTICATED, RefusalLog
 from vault.tls import principal_of_pem
 
 API_KEY_HEADER = "x-api-key"
 _OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
+
+log = logging.getLogger("pdv.auth")
 
 current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("current_principal")
 
@@ -58,11 +68,14 @@ class Authenticator(grpc.ServerInterceptor):
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(_OPEN_SERVICES):
+        if handler is None:
             return handler
         guarded = self._guarded.get(method)
         if guarded is None or guarded[0] is not handler:
-            guarded = (handler, _replace(handler, lambda behaviour: self._guard(behaviour, method, handler.response_streaming)))
+            open_service = method.startswith(_OPEN_SERVICES)
+            guarded = (handler, stream_handler(
+                handler, lambda behaviour, reader: self._guard(behaviour, reader, method, handler.response_streaming,
+                                                                authenticated=not open_service)))
             self._guarded[method] = guarded  # only methods the server serves get here: bounded
         return guarded[1]
 
@@ -95,26 +108,64 @@ class Authenticator(grpc.ServerInterceptor):
             self._refusals.record(method, reason, principal, outcome)
         context.abort(code, message)
 
-    def _guard(self, behaviour: Callable, method: str, streaming_response: bool) -> Callable:
+    def _guard(self, behaviour: Callable, reader: RequestReader, method: str, streaming_response: bool,
+               authenticated: bool = True) -> Callable:
+        """The behaviour, run only after the caller is authenticated and its request decoded."""
+
+        def enter(raw_requests: Iterator[bytes], context: grpc.ServicerContext) -> tuple[Any, int, contextvars.Token | None]:
+            principal = self.authenticate(_api_key(context.invocation_metadata()), context, method) if authenticated else None
+            token = current_principal.set(principal) if principal is not None else None
+            try:
+                if reader.request_streaming:
+                    return self._decoded_stream(reader, raw_requests, context, method, principal), 0, token
+                request, size = reader.one(raw_requests)
+                return request, size, token
+            except BadRequest as exc:
+                leave(exc.size, token)
+                self._reject(context, method, principal, str(exc))
+                raise  # unreachable: _reject aborts
+
+        def leave(size: int, token: contextvars.Token | None) -> None:
+            if token is not None:
+                current_principal.reset(token)
+            release_memory(size)
+
         if streaming_response:
             # Streaming responses run while the generator is consumed, after the behaviour returns.
-            def stream(request, context):  # type: ignore[no-untyped-def]
-                token = current_principal.set(self.authenticate(_api_key(context.invocation_metadata()), context, method))
+            def stream(raw_requests, context):  # type: ignore[no-untyped-def]
+                request, size, token = enter(raw_requests, context)
                 try:
                     yield from behaviour(request, context)
                 finally:
-                    current_principal.reset(token)
+                    del request
+                    leave(size, token)
 
             return stream
 
-        def call(request, context):  # type: ignore[no-untyped-def]
-            token = current_principal.set(self.authenticate(_api_key(context.invocation_metadata()), context, method))
+        def call(raw_requests, context):  # type: ignore[no-untyped-def]
+            request, size, token = enter(raw_requests, context)
             try:
                 return behaviour(request, context)
             finally:
-                current_principal.reset(token)
+                del request
+                leave(size, token)
 
         return call
+
+    def _decoded_stream(self, reader: RequestReader, raw_requests: Iterator[bytes], context: grpc.ServicerContext,
+                        method: str, principal: Principal | None) -> Iterator[Any]:
+        for raw in raw_requests:
+            try:
+                yield reader.decode(raw)
+            except BadRequest as exc:
+                self._reject(context, method, principal, str(exc))
+
+    def _reject(self, context: grpc.ServicerContext, method: str, principal: Principal | None, reason: str) -> None:
+        """A request that is not a valid message: one log line, a refusal entry, INVALID_ARGUMENT (raises)."""
+        log.warning("%s: bad request from %s: %s", method, principal.name if principal else "an open-service caller", reason)
+        if self._refusals is not None and principal is not None:
+            self._refusals.record(method, BAD_REQUEST, principal.name, INVALID, action=DECODE)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{reason} as a request of {method}")
 
 
 def _api_key(metadata: tuple | None) -> str | None:
@@ -122,17 +173,3 @@ def _api_key(metadata: tuple | None) -> str | None:
         if key == API_KEY_HEADER and isinstance(value, str):
             return value
     return None
-
-
-def _replace(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
-    """Wrap whichever behaviour the handler has (unary or streaming), keeping its serializers."""
-    for kind, factory in (
-        ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    ):
-        behaviour = getattr(handler, kind)
-        if behaviour is not None:
-            return factory(wrap(behaviour), handler.request_deserializer, handler.response_serializer)
-    return handler

@@ -8,6 +8,10 @@ tls_principals) becomes one access-log row, chained like every other:
     principal: the certificate's principal when one was named, else "-",
     purpose: the RPC the caller tried, field: why it was refused.
 
+The interceptor also writes here an authenticated call whose bytes are not a valid request:
+action "decode", outcome "invalid", the caller's principal, purpose: the RPC, field
+"undecodable_request" (or the enum at fault is only in the server log).
+
 Never the API key, nor any hash of it: a hash of a guessed key would let anyone holding
 the log test guesses offline.
 
@@ -37,6 +41,10 @@ log = logging.getLogger("pdv.auth")
 ACTION = "authenticate"
 UNAUTHENTICATED = "unauthenticated"
 DENIED = "denied"
+# An authenticated call whose bytes are not a valid request (vault.api.decoding).
+DECODE = "decode"
+INVALID = "invalid"
+BAD_REQUEST = "undecodable_request"
 NO_PRINCIPAL = "-"
 SUPPRESSED_FIELD = "over_log_rate"
 _SUMMARY_DELAY = 1.0  # seconds: at most one summary row a second
@@ -55,7 +63,8 @@ class RefusalLog:
         self._timer: threading.Timer | None = None
         self._closed = False
 
-    def record(self, method: str, reason: str, principal: str | None = None, outcome: str = UNAUTHENTICATED) -> None:
+    def record(self, method: str, reason: str, principal: str | None = None, outcome: str = UNAUTHENTICATED,
+               action: str = ACTION) -> None:
         """Log one refusal, or count it when over the rate. Never raises: the caller is refused
         either way, and a log that cannot be written is reported in the server log."""
         if principal is None:  # anyone can send these; a named refusal needs a CA-signed certificate
@@ -65,7 +74,7 @@ class RefusalLog:
                 self._count()
                 return
         caller = Caller(principal or NO_PRINCIPAL, f"gen-{uuid.uuid4().hex}")
-        self._write([access_row(self._clock(), caller, ACTION, method[:_MAX_LABEL], outcome, field=reason[:_MAX_LABEL])])
+        self._write([access_row(self._clock(), caller, action, method[:_MAX_LABEL], outcome, field=reason[:_MAX_LABEL])])
 
     def flush(self) -> None:
         """Write the summary row of refusals counted since the last one (if any)."""
@@ -95,4 +104,4 @@ class RefusalLog:
         try:
             self._committer.run(lambda tx: tx.log_access(rows))
         except Exception as exc:  # noqa: BLE001 - the caller is refused either way
-            log.error("could not write a refused authentication to the access log (%s)", type(exc).__name__)
+            log.error("could not write a refused call to the access log (%s)", type(exc).__name__)
