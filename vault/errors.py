@@ -4,21 +4,46 @@ Messages are written for the caller and never carry a personal value, a key or a
 token secret: every constructor takes only names, indexes and reasons.
 """
 
+import re
+
+# The catalog's own syntax for field names (vault.yaml_nodes.NAME): at most 63 characters,
+# so such a name also fits the access log's field column.
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def shown_field(name: str) -> str:
+    """How a field name the caller sent may appear in a message or the access log.
+
+    Whole if it has the catalog's syntax (lower_snake_case, at most 63 characters); otherwise
+    only its length, since a name of any other shape (an email, a person's name, a long
+    string) may be a value sent in the wrong place, and it could not fit the column anyway.
+    """
+    return name if _FIELD_NAME.fullmatch(name) else f"<{len(name)} characters, not a field name>"
+
 
 class PdvError(Exception):
     """Base of every error PDV raises on purpose."""
 
 
 class InvalidInput(PdvError):
-    """The request is malformed; the message names the item, never its value."""
+    """The request is malformed; the message names the item, never its value.
+
+    `item` names the part of the request at fault when the whole request is refused
+    ("purpose", "items[3]"): the access-log refusal records it.
+    """
+
+    def __init__(self, message: str, item: str = "") -> None:
+        super().__init__(message)
+        self.item = item
 
 
 class UnknownField(InvalidInput):
     """The field is not in the catalog."""
 
     def __init__(self, field: str) -> None:
-        super().__init__(f"unknown field {field!r}: not in the field catalog")
-        self.field = field
+        shown = shown_field(field)
+        super().__init__(f"unknown field {shown!r}: not in the field catalog", shown)
+        self.field = shown  # never the name itself unless it looks like a field name
 
 
 class InvalidValue(InvalidInput):

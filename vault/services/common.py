@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from vault.errors import InvalidInput
 
-MAX_REQUEST_ID = 128
-MAX_LABEL = 200
+if TYPE_CHECKING:
+    from vault.services.group_commit import GroupCommitter
+
+# Each label's limit is the column it is stored in (vault/storage/tables.py, migrations/):
+# PostgreSQL refuses a longer value (and the failed commit cost the process its audit chain)
+# while SQLite would store it, so labels are checked here, the same on both databases.
+# tests/storage/test_label_columns.py holds the two together.
+MAX_PURPOSE = 64  # field_values.purpose, access_log.purpose, consent_optouts.purpose
+MAX_FIELD = 64  # field_values.field, access_log.field (catalog names are at most 63)
+MAX_REQUEST_ID = 128  # tokenize_requests.request_id, access_log.request_id
+MAX_LABEL = 200  # field_values.source and notice_id, legal_holds.case_id
+MAX_REASON = 1000  # shred and hold reasons: text columns, bounded so a receipt stays small
+INVALID = "invalid"  # access-log outcome of a request refused for bad input
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +43,44 @@ class Limits:
 def require_label(name: str, value: str, limit: int = MAX_LABEL) -> str:
     """A short printable identifier (purpose, source, request id); the message names it only."""
     if not value:
-        raise InvalidInput(f"{name} is required")
-    if len(value) > limit or not value.isprintable():
-        raise InvalidInput(f"{name} must be printable and at most {limit} characters")
+        raise InvalidInput(f"{name} is required", name)
+    if not fits(value, limit):
+        raise InvalidInput(f"{name} must be printable and at most {limit} characters", name)
     return value
+
+
+def fits(value: str, limit: int) -> bool:
+    """Whether `value` may be stored as a label in a column of `limit` characters."""
+    return len(value) <= limit and value.isprintable()
 
 
 def require_batch(name: str, count: int, limits: Limits) -> None:
     if count == 0:
-        raise InvalidInput(f"{name} is empty")
+        raise InvalidInput(f"{name} is empty", name)
     if count > limits.max_batch_items:
-        raise InvalidInput(f"{name} has {count} items; the limit is {limits.max_batch_items}")
+        raise InvalidInput(f"{name} has {count} items; the limit is {limits.max_batch_items}", name)
+
+
+@contextmanager
+def refusals_logged(committer: "GroupCommitter", at: datetime, caller: Caller, action: str, purpose: str) -> Iterator[None]:
+    """Checks of a whole request run inside: an InvalidInput they raise is written to the
+    access log as the request's refusal (refusal_row), then passed on."""
+    try:
+        yield
+    except InvalidInput as exc:
+        row = refusal_row(at, caller, action, purpose, exc)
+        committer.run(lambda tx: tx.log_access([row]))
+        raise
+
+
+def refusal_row(at: datetime, caller: Caller, action: str, purpose: str, error: InvalidInput) -> tuple:
+    """The access-log entry of a request refused as a whole for bad input (outcome "invalid",
+    field: the item at fault). A request id or purpose that would not fit its column, or is
+    not printable, is left out rather than written: it may be the very item at fault."""
+    request_id = caller.request_id if caller.request_id and fits(caller.request_id, MAX_REQUEST_ID) else "-"
+    shown_purpose = purpose if purpose and fits(purpose, MAX_PURPOSE) else "-"
+    return access_row(at, Caller(caller.principal, request_id), action, shown_purpose, INVALID,
+                      field=(error.item or "request")[:MAX_FIELD])
 
 
 def access_row(

@@ -12,7 +12,7 @@ from datetime import datetime
 from vault.catalog import Catalog
 from vault.errors import InvalidInput, NotFound
 from vault.services.access import undeclared_purpose
-from vault.services.common import Caller, access_row, require_label
+from vault.services.common import MAX_PURPOSE, Caller, access_row, require_label
 from vault.services.rights.links import link, require_open_case
 from vault.services.tokenize_model import is_subject_id
 from vault.storage.consent import opt_outs_of, set_opt_out, subject_exists
@@ -65,6 +65,6 @@ class ConsentService:
         if not is_subject_id(subject_id):
             raise InvalidInput("malformed subject_id")
         if purpose is not None:
-            require_label("purpose", purpose)
+            require_label("purpose", purpose, MAX_PURPOSE)
             if purpose not in self.catalog.purposes:
                 raise undeclared_purpose(self.catalog)

@@ -46,7 +46,9 @@ from vault.errors import (
 )
 from vault.policy import MASKED, PLAIN
 from vault.services.access import DENIED, AccessControl
-from vault.services.common import Caller, Limits, access_row, require_batch, require_label
+from vault.services.common import (
+    MAX_PURPOSE, MAX_REQUEST_ID, Caller, Limits, access_row, refusals_logged, require_batch, require_label,
+)
 from vault.services.group_commit import GroupCommitter
 from vault.services.keyring import KeyId, KeyRing
 from vault.storage.rows import ValueRow
@@ -92,12 +94,15 @@ class DetokenizeService:
             RateLimited: the principal's rate is exceeded; nothing was read.
             KeyUnavailable, StoreUnavailable: nothing is returned; the attempt is logged if the log can be.
         """
-        require_label("purpose", purpose)
         now = self.clock()
+        with refusals_logged(self.committer, now, caller, "detokenize", purpose):
+            require_label("request_id", caller.request_id, MAX_REQUEST_ID)
+            require_label("purpose", purpose, MAX_PURPOSE)
         self.access.require_purpose(self.committer, caller, "detokenize", purpose, now)
-        require_batch("items", len(items), self.limits)
-        for i, item in enumerate(items):
-            self._check_syntax(i, item)
+        with refusals_logged(self.committer, now, caller, "detokenize", purpose):
+            require_batch("items", len(items), self.limits)
+            for i, item in enumerate(items):
+                self._check_syntax(i, item)
         self.access.limiter.spend(caller.principal, len(items))
         policy, today = self.access.policy, now.date()
         may_read_any = policy.may_read_any(caller.principal, purpose, today)
@@ -199,17 +204,17 @@ class DetokenizeService:
             try:
                 spec = self.catalog.field(item.field)
             except UnknownField as exc:
-                raise InvalidInput(f"items[{index}]: {exc}") from None
+                raise InvalidInput(f"items[{index}]: {exc}", f"items[{index}]") from None
         if tk.is_opaque_token(item.token):
             return
         if spec is None:
             if any(_shaped_like(s, item.token) for s in self.catalog if s.token_kind is TokenKind.FORMAT_PRESERVING):
-                raise InvalidInput(f"items[{index}]: a format-preserving token needs its field")
-            raise InvalidInput(f"items[{index}]: malformed token")
+                raise InvalidInput(f"items[{index}]: a format-preserving token needs its field", f"items[{index}]")
+            raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
         # A format-preserving token is drawn from its field's alphabet; anything else (a name or an
         # email sent by mistake) is refused here, before it could be looked up or written to the access log.
         if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not _shaped_like(spec, item.token):
-            raise InvalidInput(f"items[{index}]: malformed token")
+            raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
 
     def _log_failure(self, caller: Caller, purpose: str, items: list[DetokenizeItem], now: datetime) -> None:
         try:

@@ -21,7 +21,9 @@ from vault.crypto.index import blind_index
 from vault.errors import InvalidInput, PdvError, PermissionDenied
 from vault.policy import LOOKUP
 from vault.services.access import DENIED, AccessControl
-from vault.services.common import Caller, Limits, access_row, require_batch, require_label
+from vault.services.common import (
+    MAX_PURPOSE, MAX_REQUEST_ID, Caller, Limits, access_row, refusals_logged, require_batch, require_label,
+)
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.storage.rows import IndexMatch
@@ -51,11 +53,14 @@ class LookupService:
             PermissionDenied: a query's field may not be looked up for the purpose (logged).
             RateLimited: the principal's rate is exceeded; nothing was searched.
         """
-        require_label("purpose", purpose)
         now = self.clock()
+        with refusals_logged(self.committer, now, caller, "lookup", purpose):
+            require_label("request_id", caller.request_id, MAX_REQUEST_ID)
+            require_label("purpose", purpose, MAX_PURPOSE)
         self.access.require_purpose(self.committer, caller, "lookup", purpose, now)
-        require_batch("queries", len(queries), self.limits)
-        keys = [self._index_key(i, q) for i, q in enumerate(queries)]
+        with refusals_logged(self.committer, now, caller, "lookup", purpose):
+            require_batch("queries", len(queries), self.limits)
+            keys = [self._index_key(i, q) for i, q in enumerate(queries)]
         self.access.limiter.spend(caller.principal, len(queries))
         refused = {f for f in {f for f, _ in keys} if not self.access.allows(caller.principal, LOOKUP, f, purpose)}
         denied = [i for i, (f, _) in enumerate(keys) if f in refused]
@@ -95,4 +100,4 @@ class LookupService:
                 raise InvalidInput(f"value is larger than {self.limits.max_value_bytes} bytes")
             return spec.name, blind_index(self.index_keys.index_key(spec.name), spec.normalize(query.value))
         except PdvError as exc:
-            raise InvalidInput(f"queries[{index}]: {exc}") from None
+            raise InvalidInput(f"queries[{index}]: {exc}", f"queries[{index}]") from None

@@ -17,7 +17,7 @@ from vault.catalog import Catalog
 from vault.errors import Conflict, InvalidInput, NotFound, UnknownField
 from vault.keys.provider import Signer
 from vault.services.coalescer import Coalescer
-from vault.services.common import Caller, Limits, access_row, require_batch, require_label
+from vault.services.common import MAX_REASON, Caller, Limits, access_row, require_batch, require_label
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.rights.links import link, names_request, require_open_case
@@ -55,7 +55,7 @@ class ShredService:
             NotFound: `case_id` names no open privacy request; nothing was destroyed.
             KeyUnavailable: Vault cannot sign the receipts; nothing was destroyed.
         """
-        require_label("reason", reason, 1000)
+        require_label("reason", reason, MAX_REASON)
         require_batch("subject_ids", len(subject_ids), self.limits)
         for i, subject_id in enumerate(subject_ids):
             if not is_subject_id(subject_id):
@@ -67,7 +67,7 @@ class ShredService:
     def shred_fields(self, caller: Caller, subject_id: str, fields: list[str], reason: str,
                      case_id: str | None = None) -> ShredResult:
         """Destroy some fields of one subject (its DEK stays for the rest); `case_id` as for shred_subjects."""
-        require_label("reason", reason, 1000)
+        require_label("reason", reason, MAX_REASON)
         if not is_subject_id(subject_id):
             raise InvalidInput("malformed subject id")
         if not fields:
@@ -100,7 +100,7 @@ class ShredService:
         come back as "kept"). `before_destroy(tx, targets)` runs in that same transaction
         first (de-identification writes what it keeps there, so it commits with the shred).
         """
-        require_label("reason", reason, 1000)
+        require_label("reason", reason, MAX_REASON)
         order = Order(caller, list(dict.fromkeys(subject_ids)), reason, sorted(set(fields)) if fields else None, expired_by)
         return self._carry_out(order, lambda o: self._alone(o, before_destroy))
 
@@ -121,7 +121,7 @@ class ShredService:
     def place_hold(self, caller: Caller, subject_id: str, case_id: str, reason: str) -> bool:
         """Block every disposal of the subject until the case's hold is released."""
         require_label("case_id", case_id)
-        require_label("reason", reason, 1000)
+        require_label("reason", reason, MAX_REASON)
         if not is_subject_id(subject_id):
             raise InvalidInput("malformed subject id")
         now = self.clock()

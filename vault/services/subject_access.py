@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from vault.catalog import Catalog
-from vault.errors import InvalidInput, PermissionDenied
+from vault.errors import InvalidInput, PermissionDenied, UnknownField
 from vault.services.access import DENIED, AccessControl, undeclared_purpose
 from vault.services.common import Caller, Limits, access_row, require_batch
 from vault.services.tokenize_model import is_subject_id
@@ -70,7 +70,7 @@ class SubjectAccess:
         """
         for name in fields:
             if name not in self.catalog:
-                raise InvalidInput(f"unknown field {name!r}: not in the field catalog")
+                raise UnknownField(name)  # its message shows the name only if it is shaped like one
         missing = [f for f in sorted(set(fields)) if not self._may_shred(caller, (f,))]
         if missing:
             self._refuse(caller, [("shred", "disposal", _subject(subject_id), ",".join(sorted(set(fields))) or None)],

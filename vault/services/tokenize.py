@@ -19,10 +19,12 @@ from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
 from vault.crypto.index import blind_index
 from vault.domain import WrappedKey
-from vault.errors import Conflict, InvalidInput, NotFound, PdvError, PermissionDenied, RequestIdReused
+from vault.errors import Conflict, InvalidInput, NotFound, PdvError, PermissionDenied, RequestIdReused, shown_field
 from vault.policy import APPEND, TOKENIZE
 from vault.services.access import DENIED, AccessControl
-from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_batch, require_label
+from vault.services.common import (
+    MAX_PURPOSE, MAX_REQUEST_ID, Caller, Limits, access_row, refusals_logged, require_batch, require_label,
+)
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
@@ -60,18 +62,21 @@ class TokenizeService:
         The request id is optional: without one nothing is kept for a retry (a retry makes
         new tokens), and the access log gets a generated id to tie the call's rows together.
         """
+        now = self.clock()
+        with refusals_logged(self.committer, now, caller, "tokenize", purpose):
+            if caller.request_id:
+                require_label("request_id", caller.request_id, MAX_REQUEST_ID)
+            require_label("purpose", purpose, MAX_PURPOSE)
         remembered = bool(caller.request_id)
-        if remembered:
-            require_label("request_id", caller.request_id, MAX_REQUEST_ID)
-        else:
+        if not remembered:
             caller = Caller(caller.principal, f"gen-{uuid.uuid4().hex}")
-        require_label("purpose", purpose)
-        self.access.require_purpose(self.committer, caller, "tokenize", purpose, self.clock())
-        require_label("source", source)
-        if notice_id:
-            require_label("notice_id", notice_id)
-        require_batch("records", len(records), self.limits)
-        require_batch("fields in the batch", sum(len(r.fields) for r in records), self.limits)
+        self.access.require_purpose(self.committer, caller, "tokenize", purpose, now)
+        with refusals_logged(self.committer, now, caller, "tokenize", purpose):
+            require_label("source", source)
+            if notice_id:
+                require_label("notice_id", notice_id)
+            require_batch("records", len(records), self.limits)
+            require_batch("fields in the batch", sum(len(r.fields) for r in records), self.limits)
         fingerprint = self._fingerprint(purpose, source, notice_id, atomic, records)
         for attempt in range(ATTEMPTS):
             try:
@@ -179,7 +184,7 @@ class TokenizeService:
                     raise InvalidInput(f"value is larger than {self.limits.max_value_bytes} bytes")
                 out.append((spec, spec.normalize(value)))
             except PdvError as exc:
-                bad.append(ItemProblem(index, name, exc))
+                bad.append(ItemProblem(index, shown_field(name), exc))
         if bad:
             raise _ItemError(bad)
         return out
