@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from vault.catalog import Catalog
-from vault.errors import InvalidInput, PermissionDenied, UnknownField
+from vault.errors import PermissionDenied, UnknownField
 from vault.services.access import DENIED, AccessControl, undeclared_purpose
 from vault.services.common import Caller, Limits, access_row, require_batch
 from vault.services.tokenize_model import is_subject_id
