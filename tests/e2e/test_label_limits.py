@@ -4,16 +4,19 @@ error and no new audit chain (PostgreSQL had refused the insert, after the chain
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
 from pdv.v1 import token_pb2 as pb
 from pdv.v1 import token_pb2_grpc as pb_grpc
+from pdv_client import Record
+from pdv_client.errors import InvalidArgument
 from sqlalchemy import text
 
-from tests.support.stack import PRINCIPAL, Stack
-from vault.services.common import MAX_FIELD, MAX_LABEL, MAX_PURPOSE, MAX_REQUEST_ID
+from tests.support.stack import PRINCIPAL, Stack, start_stack
+from vault.keys.openbao import OpenBaoServer
+from vault.services.common import MAX_FIELD, MAX_LABEL, MAX_PURPOSE, MAX_REASON, MAX_REQUEST_ID
 
 PURPOSE = "benefits_eligibility"
 CANARY = "QzvCanaryXkw"
@@ -126,3 +129,34 @@ def test_an_unknown_field_name_is_never_echoed_or_logged_whole(stack: Stack, stu
     with pytest.raises(grpc.RpcError) as exc_info:
         stub.Tokenize(tokenize(field="shoe_size")[1], metadata=metadata)
     assert "unknown field 'shoe_size'" in exc_info.value.details()
+
+
+@pytest.fixture
+def admin_stack(openbao: OpenBaoServer, vault_token: str, database_url: str) -> Iterator[Stack]:
+    s = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL])
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_subject_service_labels_over_their_limit_are_refused_named_and_logged(admin_stack: Stack) -> None:
+    client = admin_stack.client()
+    (record,) = client.tokenize([Record({"email": "ada@example.org"})], purpose=PURPOSE, source="311")
+    subject, started = record.subject_id, chains(admin_stack)
+    calls: list[tuple[str, Callable[[], object], str, str]] = [
+        ("hold", lambda: client.place_hold(subject, case_id=over(MAX_LABEL), reason="court order"), "case_id", "case_id"),
+        ("hold", lambda: client.place_hold(subject, case_id="C-1", reason=over(MAX_REASON)), "reason", "reason"),
+        ("release_hold", lambda: client.release_hold(subject, case_id=over(MAX_LABEL)), "case_id", "case_id"),
+        ("shred", lambda: client.shred_subjects([subject], reason=over(MAX_REASON)), "reason", "reason"),
+        ("shred", lambda: client.shred_fields(subject, ["email"], reason=over(MAX_REASON)), "reason", "reason"),
+    ]
+    for action, call, named, item in calls:
+        before = len(refusals(admin_stack))
+        with pytest.raises(InvalidArgument) as exc_info:
+            call()
+        assert named in exc_info.value.message, f"{action}: {exc_info.value.message!r}"
+        (row,) = refusals(admin_stack)[before:]
+        assert (row[0], row[1], row[4], row[5]) == (action, PRINCIPAL, item, "invalid")
+        assert chains(admin_stack) == started, f"{action}: a new audit chain was started"
+    assert client.detokenize_one(record.tokens["email"], purpose=PURPOSE) == "ada@example.org"  # nothing was shredded

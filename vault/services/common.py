@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from vault.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from vault.services.group_commit import GroupCommitter
+    from vault.storage.store import Tx
 
 # Each label's limit is the column it is stored in (vault/storage/tables.py, migrations/):
 # PostgreSQL refuses a longer value (and the failed commit cost the process its audit chain)
@@ -62,14 +62,17 @@ def require_batch(name: str, count: int, limits: Limits) -> None:
 
 
 @contextmanager
-def refusals_logged(committer: "GroupCommitter", at: datetime, caller: Caller, action: str, purpose: str) -> Iterator[None]:
+def refusals_logged(
+    run: Callable[[Callable[["Tx"], object]], object], at: datetime, caller: Caller, action: str, purpose: str,
+) -> Iterator[None]:
     """Checks of a whole request run inside: an InvalidInput they raise is written to the
-    access log as the request's refusal (refusal_row), then passed on."""
+    access log as the request's refusal (refusal_row), through `run` (a write transaction:
+    GroupCommitter.run, say), then passed on."""
     try:
         yield
     except InvalidInput as exc:
         row = refusal_row(at, caller, action, purpose, exc)
-        committer.run(lambda tx: tx.log_access([row]))
+        run(lambda tx: tx.log_access([row]))
         raise
 
 

@@ -95,11 +95,11 @@ class DetokenizeService:
             KeyUnavailable, StoreUnavailable: nothing is returned; the attempt is logged if the log can be.
         """
         now = self.clock()
-        with refusals_logged(self.committer, now, caller, "detokenize", purpose):
+        with refusals_logged(self.committer.run, now, caller, "detokenize", purpose):
             require_label("request_id", caller.request_id, MAX_REQUEST_ID)
             require_label("purpose", purpose, MAX_PURPOSE)
         self.access.require_purpose(self.committer, caller, "detokenize", purpose, now)
-        with refusals_logged(self.committer, now, caller, "detokenize", purpose):
+        with refusals_logged(self.committer.run, now, caller, "detokenize", purpose):
             require_batch("items", len(items), self.limits)
             for i, item in enumerate(items):
                 self._check_syntax(i, item)

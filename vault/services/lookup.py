@@ -54,11 +54,11 @@ class LookupService:
             RateLimited: the principal's rate is exceeded; nothing was searched.
         """
         now = self.clock()
-        with refusals_logged(self.committer, now, caller, "lookup", purpose):
+        with refusals_logged(self.committer.run, now, caller, "lookup", purpose):
             require_label("request_id", caller.request_id, MAX_REQUEST_ID)
             require_label("purpose", purpose, MAX_PURPOSE)
         self.access.require_purpose(self.committer, caller, "lookup", purpose, now)
-        with refusals_logged(self.committer, now, caller, "lookup", purpose):
+        with refusals_logged(self.committer.run, now, caller, "lookup", purpose):
             require_batch("queries", len(queries), self.limits)
             keys = [self._index_key(i, q) for i, q in enumerate(queries)]
         self.access.limiter.spend(caller.principal, len(queries))

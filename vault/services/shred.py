@@ -14,10 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from vault.catalog import Catalog
-from vault.errors import Conflict, InvalidInput, NotFound, UnknownField
+from vault.errors import Conflict, InvalidInput, NotFound
 from vault.keys.provider import Signer
 from vault.services.coalescer import Coalescer
-from vault.services.common import MAX_REASON, Caller, Limits, access_row, require_batch, require_label
+from vault.services.common import (
+    MAX_REASON, Caller, Limits, access_row, refusals_logged, require_batch, require_label,
+)
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.rights.links import link, names_request, require_open_case
@@ -55,29 +57,27 @@ class ShredService:
             NotFound: `case_id` names no open privacy request; nothing was destroyed.
             KeyUnavailable: Vault cannot sign the receipts; nothing was destroyed.
         """
-        require_label("reason", reason, MAX_REASON)
-        require_batch("subject_ids", len(subject_ids), self.limits)
-        for i, subject_id in enumerate(subject_ids):
-            if not is_subject_id(subject_id):
-                raise InvalidInput(f"subject_ids[{i}]: malformed subject id")
-        self._require_case(case_id)
+        with refusals_logged(self._in_transaction, self.clock(), caller, "shred", "disposal"):
+            require_label("reason", reason, MAX_REASON)
+            require_batch("subject_ids", len(subject_ids), self.limits)
+            for i, subject_id in enumerate(subject_ids):
+                if not is_subject_id(subject_id):
+                    raise InvalidInput(f"subject_ids[{i}]: malformed subject id", f"subject_ids[{i}]")
+            self._require_case(case_id)
         order = Order(caller, list(dict.fromkeys(subject_ids)), reason, case_id=case_id)
         return self._carry_out(order, lambda o: self._committing.run(self._preparing.run(o)))
 
     def shred_fields(self, caller: Caller, subject_id: str, fields: list[str], reason: str,
                      case_id: str | None = None) -> ShredResult:
         """Destroy some fields of one subject (its DEK stays for the rest); `case_id` as for shred_subjects."""
-        require_label("reason", reason, MAX_REASON)
-        if not is_subject_id(subject_id):
-            raise InvalidInput("malformed subject id")
-        if not fields:
-            raise InvalidInput("fields is empty")
-        for name in fields:
-            try:
-                self.catalog.field(name)
-            except UnknownField as exc:
-                raise InvalidInput(str(exc)) from None
-        self._require_case(case_id)
+        with refusals_logged(self._in_transaction, self.clock(), caller, "shred", "disposal"):
+            require_label("reason", reason, MAX_REASON)
+            _require_subject_id(subject_id)
+            if not fields:
+                raise InvalidInput("fields is empty", "fields")
+            for name in fields:
+                self.catalog.field(name)  # UnknownField names it, if it is shaped like a field name
+            self._require_case(case_id)
         (result,) = self._carry_out(Order(caller, [subject_id], reason, sorted(set(fields)), case_id=case_id),
                                     self._alone)
         return result
@@ -120,11 +120,11 @@ class ShredService:
 
     def place_hold(self, caller: Caller, subject_id: str, case_id: str, reason: str) -> bool:
         """Block every disposal of the subject until the case's hold is released."""
-        require_label("case_id", case_id)
-        require_label("reason", reason, MAX_REASON)
-        if not is_subject_id(subject_id):
-            raise InvalidInput("malformed subject id")
         now = self.clock()
+        with refusals_logged(self._in_transaction, now, caller, "hold", "legal_hold"):
+            require_label("case_id", case_id)
+            require_label("reason", reason, MAX_REASON)
+            _require_subject_id(subject_id)
         with self.store.transaction() as tx:
             if not db.existing_subjects(tx, [subject_id]):
                 raise NotFound("unknown subject_id")
@@ -136,10 +136,10 @@ class ShredService:
         return placed
 
     def release_hold(self, caller: Caller, subject_id: str, case_id: str) -> int:
-        require_label("case_id", case_id)
-        if not is_subject_id(subject_id):
-            raise InvalidInput("malformed subject id")
         now = self.clock()
+        with refusals_logged(self._in_transaction, now, caller, "release_hold", "legal_hold"):
+            require_label("case_id", case_id)
+            _require_subject_id(subject_id)
         with self.store.transaction() as tx:
             released = db.release_hold(tx, subject_id, case_id, caller.principal, now)
             outcome = "released" if released else "no_hold"
@@ -148,6 +148,10 @@ class ShredService:
                 link(tx, case_id, now, caller, "release_hold", [(subject_id, outcome)])
         return released
 
+    def _in_transaction(self, work: Callable[[Tx], object]) -> object:
+        with self.store.transaction() as tx:
+            return work(tx)
+
     def verify_receipt(self, receipt: str, signature: str) -> bool:
         """True only if Vault's signing key signed exactly this receipt text."""
         try:
@@ -155,3 +159,8 @@ class ShredService:
         except ValueError:
             return False
         return self.signer.verify(receipt.encode(), signature)
+
+
+def _require_subject_id(subject_id: str) -> None:
+    if not is_subject_id(subject_id):
+        raise InvalidInput("malformed subject id", "subject_id")

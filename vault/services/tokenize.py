@@ -63,7 +63,7 @@ class TokenizeService:
         new tokens), and the access log gets a generated id to tie the call's rows together.
         """
         now = self.clock()
-        with refusals_logged(self.committer, now, caller, "tokenize", purpose):
+        with refusals_logged(self.committer.run, now, caller, "tokenize", purpose):
             if caller.request_id:
                 require_label("request_id", caller.request_id, MAX_REQUEST_ID)
             require_label("purpose", purpose, MAX_PURPOSE)
@@ -71,7 +71,7 @@ class TokenizeService:
         if not remembered:
             caller = Caller(caller.principal, f"gen-{uuid.uuid4().hex}")
         self.access.require_purpose(self.committer, caller, "tokenize", purpose, now)
-        with refusals_logged(self.committer, now, caller, "tokenize", purpose):
+        with refusals_logged(self.committer.run, now, caller, "tokenize", purpose):
             require_label("source", source)
             if notice_id:
                 require_label("notice_id", notice_id)
