@@ -39,7 +39,7 @@ def stored_values(stack: Stack) -> int:
 def test_garbage_from_an_authenticated_caller_is_invalid_argument_logged_once_without_traceback(stack: Stack) -> None:
     error = call_raw(stack, TOKENIZE, GARBAGE, stack.api_key)
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert error.details() == f"the request could not be decoded as a request of {TOKENIZE}"
+    assert error.details() == f"bad request to {TOKENIZE}: the request could not be decoded"
     server_log = stack.log.getvalue()
     assert "Traceback" not in server_log and "Exception deserializing" not in server_log
     (line,) = [line for line in server_log.splitlines() if "could not be decoded" in line]

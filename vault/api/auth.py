@@ -165,7 +165,7 @@ class Authenticator(grpc.ServerInterceptor):
         log.warning("%s: bad request from %s: %s", method, principal.name if principal else "an open-service caller", reason)
         if self._refusals is not None and principal is not None:
             self._refusals.record(method, BAD_REQUEST, principal.name, INVALID, action=DECODE)
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{reason} as a request of {method}")
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad request to {method}: {reason}")
 
 
 def _api_key(metadata: tuple | None) -> str | None:
