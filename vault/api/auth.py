@@ -34,7 +34,7 @@ from typing import Any
 
 import grpc
 
-from vault.api.decoding import BadRequest, RequestReader, release_memory, stream_handler
+from vault.api.decoding import BadRequest, RequestReader, release_memory, stream_handler, trim_soon
 from vault.crl import RevocationList
 from vault.domain import Principal
 from vault.services.auth_log import BAD_REQUEST, DECODE, DENIED, INVALID, UNAUTHENTICATED, RefusalLog
@@ -103,6 +103,7 @@ class Authenticator(grpc.ServerInterceptor):
     def _refuse(self, context: grpc.ServicerContext, method: str, reason: str, message: str,
                 principal: str | None = None, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED) -> None:
         """Record the refusal in the access log, then abort (raises)."""
+        trim_soon()  # grpc may have buffered part of the unread message: give it back once freed
         if self._refusals is not None:
             outcome = DENIED if code is grpc.StatusCode.PERMISSION_DENIED else UNAUTHENTICATED
             self._refusals.record(method, reason, principal, outcome)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -141,17 +143,54 @@ def _is_repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
 
 
-_libc = None
+class _Trimmer:
+    """Asks glibc to hand freed heap back to the system shortly after large calls end.
+
+    Not in the call itself: grpc frees a call's buffers (and those of a call refused before
+    its message was read) only after the behaviour returns. One daemon thread trims at most
+    every TRIM_DELAY seconds however many calls ask, so a flood of refusals cannot turn
+    into a flood of trims.
+    """
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("c")
+        self._trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None  # glibc only
+        self._wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if self._trim is None:
+            return
+        self._wanted.set()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pdv-malloc-trim", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            time.sleep(TRIM_DELAY)  # let the calls that asked finish freeing
+            self._wanted.clear()
+            self._trim(0)  # type: ignore[misc]
+
+
+TRIM_DELAY = 0.1
+_trimmer: _Trimmer | None = None
+_trimmer_lock = threading.Lock()
+
+
+def trim_soon() -> None:
+    """Have freed heap handed back to the system within about TRIM_DELAY seconds."""
+    global _trimmer
+    with _trimmer_lock:
+        if _trimmer is None:
+            _trimmer = _Trimmer()
+    _trimmer.request()
 
 
 def release_memory(message_bytes: int) -> None:
-    """After a large message: hand glibc's freed heap back to the system (a no-op elsewhere)."""
-    global _libc
-    if message_bytes < TRIM_AFTER_BYTES:
-        return
-    if _libc is None:
-        name = ctypes.util.find_library("c")
-        _libc = ctypes.CDLL(name) if name else False
-    trim = getattr(_libc, "malloc_trim", None) if _libc else None
-    if trim is not None:
-        trim(0)
+    """After a call whose message was large: trim_soon (small calls leave nothing worth it)."""
+    if message_bytes >= TRIM_AFTER_BYTES:
+        trim_soon()
