@@ -174,3 +174,20 @@ def _api_key(metadata: tuple | None) -> str | None:
         if key == API_KEY_HEADER and isinstance(value, str):
             return value
     return None
+
+
+def _replace(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
+    """Wrap whichever behaviour the handler has (unary or streaming), keeping its serializers.
+
+    For interceptors inside this one (vault.api.restore_gate): the Authenticator, outermost,
+    then serves the result with its own reading and decoding (vault.api.decoding)."""
+    for kind, factory in (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler),
+    ):
+        behaviour = getattr(handler, kind)
+        if behaviour is not None:
+            return factory(wrap(behaviour), handler.request_deserializer, handler.response_serializer)
+    return handler
