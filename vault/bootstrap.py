@@ -33,6 +33,7 @@ from vault.services.ledger import TombstoneLedger
 from vault.services.lifecycle.replay import LedgerReplay
 from vault.services.lifecycle.restore import ReconcileReport, RestoreGuard, Shortfall, reconcile, shortfalls
 from vault.services.lookup import LookupService
+from vault.services.rights.correction import CorrectionService
 from vault.services.rights.request_access import RequestAccess
 from vault.services.rights.requests import RequestService
 from vault.services.shred import ShredService
@@ -69,6 +70,7 @@ class App:
     shredder: ShredService
     subject_access: SubjectAccess
     requests: RequestService
+    corrections: CorrectionService
     audit: AuditChain | None = None
     refusals: RefusalLog | None = None
     committer: GroupCommitter | None = None
@@ -141,6 +143,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
         access=access, consent=ConsentService(store, catalog, clock),
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
+        corrections=CorrectionService(store, keyring, index_keys, catalog, limits, clock),
         audit=audit,
         refusals=RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst)),
         requests=RequestService(

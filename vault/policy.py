@@ -32,10 +32,15 @@ APPEND, SHRED, EXPORT, ADMIN = "append", "shred", "export", "admin"
 # spans a whole person and carries no purpose, so only a grant on every field for every
 # purpose counts (vault/services/rights/request_access.py).
 REQUESTS = "requests"
+# `correct`: replace a subject's values of a field with a corrected one (CorrectValue). The
+# request carries no purpose and corrects the value whatever it was collected for, so a
+# grant counts on a field only where it names every purpose the catalog lets the field be
+# collected for (vault/services/subject_access.py).
+CORRECT = "correct"
 # `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
-ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS)
+ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS, CORRECT)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
 
@@ -192,6 +197,7 @@ class _PolicyParser(NodeReader):
         shred: dict[str, set[str]] = {}
         admin: dict[str, set[str]] = {}
         requests = set()
+        correct: dict[str, set[str]] = {}
         for action, f, p in grants:
             if action == SHRED:
                 shred.setdefault(f, set()).add(p)
@@ -199,11 +205,19 @@ class _PolicyParser(NodeReader):
                 admin.setdefault(p, set()).add(f)
             elif action == REQUESTS:
                 requests.add((f, p))
+            elif action == CORRECT:
+                correct.setdefault(f, set()).add(p)
         if requests and requests != {(f, p) for f in fields for p in purposes}:
             self.warnings.append(
                 f"{where} grants requests on some fields or purposes only; a privacy request covers a whole "
                 "person and carries no purpose, so a requests grant counts only on every field for every purpose "
                 "(\"*\" and \"*\"): this grants nothing")
+        partial = sorted(f for f, ps in correct.items() if not self.catalog.field(f).purposes <= ps)
+        if partial:
+            self.warnings.append(
+                f"{where} grants correct on {', '.join(partial)} for some of the field's purposes only; a correction "
+                "carries no purpose and corrects every value of the field, so a correct grant counts only where it "
+                "names every purpose the field may be collected for: these grant nothing")
         partial = sorted(f for f, ps in shred.items() if ps != purposes)
         if partial:
             self.warnings.append(

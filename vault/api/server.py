@@ -93,7 +93,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         TokenServicer(app.tokenizer, app.detokenizer, app.finder), server
     )
     subject_pb2_grpc.add_SubjectServiceServicer_to_server(
-        SubjectServicer(app.shredder, app.subject_access, app.consent), server
+        SubjectServicer(app.shredder, app.subject_access, app.consent, app.corrections), server
     )
     request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(app.requests), server)
     health_servicer = health.HealthServicer()

@@ -1,19 +1,23 @@
-"""SubjectService: disposal, legal holds and consent. Who may make each call is decided by
+"""SubjectService: disposal, legal holds, consent and correction. Who may make each call is decided by
 vault/services/subject_access.py (the scope of the caller's `shred` / `admin` grants, or
 `admin_principals`), which also logs every refusal."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import timezone
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from pdv.v1 import subject_pb2 as pb
 from pdv.v1 import subject_pb2_grpc as pb_grpc
 
 from vault.api.auth import current_principal
 from vault.api.status import abort_with
 from vault.services.common import Caller
+from vault.services.common import MAX_REQUEST_ID, require_label
 from vault.services.consent import ConsentService
+from vault.services.rights.correction import CorrectionService
 from vault.services.shred import ShredService
 from vault.services.shred_steps import ShredResult
 from vault.services.subject_access import SubjectAccess
@@ -27,12 +31,42 @@ _STATUS = {
 
 
 class SubjectServicer(pb_grpc.SubjectServiceServicer):
-    def __init__(self, shredder: ShredService, gate: SubjectAccess, consent: ConsentService) -> None:
-        self._shredder, self._gate, self._consent = shredder, gate, consent
+    def __init__(
+        self, shredder: ShredService, gate: SubjectAccess, consent: ConsentService, corrections: CorrectionService,
+    ) -> None:
+        self._shredder, self._gate, self._consent, self._corrections = shredder, gate, consent, corrections
 
     @staticmethod
-    def _caller() -> Caller:
-        return Caller(current_principal.get().name, f"gen-{uuid.uuid4().hex}")
+    def _caller(request_id: str = "") -> Caller:
+        return Caller(current_principal.get().name, request_id or f"gen-{uuid.uuid4().hex}")
+
+    def CorrectValue(self, request: pb.CorrectValueRequest, context: grpc.ServicerContext) -> pb.CorrectValueResponse:
+        try:
+            if request.request_id:
+                require_label("request_id", request.request_id, MAX_REQUEST_ID)
+            caller = self._caller(request.request_id)
+            self._gate.correct(caller, request.subject_id, request.field)
+            values = self._corrections.correct_value(caller, request.subject_id, request.field, request.new_value,
+                                                     request.reason, request.case_id or None)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc, "CorrectValue")
+        return pb.CorrectValueResponse(values=[
+            pb.CorrectedValue(purpose=v.purpose, token=v.token, token_changed=v.token_changed) for v in values])
+
+    def ListCorrections(
+        self, request: pb.ListCorrectionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListCorrectionsResponse:
+        try:
+            caller = self._caller()
+            fields = self._gate.corrections_report(caller, request.subject_id)
+            rows = self._corrections.corrections(caller, request.subject_id, fields)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc, "ListCorrections")
+        return pb.ListCorrectionsResponse(corrections=[
+            pb.Correction(field=r.field, purpose=r.purpose, token=r.token, corrected_at=_timestamp(r.corrected_at),
+                          corrected_by=r.corrected_by, reason=r.reason, case_id=r.case_id or "",
+                          request_id=r.request_id, old_value_fingerprint=r.old_fingerprint.hex())
+            for r in rows])
 
     def SetConsent(self, request: pb.SetConsentRequest, context: grpc.ServicerContext) -> pb.SetConsentResponse:
         try:
@@ -104,3 +138,9 @@ def _outcome(result: ShredResult) -> pb.ShredOutcome:
         subject_id=result.subject_id, status=_STATUS[result.status], hold_case_ids=list(result.hold_case_ids),
         receipt=result.receipt, signature=result.signature,
     )
+
+
+def _timestamp(at) -> Timestamp:  # type: ignore[no-untyped-def]
+    stamp = Timestamp()
+    stamp.FromDatetime(at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc))  # SQLite reads back naive UTC
+    return stamp

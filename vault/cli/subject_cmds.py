@@ -1,8 +1,10 @@
-"""`pdv shred`, `pdv shred verify-receipt` and `pdv hold`: a records officer's disposal tools."""
+"""`pdv shred`, `pdv shred verify-receipt`, `pdv hold` and `pdv subject correct | corrections`:
+a records officer's disposal and correction tools."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -32,6 +34,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case", required=True, help="the legal case id (a privacy request's case id links the hold to it)")
     p.add_argument("--reason", default="", help="why (required to place)")
     p.set_defaults(run=run_hold)
+
+    p = sub.add_parser("subject", help="correct a subject's value, or list its corrections")
+    commands = p.add_subparsers(dest="subject_command", required=True)
+    c = commands.add_parser("correct", help="correct every value a subject holds of one field")
+    _connection_args(c)
+    c.add_argument("--subject", required=True)
+    c.add_argument("--field", required=True)
+    c.add_argument("--reason", required=True, help="why (kept in the correction history; no personal data)")
+    c.add_argument("--case", help="the privacy request or case this correction answers")
+    c.add_argument("--request-id", help="idempotency key: rerunning with it repeats the first answer")
+    # Never an argument: argv lands in shell history and in the process list.
+    c.add_argument("--value-file", help="file holding the corrected value ('-' for stdin); "
+                                        "default: a prompt on a terminal, else stdin")
+    c.set_defaults(run=run_correct)
+    c = commands.add_parser("corrections", help="list a subject's correction history (no values)")
+    _connection_args(c)
+    c.add_argument("--subject", required=True)
+    c.set_defaults(run=run_corrections)
 
 
 def run_shred(args: argparse.Namespace) -> int:
@@ -95,3 +115,45 @@ def run_hold(args: argparse.Namespace) -> int:
             raise InvalidInput("--reason is required to place a hold")
         return _call(args, lambda c: {"placed": c.place_hold(args.subject, case_id=args.case, reason=args.reason)})
     return _call(args, lambda c: {"released": c.release_hold(args.subject, case_id=args.case)})
+
+
+def run_correct(args: argparse.Namespace) -> int:
+    value = _new_value(args.value_file)
+
+    def go(client):  # type: ignore[no-untyped-def]
+        values = client.correct_value(args.subject, args.field, value, reason=args.reason, case_id=args.case,
+                                      request_id=args.request_id)
+        return {"subject_id": args.subject, "field": args.field,
+                "values": [{"purpose": v.purpose, "token": v.token, "token_changed": v.token_changed} for v in values]}
+
+    return _call(args, go)
+
+
+def run_corrections(args: argparse.Namespace) -> int:
+    def go(client):  # type: ignore[no-untyped-def]
+        return [
+            {"field": c.field, "purpose": c.purpose, "token": c.token, "corrected_at": c.corrected_at.isoformat(),
+             "corrected_by": c.corrected_by, "reason": c.reason, "case_id": c.case_id, "request_id": c.request_id,
+             "old_value_fingerprint": c.old_value_fingerprint}
+            for c in client.list_corrections(args.subject)
+        ]
+
+    return _call(args, go, lines=True)
+
+
+def _new_value(source: str | None) -> str:
+    """The corrected value from a file, stdin or a prompt, without its final newline."""
+    if source is None and sys.stdin.isatty():
+        value = getpass.getpass("corrected value: ")
+    elif source is None or source == "-":
+        value = sys.stdin.read()
+    else:
+        try:
+            value = Path(source).read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise InvalidInput(f"cannot read the value file {source}") from None
+    value = value[:-1] if value.endswith("\n") else value
+    value = value[:-1] if value.endswith("\r") else value
+    if not value:
+        raise InvalidInput("the corrected value is empty")
+    return value

@@ -38,6 +38,12 @@ class IndexKeys:
         so a kept pseudonym is no blind index (it cannot be looked up in the vault)."""
         return derive_key(self._root, "disposal-pseudonym", field)
 
+    def correction_key(self, field: str) -> bytes:
+        """The key of the fingerprint a correction keeps of the value it replaced: its own use,
+        so a fingerprint is neither a blind index nor a deterministic token (it cannot be
+        looked up, nor matched against a token a holder kept)."""
+        return derive_key(self._root, "correction-fingerprint", field)
+
     def __repr__(self) -> str:
         return "IndexKeys(<redacted>)"
 

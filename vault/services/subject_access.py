@@ -10,7 +10,10 @@ make every call below. Anyone else needs a policy grant covering what the call t
 - VerifyReceipt: `shred` on the fields the receipt names, every field for a whole subject;
 - SetConsent: `admin` for its purpose on every catalog field (an opt-out covers all of a
   subject's fields); GetConsent: that for at least one purpose, and it is shown only the
-  opt-outs of the purposes so granted.
+  opt-outs of the purposes so granted;
+- CorrectValue: `correct` on the field for every purpose the catalog lets it be collected
+  for (a correction replaces the value whatever it was collected for); ListCorrections:
+  that on at least one field, and it is shown only the history of the fields so granted.
 
 SubjectService requests carry no purpose, so a `shred` grant counts only where it names
 every purpose; `pdv policy check` warns about one that does not. The decision depends on
@@ -31,6 +34,7 @@ from datetime import datetime
 
 from vault.catalog import Catalog
 from vault.errors import PermissionDenied, UnknownField
+from vault.policy import CORRECT
 from vault.services.access import DENIED, AccessControl, undeclared_purpose
 from vault.services.common import Caller, Limits, access_row, require_batch
 from vault.services.tokenize_model import is_subject_id
@@ -112,6 +116,32 @@ class SubjectAccess:
                          f"not permitted to read consent: that needs an admin grant for a purpose on every "
                          f"field, {OVERRIDE}")
         return purposes
+
+    def correct(self, caller: Caller, subject_id: str, field: str) -> None:
+        """Allow correcting `field`, or log the refusal and raise PermissionDenied.
+
+        Raises:
+            InvalidInput: the field is not in the catalog (named).
+        """
+        if field not in self.catalog:
+            raise UnknownField(field)  # its message shows the name only if it is shaped like one
+        if not self._may_correct(caller, field):
+            self._refuse(caller, [("correct", "correction", _subject(subject_id), field)],
+                         f"not permitted to correct field {field!r}: that needs a correct grant on it for every "
+                         f"purpose it may be collected for, {OVERRIDE}")
+
+    def corrections_report(self, caller: Caller, subject_id: str) -> list[str]:
+        """The fields whose correction history the caller may see, or log the refusal and raise."""
+        fields = [f for f in self.catalog.names if self._may_correct(caller, f)]
+        if not fields:
+            self._refuse(caller, [("correct", "correction_report", _subject(subject_id), None)],
+                         f"not permitted to read corrections: that needs a correct grant on a field for every "
+                         f"purpose it may be collected for, {OVERRIDE}")
+        return fields
+
+    def _may_correct(self, caller: Caller, field: str) -> bool:
+        return caller.principal in self.admins or self.access.policy.covers(
+            caller.principal, CORRECT, (field,), self.catalog.field(field).purposes, self.access.today())
 
     def _may_shred(self, caller: Caller, fields: Iterable[str]) -> bool:
         return caller.principal in self.admins or self.access.may_shred(caller.principal, fields)

@@ -263,3 +263,30 @@ request_actions = Table(
     ForeignKeyConstraint(["request_id"], ["privacy_requests.id"], ondelete="CASCADE"),
     Index("ix_request_actions_request", "request_id"),
 )
+
+
+# Correction history (migration 0008): one row per corrected value, with a keyed fingerprint
+# of the old value, never the value. It cascades from the value it describes, so whatever
+# destroys a value (shred, field shred, disposal) destroys its history too.
+value_corrections = Table(
+    "value_corrections",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("value_id", BigId, nullable=False),
+    Column("subject_id", String(32), nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("token", String(256), nullable=False),
+    Column("token_changed", Boolean, nullable=False),
+    Column("old_fingerprint", LargeBinary, nullable=False),
+    Column("corrected_at", DateTime(timezone=True), nullable=False),
+    Column("corrected_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("case_id", String(200), nullable=True),
+    Column("request_id", String(128), nullable=False),
+    Column("request_fingerprint", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["value_id"], ["field_values.id"], ondelete="CASCADE"),
+    Index("ix_value_corrections_subject", "subject_id"),
+    Index("ix_value_corrections_value", "value_id"),
+    Index("ix_value_corrections_request", "corrected_by", "request_id"),
+)

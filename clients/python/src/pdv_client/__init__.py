@@ -25,7 +25,9 @@ from pdv_client.errors import (
     Unavailable,
     error_for_status,
 )
-from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome
+from pdv_client.models import (
+    CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
+)
 from pdv_client.privacy_requests import LinkedAction, PrivacyRequest, RequestCase, StatusChange
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "RequestCase",
     "StatusChange",
     "LinkedAction",
+    "CorrectedValue",
+    "Correction",
     "PdvError",
     "InvalidArgument",
     "NotFound",

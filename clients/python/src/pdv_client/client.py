@@ -9,6 +9,7 @@ idempotent), and mapping gRPC status codes to :mod:`pdv_client.errors`.
 from __future__ import annotations
 
 import uuid
+from datetime import timezone
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -16,7 +17,9 @@ import grpc
 
 from pdv.v1 import subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 from pdv_client.errors import Internal, error_for_status
-from pdv_client.models import DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome
+from pdv_client.models import (
+    CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
+)
 from pdv_client.privacy_requests import PrivacyRequests
 
 __all__ = ["PdvClient", "DEFAULT_BATCH_SIZE", "DEFAULT_TIMEOUT"]
@@ -376,6 +379,40 @@ class PdvClient:
         """The purposes the subject opted out of, sorted."""
         request = subject_pb2.GetConsentRequest(subject_id=subject_id)
         return list(self._call(self._subjects.GetConsent, request, "", timeout).opted_out_purposes)
+
+    def correct_value(
+        self, subject_id: str, field: str, new_value: str, *, reason: str, case_id: str | None = None,
+        request_id: str | None = None, timeout: float | None = None,
+    ) -> list[CorrectedValue]:
+        """Correct every value the subject holds of `field` (one per collection purpose).
+
+        Args:
+            new_value: the corrected value; never logged or echoed back.
+            reason: why (kept in the correction history; no personal data).
+            case_id: the privacy request or case the correction answers.
+            request_id: idempotency key; a retry with the same id and content gets the
+                first answer, different content raises AlreadyExists. Default: a fresh id.
+
+        Raises:
+            NotFound: the subject holds no value of the field (unknown, shredded or never collected).
+            PermissionDenied: no `correct` grant on the field for each of its purposes.
+            InvalidArgument: the value breaks the field's rules (named, not echoed).
+        """
+        request_id = request_id or uuid.uuid4().hex
+        request = subject_pb2.CorrectValueRequest(subject_id=subject_id, field=field, new_value=new_value,
+                                                  reason=reason, case_id=case_id or "", request_id=request_id)
+        response = self._call(self._subjects.CorrectValue, request, request_id, timeout)
+        return [CorrectedValue(v.purpose, v.token, v.token_changed) for v in response.values]
+
+    def list_corrections(self, subject_id: str, *, timeout: float | None = None) -> list[Correction]:
+        """The subject's correction history (of the fields the caller may correct), oldest first."""
+        request = subject_pb2.ListCorrectionsRequest(subject_id=subject_id)
+        response = self._call(self._subjects.ListCorrections, request, "", timeout)
+        return [
+            Correction(c.field, c.purpose, c.token, c.corrected_at.ToDatetime(tzinfo=timezone.utc), c.corrected_by,
+                       c.reason, c.case_id, c.request_id, c.old_value_fingerprint)
+            for c in response.corrections
+        ]
 
     # -- helpers ---------------------------------------------------------------
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import datetime
 
 from pdv_client.errors import PdvError, error_for_status
 
-__all__ = ["Record", "ItemError", "RecordTokens", "DetokenizeResult", "Match", "ShredOutcome"]
+__all__ = ["Record", "ItemError", "RecordTokens", "DetokenizeResult", "Match", "ShredOutcome", "CorrectedValue", "Correction"]
 
 
 @dataclass(frozen=True)
@@ -131,3 +132,40 @@ class ShredOutcome:
     hold_case_ids: tuple[str, ...] = ()
     receipt: str = ""
     signature: str = ""
+
+
+@dataclass(frozen=True)
+class CorrectedValue:
+    """One stored value after ``correct_value``.
+
+    Attributes:
+        purpose: the purpose it was collected for.
+        token: its token now (unchanged unless the field is deterministic).
+        token_changed: True when the token changed; the old one no longer reaches the value.
+    """
+
+    purpose: str
+    token: str
+    token_changed: bool
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One row of a subject's correction history (never a value).
+
+    Attributes:
+        field, purpose: the value corrected.
+        token: its token right after the correction.
+        corrected_at, corrected_by, reason, case_id, request_id: when, who, why, under what.
+        old_value_fingerprint: hex keyed hash of the old value (equal hashes: equal old values).
+    """
+
+    field: str
+    purpose: str
+    token: str
+    corrected_at: datetime
+    corrected_by: str
+    reason: str
+    case_id: str
+    request_id: str
+    old_value_fingerprint: str

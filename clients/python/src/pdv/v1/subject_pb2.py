@@ -22,47 +22,60 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14pdv/v1/subject.proto\x12\x06pdv.v1\"L\n\x14ShredSubjectsRequest\x12\x13\n\x0bsubject_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\"\x82\x01\n\x0cShredOutcome\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.pdv.v1.ShredStatus\x12\x15\n\rhold_case_ids\x18\x03 \x03(\t\x12\x0f\n\x07receipt\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\t\"?\n\x15ShredSubjectsResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.pdv.v1.ShredOutcome\"Y\n\x12ShredFieldsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"<\n\x13ShredFieldsResponse\x12%\n\x07outcome\x18\x01 \x01(\x0b\x32\x14.pdv.v1.ShredOutcome\"G\n\x10PlaceHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"#\n\x11PlaceHoldResponse\x12\x0e\n\x06placed\x18\x01 \x01(\x08\"9\n\x12ReleaseHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\'\n\x13ReleaseHoldResponse\x12\x10\n\x08released\x18\x01 \x01(\r\":\n\x14VerifyReceiptRequest\x12\x0f\n\x07receipt\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\"&\n\x15VerifyReceiptResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\"\\\n\x11SetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x11\n\topted_out\x18\x03 \x01(\x08\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"%\n\x12SetConsentResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\'\n\x11GetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"0\n\x12GetConsentResponse\x12\x1a\n\x12opted_out_purposes\x18\x01 \x03(\t*\x9f\x01\n\x0bShredStatus\x12\x1c\n\x18SHRED_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15SHRED_STATUS_SHREDDED\x10\x01\x12!\n\x1dSHRED_STATUS_ALREADY_SHREDDED\x10\x02\x12\x18\n\x14SHRED_STATUS_ON_HOLD\x10\x03\x12\x1a\n\x16SHRED_STATUS_NOT_FOUND\x10\x04\x32\x88\x04\n\x0eSubjectService\x12L\n\rShredSubjects\x12\x1c.pdv.v1.ShredSubjectsRequest\x1a\x1d.pdv.v1.ShredSubjectsResponse\x12\x46\n\x0bShredFields\x12\x1a.pdv.v1.ShredFieldsRequest\x1a\x1b.pdv.v1.ShredFieldsResponse\x12@\n\tPlaceHold\x12\x18.pdv.v1.PlaceHoldRequest\x1a\x19.pdv.v1.PlaceHoldResponse\x12\x46\n\x0bReleaseHold\x12\x1a.pdv.v1.ReleaseHoldRequest\x1a\x1b.pdv.v1.ReleaseHoldResponse\x12L\n\rVerifyReceipt\x12\x1c.pdv.v1.VerifyReceiptRequest\x1a\x1d.pdv.v1.VerifyReceiptResponse\x12\x43\n\nSetConsent\x12\x19.pdv.v1.SetConsentRequest\x1a\x1a.pdv.v1.SetConsentResponse\x12\x43\n\nGetConsent\x12\x19.pdv.v1.GetConsentRequest\x1a\x1a.pdv.v1.GetConsentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14pdv/v1/subject.proto\x12\x06pdv.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"L\n\x14ShredSubjectsRequest\x12\x13\n\x0bsubject_ids\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\"\x82\x01\n\x0cShredOutcome\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.pdv.v1.ShredStatus\x12\x15\n\rhold_case_ids\x18\x03 \x03(\t\x12\x0f\n\x07receipt\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\t\"?\n\x15ShredSubjectsResponse\x12&\n\x08outcomes\x18\x01 \x03(\x0b\x32\x14.pdv.v1.ShredOutcome\"Y\n\x12ShredFieldsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ields\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"<\n\x13ShredFieldsResponse\x12%\n\x07outcome\x18\x01 \x01(\x0b\x32\x14.pdv.v1.ShredOutcome\"G\n\x10PlaceHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"#\n\x11PlaceHoldResponse\x12\x0e\n\x06placed\x18\x01 \x01(\x08\"9\n\x12ReleaseHoldRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\"\'\n\x13ReleaseHoldResponse\x12\x10\n\x08released\x18\x01 \x01(\r\":\n\x14VerifyReceiptRequest\x12\x0f\n\x07receipt\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\t\"&\n\x15VerifyReceiptResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\"\\\n\x11SetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x11\n\topted_out\x18\x03 \x01(\x08\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\"%\n\x12SetConsentResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\"\'\n\x11GetConsentRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"0\n\x12GetConsentResponse\x12\x1a\n\x12opted_out_purposes\x18\x01 \x03(\t\"\x80\x01\n\x13\x43orrectValueRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x11\n\tnew_value\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"G\n\x0e\x43orrectedValue\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x15\n\rtoken_changed\x18\x03 \x01(\x08\">\n\x14\x43orrectValueResponse\x12&\n\x06values\x18\x01 \x03(\x0b\x32\x16.pdv.v1.CorrectedValue\",\n\x16ListCorrectionsRequest\x12\x12\n\nsubject_id\x18\x01 \x01(\t\"\xd7\x01\n\nCorrection\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x30\n\x0c\x63orrected_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63orrected_by\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x1d\n\x15old_value_fingerprint\x18\t \x01(\t\"B\n\x17ListCorrectionsResponse\x12\'\n\x0b\x63orrections\x18\x01 \x03(\x0b\x32\x12.pdv.v1.Correction*\x9f\x01\n\x0bShredStatus\x12\x1c\n\x18SHRED_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15SHRED_STATUS_SHREDDED\x10\x01\x12!\n\x1dSHRED_STATUS_ALREADY_SHREDDED\x10\x02\x12\x18\n\x14SHRED_STATUS_ON_HOLD\x10\x03\x12\x1a\n\x16SHRED_STATUS_NOT_FOUND\x10\x04\x32\xa7\x05\n\x0eSubjectService\x12L\n\rShredSubjects\x12\x1c.pdv.v1.ShredSubjectsRequest\x1a\x1d.pdv.v1.ShredSubjectsResponse\x12\x46\n\x0bShredFields\x12\x1a.pdv.v1.ShredFieldsRequest\x1a\x1b.pdv.v1.ShredFieldsResponse\x12@\n\tPlaceHold\x12\x18.pdv.v1.PlaceHoldRequest\x1a\x19.pdv.v1.PlaceHoldResponse\x12\x46\n\x0bReleaseHold\x12\x1a.pdv.v1.ReleaseHoldRequest\x1a\x1b.pdv.v1.ReleaseHoldResponse\x12L\n\rVerifyReceipt\x12\x1c.pdv.v1.VerifyReceiptRequest\x1a\x1d.pdv.v1.VerifyReceiptResponse\x12\x43\n\nSetConsent\x12\x19.pdv.v1.SetConsentRequest\x1a\x1a.pdv.v1.SetConsentResponse\x12\x43\n\nGetConsent\x12\x19.pdv.v1.GetConsentRequest\x1a\x1a.pdv.v1.GetConsentResponse\x12I\n\x0c\x43orrectValue\x12\x1b.pdv.v1.CorrectValueRequest\x1a\x1c.pdv.v1.CorrectValueResponse\x12R\n\x0fListCorrections\x12\x1e.pdv.v1.ListCorrectionsRequest\x1a\x1f.pdv.v1.ListCorrectionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pdv.v1.subject_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHREDSTATUS']._serialized_start=996
-  _globals['_SHREDSTATUS']._serialized_end=1155
-  _globals['_SHREDSUBJECTSREQUEST']._serialized_start=32
-  _globals['_SHREDSUBJECTSREQUEST']._serialized_end=108
-  _globals['_SHREDOUTCOME']._serialized_start=111
-  _globals['_SHREDOUTCOME']._serialized_end=241
-  _globals['_SHREDSUBJECTSRESPONSE']._serialized_start=243
-  _globals['_SHREDSUBJECTSRESPONSE']._serialized_end=306
-  _globals['_SHREDFIELDSREQUEST']._serialized_start=308
-  _globals['_SHREDFIELDSREQUEST']._serialized_end=397
-  _globals['_SHREDFIELDSRESPONSE']._serialized_start=399
-  _globals['_SHREDFIELDSRESPONSE']._serialized_end=459
-  _globals['_PLACEHOLDREQUEST']._serialized_start=461
-  _globals['_PLACEHOLDREQUEST']._serialized_end=532
-  _globals['_PLACEHOLDRESPONSE']._serialized_start=534
-  _globals['_PLACEHOLDRESPONSE']._serialized_end=569
-  _globals['_RELEASEHOLDREQUEST']._serialized_start=571
-  _globals['_RELEASEHOLDREQUEST']._serialized_end=628
-  _globals['_RELEASEHOLDRESPONSE']._serialized_start=630
-  _globals['_RELEASEHOLDRESPONSE']._serialized_end=669
-  _globals['_VERIFYRECEIPTREQUEST']._serialized_start=671
-  _globals['_VERIFYRECEIPTREQUEST']._serialized_end=729
-  _globals['_VERIFYRECEIPTRESPONSE']._serialized_start=731
-  _globals['_VERIFYRECEIPTRESPONSE']._serialized_end=769
-  _globals['_SETCONSENTREQUEST']._serialized_start=771
-  _globals['_SETCONSENTREQUEST']._serialized_end=863
-  _globals['_SETCONSENTRESPONSE']._serialized_start=865
-  _globals['_SETCONSENTRESPONSE']._serialized_end=902
-  _globals['_GETCONSENTREQUEST']._serialized_start=904
-  _globals['_GETCONSENTREQUEST']._serialized_end=943
-  _globals['_GETCONSENTRESPONSE']._serialized_start=945
-  _globals['_GETCONSENTRESPONSE']._serialized_end=993
-  _globals['_SUBJECTSERVICE']._serialized_start=1158
-  _globals['_SUBJECTSERVICE']._serialized_end=1678
+  _globals['_SHREDSTATUS']._serialized_start=1629
+  _globals['_SHREDSTATUS']._serialized_end=1788
+  _globals['_SHREDSUBJECTSREQUEST']._serialized_start=65
+  _globals['_SHREDSUBJECTSREQUEST']._serialized_end=141
+  _globals['_SHREDOUTCOME']._serialized_start=144
+  _globals['_SHREDOUTCOME']._serialized_end=274
+  _globals['_SHREDSUBJECTSRESPONSE']._serialized_start=276
+  _globals['_SHREDSUBJECTSRESPONSE']._serialized_end=339
+  _globals['_SHREDFIELDSREQUEST']._serialized_start=341
+  _globals['_SHREDFIELDSREQUEST']._serialized_end=430
+  _globals['_SHREDFIELDSRESPONSE']._serialized_start=432
+  _globals['_SHREDFIELDSRESPONSE']._serialized_end=492
+  _globals['_PLACEHOLDREQUEST']._serialized_start=494
+  _globals['_PLACEHOLDREQUEST']._serialized_end=565
+  _globals['_PLACEHOLDRESPONSE']._serialized_start=567
+  _globals['_PLACEHOLDRESPONSE']._serialized_end=602
+  _globals['_RELEASEHOLDREQUEST']._serialized_start=604
+  _globals['_RELEASEHOLDREQUEST']._serialized_end=661
+  _globals['_RELEASEHOLDRESPONSE']._serialized_start=663
+  _globals['_RELEASEHOLDRESPONSE']._serialized_end=702
+  _globals['_VERIFYRECEIPTREQUEST']._serialized_start=704
+  _globals['_VERIFYRECEIPTREQUEST']._serialized_end=762
+  _globals['_VERIFYRECEIPTRESPONSE']._serialized_start=764
+  _globals['_VERIFYRECEIPTRESPONSE']._serialized_end=802
+  _globals['_SETCONSENTREQUEST']._serialized_start=804
+  _globals['_SETCONSENTREQUEST']._serialized_end=896
+  _globals['_SETCONSENTRESPONSE']._serialized_start=898
+  _globals['_SETCONSENTRESPONSE']._serialized_end=935
+  _globals['_GETCONSENTREQUEST']._serialized_start=937
+  _globals['_GETCONSENTREQUEST']._serialized_end=976
+  _globals['_GETCONSENTRESPONSE']._serialized_start=978
+  _globals['_GETCONSENTRESPONSE']._serialized_end=1026
+  _globals['_CORRECTVALUEREQUEST']._serialized_start=1029
+  _globals['_CORRECTVALUEREQUEST']._serialized_end=1157
+  _globals['_CORRECTEDVALUE']._serialized_start=1159
+  _globals['_CORRECTEDVALUE']._serialized_end=1230
+  _globals['_CORRECTVALUERESPONSE']._serialized_start=1232
+  _globals['_CORRECTVALUERESPONSE']._serialized_end=1294
+  _globals['_LISTCORRECTIONSREQUEST']._serialized_start=1296
+  _globals['_LISTCORRECTIONSREQUEST']._serialized_end=1340
+  _globals['_CORRECTION']._serialized_start=1343
+  _globals['_CORRECTION']._serialized_end=1558
+  _globals['_LISTCORRECTIONSRESPONSE']._serialized_start=1560
+  _globals['_LISTCORRECTIONSRESPONSE']._serialized_end=1626
+  _globals['_SUBJECTSERVICE']._serialized_start=1791
+  _globals['_SUBJECTSERVICE']._serialized_end=2470
 # @@protoc_insertion_point(module_scope)

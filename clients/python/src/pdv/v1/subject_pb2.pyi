@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -141,3 +144,69 @@ class GetConsentResponse(_message.Message):
     OPTED_OUT_PURPOSES_FIELD_NUMBER: _ClassVar[int]
     opted_out_purposes: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, opted_out_purposes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CorrectValueRequest(_message.Message):
+    __slots__ = ("subject_id", "field", "new_value", "reason", "case_id", "request_id")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    NEW_VALUE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    field: str
+    new_value: str
+    reason: str
+    case_id: str
+    request_id: str
+    def __init__(self, subject_id: _Optional[str] = ..., field: _Optional[str] = ..., new_value: _Optional[str] = ..., reason: _Optional[str] = ..., case_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CorrectedValue(_message.Message):
+    __slots__ = ("purpose", "token", "token_changed")
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    purpose: str
+    token: str
+    token_changed: bool
+    def __init__(self, purpose: _Optional[str] = ..., token: _Optional[str] = ..., token_changed: _Optional[bool] = ...) -> None: ...
+
+class CorrectValueResponse(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[CorrectedValue]
+    def __init__(self, values: _Optional[_Iterable[_Union[CorrectedValue, _Mapping]]] = ...) -> None: ...
+
+class ListCorrectionsRequest(_message.Message):
+    __slots__ = ("subject_id",)
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    def __init__(self, subject_id: _Optional[str] = ...) -> None: ...
+
+class Correction(_message.Message):
+    __slots__ = ("field", "purpose", "token", "corrected_at", "corrected_by", "reason", "case_id", "request_id", "old_value_fingerprint")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OLD_VALUE_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    purpose: str
+    token: str
+    corrected_at: _timestamp_pb2.Timestamp
+    corrected_by: str
+    reason: str
+    case_id: str
+    request_id: str
+    old_value_fingerprint: str
+    def __init__(self, field: _Optional[str] = ..., purpose: _Optional[str] = ..., token: _Optional[str] = ..., corrected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., corrected_by: _Optional[str] = ..., reason: _Optional[str] = ..., case_id: _Optional[str] = ..., request_id: _Optional[str] = ..., old_value_fingerprint: _Optional[str] = ...) -> None: ...
+
+class ListCorrectionsResponse(_message.Message):
+    __slots__ = ("corrections",)
+    CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    corrections: _containers.RepeatedCompositeFieldContainer[Correction]
+    def __init__(self, corrections: _Optional[_Iterable[_Union[Correction, _Mapping]]] = ...) -> None: ...

@@ -72,6 +72,16 @@ class SubjectServiceStub:
                 request_serializer=pdv_dot_v1_dot_subject__pb2.GetConsentRequest.SerializeToString,
                 response_deserializer=pdv_dot_v1_dot_subject__pb2.GetConsentResponse.FromString,
                 _registered_method=True)
+        self.CorrectValue = channel.unary_unary(
+                '/pdv.v1.SubjectService/CorrectValue',
+                request_serializer=pdv_dot_v1_dot_subject__pb2.CorrectValueRequest.SerializeToString,
+                response_deserializer=pdv_dot_v1_dot_subject__pb2.CorrectValueResponse.FromString,
+                _registered_method=True)
+        self.ListCorrections = channel.unary_unary(
+                '/pdv.v1.SubjectService/ListCorrections',
+                request_serializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsRequest.SerializeToString,
+                response_deserializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsResponse.FromString,
+                _registered_method=True)
 
 
 class SubjectServiceServicer:
@@ -129,6 +139,21 @@ class SubjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CorrectValue(self, request, context):
+        """CorrectValue replaces every value the subject holds of one field with a corrected one.
+        Random and format-preserving tokens stay; a deterministic field's token follows the value.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCorrections(self, request, context):
+        """ListCorrections lists a subject's correction history (never a value).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +191,16 @@ def add_SubjectServiceServicer_to_server(servicer, server):
                     servicer.GetConsent,
                     request_deserializer=pdv_dot_v1_dot_subject__pb2.GetConsentRequest.FromString,
                     response_serializer=pdv_dot_v1_dot_subject__pb2.GetConsentResponse.SerializeToString,
+            ),
+            'CorrectValue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectValue,
+                    request_deserializer=pdv_dot_v1_dot_subject__pb2.CorrectValueRequest.FromString,
+                    response_serializer=pdv_dot_v1_dot_subject__pb2.CorrectValueResponse.SerializeToString,
+            ),
+            'ListCorrections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCorrections,
+                    request_deserializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsRequest.FromString,
+                    response_serializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -360,6 +395,60 @@ class SubjectService:
             '/pdv.v1.SubjectService/GetConsent',
             pdv_dot_v1_dot_subject__pb2.GetConsentRequest.SerializeToString,
             pdv_dot_v1_dot_subject__pb2.GetConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectValue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdv.v1.SubjectService/CorrectValue',
+            pdv_dot_v1_dot_subject__pb2.CorrectValueRequest.SerializeToString,
+            pdv_dot_v1_dot_subject__pb2.CorrectValueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCorrections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdv.v1.SubjectService/ListCorrections',
+            pdv_dot_v1_dot_subject__pb2.ListCorrectionsRequest.SerializeToString,
+            pdv_dot_v1_dot_subject__pb2.ListCorrectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,253 @@
+"""Correcting a value: a resident's right to have what is held about them put right.
+
+`correct_value` replaces every value a subject holds of one field (a value collected under
+several purposes is held once per purpose: "correct my email" means all of them) with the
+catalog-normalized new value, sealed under the subject's current DEK with a fresh nonce and
+the row's own associated data. Random and format-preserving tokens stay, so systems holding
+them need do nothing. A deterministic token is a function of the value, so it follows it:
+the old token stops reaching this subject's value (it then answers like any unknown token,
+unless other subjects still share it), since a token of the wrong value left pointing at the
+person would keep linking them to it. Two values of a deterministic field that correct to
+the same value share one token, and a subject holds a deterministic value once (as tokenize
+keeps it): the oldest row is kept and the others are merged into it.
+
+Each corrected value gets a history row: when, who, why, the case and request ids, and the
+HMAC of the old value under a key of its own (IndexKeys.correction_key), never the value.
+History rows cascade from their value, so a shred or disposal destroys them with it.
+
+Who may correct is decided before any read (vault/services/subject_access.py); legal holds
+do not block a correction (a hold stops destruction, and a correction destroys nothing the
+case needs that a fingerprint would not show). An unknown or shredded subject, or a field
+the subject does not hold, are one and the same NOT_FOUND. Work is split as tokenize's: the
+Vault calls and encryption happen between a snapshot read and a short write transaction,
+which re-reads the rows (locked on PostgreSQL) and starts again if anything moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from vault.catalog import Catalog, FieldSpec, TokenKind
+from vault.crypto import tokens as tk
+from vault.crypto.aead import DataKey, row_aad
+from vault.crypto.index import blind_index
+from vault.errors import Conflict, InvalidInput, NotFound, RequestIdReused
+from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_label
+from vault.services.index_keys import IndexKeys
+from vault.services.keyring import KeyRing
+from vault.services.tokenize_model import is_subject_id
+from vault.storage import corrections as db
+from vault.storage.rows import KeyRow
+from vault.storage.store import Store, Tx
+
+ATTEMPTS = 3
+ACTION = "correct"
+LOG_PURPOSE = "correction"  # what a refused or failed correction is logged under: it names no value's purpose
+MAX_REASON = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectedValue:
+    """One stored value after a correction: its collection purpose and token."""
+
+    purpose: str
+    token: str
+    token_changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the write transaction stores, prepared outside it."""
+
+    seen: list[tuple[int, int, bytes]]  # (value id, key version, ciphertext) as read
+    key_version: int
+    new_key: tuple | None  # a fresh DEK row (KEY_COLUMNS) when the current one is worn
+    rewrites: list[tuple[int, str, int, bytes, bytes | None]]
+    merged: list[int]
+    history: list[db.CorrectionRow]
+
+
+class CorrectionService:
+    def __init__(
+        self, store: Store, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog, limits: Limits,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store, self.keyring, self.index_keys = store, keyring, index_keys
+        self.catalog, self.limits, self.clock = catalog, limits, clock
+
+    def correct_value(
+        self, caller: Caller, subject_id: str, field: str, new_value: str, reason: str, case_id: str | None = None,
+    ) -> list[CorrectedValue]:
+        """Replace every value `subject_id` holds of `field` with `new_value` (idempotent by request id).
+
+        The caller must already have been allowed by SubjectAccess.correct.
+
+        Returns:
+            One CorrectedValue per value corrected, oldest first.
+        Raises:
+            InvalidInput: malformed subject id, request id, reason or case id, or a value the
+                field's rules refuse (named by field, never echoed).
+            NotFound: the subject holds no value of the field (unknown, shredded, or never collected).
+            RequestIdReused: the request id names a different earlier request of this caller.
+            KeyUnavailable, StoreUnavailable: a dependency is down; nothing was written.
+        """
+        require_label("request_id", caller.request_id, MAX_REQUEST_ID)
+        spec = self.catalog.field(field)
+        try:
+            if not is_subject_id(subject_id):
+                raise InvalidInput("malformed subject_id")
+            require_label("reason", reason, MAX_REASON)
+            if case_id:
+                require_label("case_id", case_id)
+            normalized = self._normalize(spec, new_value)
+        except InvalidInput:
+            self._log_failure(caller, subject_id if is_subject_id(subject_id) else None, field, "invalid")
+            raise
+        fingerprint = self._request_fingerprint(subject_id, field, normalized, reason, case_id)
+        for attempt in range(ATTEMPTS):
+            try:
+                return self._attempt(caller, subject_id, spec, normalized, reason, case_id, fingerprint)
+            except Conflict:
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def corrections(self, caller: Caller, subject_id: str, fields: list[str]) -> list[db.CorrectionRow]:
+        """The subject's correction history of `fields` (those SubjectAccess lets the caller see), oldest first.
+
+        Raises:
+            InvalidInput: malformed subject id.
+        """
+        if not is_subject_id(subject_id):
+            raise InvalidInput("malformed subject_id")
+        now = self.clock()
+        with self.store.transaction() as tx:
+            rows = db.history_of_subject(tx, subject_id, fields)
+            tx.log_access([access_row(now, caller, ACTION, "correction_report", "ok", subject_id)])
+        return rows
+
+    # --- steps ---------------------------------------------------------------------
+    def _normalize(self, spec: FieldSpec, value: str) -> str:
+        if not value:
+            raise InvalidInput("new_value is empty")
+        if len(value.encode()) > self.limits.max_value_bytes:
+            raise InvalidInput(f"new_value is larger than {self.limits.max_value_bytes} bytes")
+        return spec.normalize(value)
+
+    def _attempt(
+        self, caller: Caller, subject_id: str, spec: FieldSpec, normalized: str, reason: str, case_id: str | None,
+        fingerprint: bytes,
+    ) -> list[CorrectedValue]:
+        with self.store.snapshot() as tx:
+            earlier = db.history_of_request(tx, caller.principal, caller.request_id)
+            if earlier:
+                return _replay(earlier, fingerprint)
+            stored = db.values_of(tx, subject_id, spec.name)
+            key = tx.current_keys([subject_id]).get(subject_id)
+        if not stored or key is None:
+            self._log_failure(caller, subject_id, spec.name, "not_found")
+            raise NotFound(f"no value of field {spec.name!r} is held for this subject "
+                           "(unknown or shredded subject, or a field it does not hold)")
+        plan = self._plan(caller, subject_id, spec, normalized, reason, case_id, fingerprint, stored, key)
+
+        def write(tx: Tx) -> list[CorrectedValue]:
+            again = db.history_of_request(tx, caller.principal, caller.request_id)
+            if again:
+                return _replay(again, fingerprint)
+            self._require_case(tx, case_id)
+            now_rows = db.values_of(tx, subject_id, spec.name, lock=True)
+            current = tx.current_keys([subject_id]).get(subject_id)
+            if [(v.id, v.key_version, v.ciphertext) for v in now_rows] != plan.seen or current is None \
+                    or current.version != plan.key_version:
+                raise Conflict("the subject's values changed during the correction; retry it")
+            if plan.new_key is not None:
+                tx.add_keys([plan.new_key])
+            else:
+                tx.count_encryptions([(subject_id, plan.key_version, len(plan.rewrites))])
+            db.rewrite_values(tx, plan.rewrites)
+            survivor = plan.rewrites[0][0]
+            db.move_history(tx, plan.merged, survivor)
+            db.drop_values(tx, plan.merged)
+            db.add_history(tx, plan.history)
+            tx.log_access([
+                access_row(h.corrected_at, caller, ACTION, h.purpose, "merged" if i in plan.merged else "ok",
+                           subject_id, spec.name, h.token)
+                for h, i in zip(plan.history, [v.id for v in stored])
+            ])
+            self._link(tx, case_id, caller, subject_id, spec.name, len(plan.history))
+            return _answer(plan.history)
+
+        with self.store.transaction() as tx:
+            return write(tx)
+
+    def _plan(
+        self, caller: Caller, subject_id: str, spec: FieldSpec, normalized: str, reason: str, case_id: str | None,
+        fingerprint: bytes, stored: list[db.StoredValue], key: KeyRow,
+    ) -> _Plan:
+        wanted = {(subject_id, v.key_version): v.wrapped for v in stored}
+        wanted[(subject_id, key.version)] = key.wrapped
+        keys = self.keyring.data_keys(wanted)  # at most one batched Vault call
+        now = self.clock()
+        deterministic = spec.token_kind is TokenKind.DETERMINISTIC
+        new_token = tk.deterministic_token(self.index_keys.token_key(spec.name), normalized) if deterministic else None
+        # A deterministic value is held once per subject: rows that now share a token merge into the oldest.
+        rewritten = stored[:1] if deterministic else stored
+        sealer, version, new_key = keys[(subject_id, key.version)], key.version, None
+        if key.encryptions + len(rewritten) > self.limits.dek_max_encryptions:
+            ((secret, wrapped),) = self.keyring.new_keys(1)
+            version = key.version + 1
+            sealer = self.keyring.remember((subject_id, version), secret)
+            new_key = (subject_id, version, wrapped.ciphertext, wrapped.kek_version, len(rewritten), now)  # KEY_COLUMNS
+        index = blind_index(self.index_keys.index_key(spec.name), normalized) if spec.searchable else None
+        rewrites = []
+        for v in rewritten:
+            token = new_token or v.token
+            sealed = sealer.seal(normalized.encode(), row_aad(subject_id, spec.name, token, version))
+            rewrites.append((v.id, token, version, sealed, index))
+        fingerprint_key = self.index_keys.correction_key(spec.name)
+        history = []
+        for v in stored:
+            old = _open(keys[(subject_id, v.key_version)], subject_id, spec.name, v)
+            history.append(db.CorrectionRow(
+                stored[0].id if deterministic else v.id, subject_id, spec.name, v.purpose, new_token or v.token,
+                bool(new_token) and new_token != v.token, hmac.digest(fingerprint_key, old, hashlib.sha256),
+                now, caller.principal, reason, case_id, caller.request_id, fingerprint,
+            ))
+        return _Plan([(v.id, v.key_version, v.ciphertext) for v in stored], key.version, new_key, rewrites,
+                     [v.id for v in stored[1:]] if deterministic else [], history)
+
+    def _require_case(self, tx: Tx, case_id: str | None) -> None:
+        """Hook for the privacy-request link (a case id naming an open request)."""
+
+    def _link(self, tx: Tx, case_id: str | None, caller: Caller, subject_id: str, field: str, count: int) -> None:
+        """Hook for the privacy-request link of the correction."""
+
+    def _request_fingerprint(self, subject_id: str, field: str, normalized: str, reason: str, case_id: str | None) -> bytes:
+        # Keyed, so the stored fingerprint cannot be used to confirm a guessed value.
+        body = json.dumps(["correct", subject_id, field, normalized, reason, case_id or ""])
+        return hmac.digest(self.index_keys.fingerprint_key, body.encode(), hashlib.sha256)
+
+    def _log_failure(self, caller: Caller, subject_id: str | None, field: str, outcome: str) -> None:
+        now = self.clock()
+        with self.store.transaction() as tx:
+            tx.log_access([access_row(now, caller, ACTION, LOG_PURPOSE, outcome, subject_id, field)])
+
+
+def _open(data_key: DataKey, subject_id: str, field: str, value: db.StoredValue) -> bytes:
+    return data_key.open(value.ciphertext, row_aad(subject_id, field, value.token, value.key_version))
+
+
+def _answer(history: list[db.CorrectionRow]) -> list[CorrectedValue]:
+    return [CorrectedValue(h.purpose, h.token, h.token_changed) for h in history]
+
+
+def _replay(earlier: list[db.CorrectionRow], fingerprint: bytes) -> list[CorrectedValue]:
+    if not all(hmac.compare_digest(h.request_fingerprint, fingerprint) for h in earlier):
+        raise RequestIdReused()
+    return _answer(earlier)
+
