@@ -85,3 +85,35 @@ def test_0007_adds_privacy_requests_and_its_downgrade_takes_their_keys_too(datab
             assert requests_db.get_request(tx, row.id) is None
     finally:
         engine.dispose()
+
+
+def test_0008_correction_history_goes_with_its_value_and_downgrades(database_url: str) -> None:
+    """The history of a value cascades from it: whatever deletes the value (a shred, a field
+    shred, disposal) deletes its history in the same statement, on both databases."""
+    from vault.storage import corrections
+
+    engine = create_store_engine(database_url)
+    kept, dropped = _subject(1), _subject(2)
+    try:
+        migrate.upgrade(engine)
+        store = Store(engine)
+        _add_subjects(store, kept, dropped)
+        with store.transaction() as tx:
+            tx.add_values([_value(kept, "email", "pdv_k"), _value(dropped, "email", "pdv_d")])
+        with store.transaction() as tx:
+            rows = [corrections.CorrectionRow(v.id, s, "email", v.purpose, v.token, False, b"\x01" * 32, AT, "office",
+                                              "typo", None, f"r-{s}", b"\x02" * 32)
+                    for s in (kept, dropped) for v in corrections.values_of(tx, s, "email")]
+            corrections.add_history(tx, rows)
+        with store.transaction() as tx:
+            tx.execute(f"DELETE FROM field_values WHERE subject_id = {tx.marks(1)}", (dropped,))
+        with store.snapshot() as tx:
+            assert [r.subject_id for r in corrections.history_of_subject(tx, kept)] == [kept]
+            assert corrections.history_of_subject(tx, dropped) == []
+            assert [r.request_id for r in corrections.history_of_request(tx, "office", f"r-{kept}")] == [f"r-{kept}"]
+        migrate.downgrade(engine, "0007")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM field_values")).scalar() == 1
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
