@@ -137,14 +137,19 @@ def test_every_value_of_the_field_is_corrected_and_deterministic_ones_merge(vaul
     officer = clients["privacy-office"]
 
     phones = officer.correct_value(subject, "phone", "917-555-0142", reason="both numbers were wrong")
-    emails = officer.correct_value(subject, "email", f"right.{secrets.token_hex(4)}@example.org", reason="x")
+    right = read(clients, second["email"], "email", OTHER)[1] or ""
+    emails = officer.correct_value(subject, "email", right.upper(), reason="the second one was right")
 
     assert [(v.purpose, v.token) for v in phones] == [(PURPOSE, first["phone"]), (OTHER, second["phone"])]
     assert read(clients, first["phone"], "phone") == (OK, "9175550142")
     assert read(clients, second["phone"], "phone", OTHER) == (OK, "9175550142")
-    # Two emails that are now one value share one token; the subject holds it once (the oldest row).
-    assert [v.purpose for v in emails] == [PURPOSE, OTHER] and len({v.token for v in emails}) == 1
-    assert lookup(clients, "email", read(clients, emails[0].token, "email")[1] or "") == [(subject, emails[0].token)]
+    # Two emails that are now one value share its token; the subject holds it once, in the oldest row.
+    assert [(v.purpose, v.token, v.token_changed) for v in emails] == [(PURPOSE, second["email"], True),
+                                                                        (OTHER, second["email"], False)]
+    assert lookup(clients, "email", right) == [(subject, second["email"])]
+    assert lookup(clients, "email", fields["email"]) == []
+    assert read(clients, first["email"], "email")[0] == NOT_FOUND
+    assert read(clients, second["email"], "email") == (OK, right)  # the oldest row's purpose, PURPOSE, kept
     listed = officer.list_corrections(subject)
     assert [(c.field, c.purpose) for c in listed] == [("phone", PURPOSE), ("phone", OTHER), ("email", PURPOSE),
                                                       ("email", OTHER)]
@@ -319,5 +324,33 @@ def test_a_worn_data_key_is_rotated_by_the_correction(
             assert keys == [(1, 2), (2, 1)]
             got = client.detokenize([tokens["phone"], tokens["email"]], purpose=PURPOSE)
             assert [r.value for r in got] == ["2125550102", "worn@example.org"]
+        finally:
+            stack.stop()
+
+
+@pytest.mark.parametrize("db", DATABASES)
+def test_disposal_of_an_expired_corrected_value_takes_its_history(
+    db: str, openbao: OpenBaoServer, vault_token: str, tmp_path: Path
+) -> None:
+    """A correction keeps the value's expiry; when retention disposes of the value, its history goes too."""
+    from datetime import datetime, timedelta, timezone
+
+    from vault.bootstrap import disposal_service
+
+    with database(db, tmp_path) as url:
+        stack = start_stack(openbao, url, vault_token, admin_principals=[PRINCIPAL],
+                            tombstone_ledger=tmp_path / "tombstones.jsonl")
+        try:
+            client = stack.client()
+            # benefits_eligibility keeps email 3 years, full_name 7.
+            (rec,) = client.tokenize([Record({"email": "old.expiry@example.org", "full_name": "Grace Hopper"})],
+                                     purpose=PURPOSE, source="test")
+            client.correct_value(rec.subject_id, "email", "new.expiry@example.org", reason="x")
+            client.correct_value(rec.subject_id, "full_name", "Grace B. Hopper", reason="x")
+            four_years = datetime.now(timezone.utc) + timedelta(days=4 * 366)
+            report = disposal_service(stack.app).dispose(now=four_years).to_json()
+            assert report["values_disposed"] == {"email": 1}
+            assert [h[0] for h in history(stack, rec.subject_id)] == ["full_name"]
+            assert client.lookup("email", "new.expiry@example.org", purpose=PURPOSE) == []
         finally:
             stack.stop()

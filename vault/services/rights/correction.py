@@ -154,36 +154,39 @@ class CorrectionService:
             raise NotFound(f"no value of field {spec.name!r} is held for this subject "
                            "(unknown or shredded subject, or a field it does not hold)")
         plan = self._plan(caller, subject_id, spec, normalized, reason, case_id, fingerprint, stored, key)
-
-        def write(tx: Tx) -> list[CorrectedValue]:
-            again = db.history_of_request(tx, caller.principal, caller.request_id)
-            if again:
-                return _replay(again, fingerprint)
-            self._require_case(tx, case_id)
-            now_rows = db.values_of(tx, subject_id, spec.name, lock=True)
-            current = tx.current_keys([subject_id]).get(subject_id)
-            if [(v.id, v.key_version, v.ciphertext) for v in now_rows] != plan.seen or current is None \
-                    or current.version != plan.key_version:
-                raise Conflict("the subject's values changed during the correction; retry it")
-            if plan.new_key is not None:
-                tx.add_keys([plan.new_key])
-            else:
-                tx.count_encryptions([(subject_id, plan.key_version, len(plan.rewrites))])
-            db.rewrite_values(tx, plan.rewrites)
-            survivor = plan.rewrites[0][0]
-            db.move_history(tx, plan.merged, survivor)
-            db.drop_values(tx, plan.merged)
-            db.add_history(tx, plan.history)
-            tx.log_access([
-                access_row(h.corrected_at, caller, ACTION, h.purpose, "merged" if i in plan.merged else "ok",
-                           subject_id, spec.name, h.token)
-                for h, i in zip(plan.history, [v.id for v in stored])
-            ])
-            self._link(tx, case_id, caller, subject_id, spec.name, len(plan.history))
-            return _answer(plan.history)
-
         with self.store.transaction() as tx:
-            return write(tx)
+            return self._write(tx, caller, subject_id, spec.name, case_id, fingerprint, plan)
+
+    def _write(
+        self, tx: Tx, caller: Caller, subject_id: str, field: str, case_id: str | None, fingerprint: bytes, plan: _Plan,
+    ) -> list[CorrectedValue]:
+        again = db.history_of_request(tx, caller.principal, caller.request_id)
+        if again:
+            return _replay(again, fingerprint)
+        self._require_case(tx, case_id)
+        now_rows = db.values_of(tx, subject_id, field, lock=True)
+        current = tx.current_keys([subject_id]).get(subject_id)
+        if [(v.id, v.key_version, v.ciphertext) for v in now_rows] != plan.seen or current is None \
+                or current.version != plan.key_version:
+            raise Conflict("the subject's values changed during the correction; retry it")
+        if plan.new_key is not None:
+            tx.add_keys([plan.new_key])
+        else:
+            tx.count_encryptions([(subject_id, plan.key_version, len(plan.rewrites))])
+        # Merged rows go first, their history moved to the row they merge into: the survivor
+        # may take the token one of them holds (the unique token index), and deleting a value
+        # deletes its history.
+        db.move_history(tx, plan.merged, plan.rewrites[0][0])
+        db.drop_values(tx, plan.merged)
+        db.rewrite_values(tx, plan.rewrites)
+        db.add_history(tx, plan.history)
+        tx.log_access([
+            access_row(h.corrected_at, caller, ACTION, h.purpose, "merged" if value_id in plan.merged else "ok",
+                       subject_id, field, h.token)
+            for h, (value_id, _, _) in zip(plan.history, plan.seen)
+        ])
+        self._link(tx, case_id, caller, subject_id, field, len(plan.history))
+        return _answer(plan.history)
 
     def _plan(
         self, caller: Caller, subject_id: str, spec: FieldSpec, normalized: str, reason: str, case_id: str | None,
