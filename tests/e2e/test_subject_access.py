@@ -150,7 +150,15 @@ CALLS: dict[str, tuple[str, str, Callable[[PdvClient, str, dict], object]]] = {
     "VerifyReceipt": ("verify_receipt", "disposal", lambda c, s, r: c.verify_receipt(r["receipt"], r["signature"])),
     "SetConsent": ("consent", PURPOSE, lambda c, s, r: c.set_consent(s, PURPOSE, opted_out=True)),
     "GetConsent": ("consent", "consent_report", lambda c, s, r: c.get_consent(s)),
+    "CorrectValue": ("correct", "correction", lambda c, s, r: c.correct_value(s, "email", "a@example.org", reason="x")),
+    "ListCorrections": ("correct", "correction_report", lambda c, s, r: c.list_corrections(s)),
 }
+
+
+def test_every_subject_service_call_is_in_the_refusal_table() -> None:
+    from pdv.v1 import subject_pb2
+
+    assert set(CALLS) == set(subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].methods_by_name)
 
 
 def audit_query(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
