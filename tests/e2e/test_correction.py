@@ -187,15 +187,32 @@ def test_pdv_policy_check_warns_about_a_correct_grant_it_cannot_honour() -> None
     assert "role 'billing_corrector' grants correct on email for some of the field's purposes only" in warning
 
 
-def test_a_legal_hold_does_not_block_a_correction(vault) -> None:  # type: ignore[no-untyped-def]
+def test_a_legal_hold_does_not_block_a_correction_made_under_a_privacy_request(vault) -> None:  # type: ignore[no-untyped-def]
     _, clients, _ = vault
     subject, tokens = load(clients, person())
+    officer = clients["privacy-office"]
+    case = officer.requests.open("correction", subject_id=subject, description="my name changed")
     assert clients["records-office"].place_hold(subject, case_id="CV-7", reason="litigation")
-    (done,) = clients["privacy-office"].correct_value(subject, "full_name", "Ada King", reason="name change",
-                                                      case_id="CV-7")
+    (done,) = officer.correct_value(subject, "full_name", "Ada King", reason="name change", case_id=case.case_id)
     assert done.token == tokens["full_name"]
     assert read(clients, tokens["full_name"], "full_name") == (OK, "Ada King")
-    assert clients["privacy-office"].list_corrections(subject)[0].case_id == "CV-7"
+    assert officer.list_corrections(subject)[0].case_id == case.case_id
+    # Linked to the request in the correction's transaction, as shreds and consent changes are.
+    assert [(a.action, a.subject_id, a.detail, a.outcome, a.principal) for a in officer.requests.show(case.case_id).actions] \
+        == [("correction", subject, "full_name", "corrected", "privacy-office")]
+
+
+def test_a_case_id_must_name_an_open_privacy_request(vault) -> None:  # type: ignore[no-untyped-def]
+    _, clients, _ = vault
+    subject, tokens = load(clients, person())
+    officer = clients["privacy-office"]
+    with pytest.raises(InvalidArgument, match="case_id: malformed"):
+        officer.correct_value(subject, "full_name", "Ada King", reason="x", case_id="CV-7")
+    case = officer.requests.open("correction", subject_id=subject, description="x")
+    officer.requests.update(case.case_id, status="withdrawn")
+    with pytest.raises(NotFound, match="case_id: no open privacy request"):
+        officer.correct_value(subject, "full_name", "Ada King", reason="x", case_id=case.case_id)
+    assert read(clients, tokens["full_name"], "full_name") == (OK, "Ada Lovelace")  # nothing changed
 
 
 def test_shredded_and_unknown_values_answer_not_found_alike(vault, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]

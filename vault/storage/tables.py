@@ -246,9 +246,9 @@ privacy_request_history = Table(
     Index("ix_privacy_request_history_request", "request_id"),
 )
 
-# Actions taken under a request (a shred, consent change or hold naming its case id),
-# written in the action's own transaction. Later correction and access-report calls add
-# rows of their own action names; no value is ever stored here.
+# Actions taken under a request (a shred, consent change, hold or correction naming its case
+# id), written in the action's own transaction. A later access-report call adds rows of its
+# own action name; no value is ever stored here.
 request_actions = Table(
     "request_actions",
     metadata,

@@ -40,6 +40,7 @@ from vault.errors import Conflict, InvalidInput, NotFound, RequestIdReused
 from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_label
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
+from vault.services.rights.links import link, require_open_case
 from vault.services.tokenize_model import is_subject_id
 from vault.storage import corrections as db
 from vault.storage.rows import KeyRow
@@ -84,6 +85,8 @@ class CorrectionService:
         self, caller: Caller, subject_id: str, field: str, new_value: str, reason: str, case_id: str | None = None,
     ) -> list[CorrectedValue]:
         """Replace every value `subject_id` holds of `field` with `new_value` (idempotent by request id).
+        With `case_id` (an open privacy request's), the correction is linked to the request in
+        its own transaction, as shreds and consent changes are (links.py).
 
         The caller must already have been allowed by SubjectAccess.correct.
 
@@ -92,7 +95,8 @@ class CorrectionService:
         Raises:
             InvalidInput: malformed subject id, request id, reason or case id, or a value the
                 field's rules refuse (named by field, never echoed).
-            NotFound: the subject holds no value of the field (unknown, shredded, or never collected).
+            NotFound: the subject holds no value of the field (unknown, shredded, or never
+                collected), or `case_id` names no open privacy request; nothing was changed.
             RequestIdReused: the request id names a different earlier request of this caller.
             KeyUnavailable, StoreUnavailable: a dependency is down; nothing was written.
         """
@@ -102,11 +106,15 @@ class CorrectionService:
             if not is_subject_id(subject_id):
                 raise InvalidInput("malformed subject_id")
             require_label("reason", reason, MAX_REASON)
-            if case_id:
-                require_label("case_id", case_id)
             normalized = self._normalize(spec, new_value)
+            if case_id:
+                with self.store.snapshot() as tx:
+                    require_open_case(tx, case_id)
         except InvalidInput:
             self._log_failure(caller, subject_id if is_subject_id(subject_id) else None, field, "invalid")
+            raise
+        except NotFound:
+            self._log_failure(caller, subject_id, field, "no_open_case")
             raise
         fingerprint = self._request_fingerprint(subject_id, field, normalized, reason, case_id)
         for attempt in range(ATTEMPTS):
@@ -163,7 +171,8 @@ class CorrectionService:
         again = db.history_of_request(tx, caller.principal, caller.request_id)
         if again:
             return _replay(again, fingerprint)
-        self._require_case(tx, case_id)
+        if case_id:
+            require_open_case(tx, case_id)  # again: it may have closed since
         now_rows = db.values_of(tx, subject_id, field, lock=True)
         current = tx.current_keys([subject_id]).get(subject_id)
         if [(v.id, v.key_version, v.ciphertext) for v in now_rows] != plan.seen or current is None \
@@ -185,7 +194,8 @@ class CorrectionService:
                        subject_id, field, h.token)
             for h, (value_id, _, _) in zip(plan.history, plan.seen)
         ])
-        self._link(tx, case_id, caller, subject_id, field, len(plan.history))
+        if case_id:
+            link(tx, case_id, plan.history[0].corrected_at, caller, "correction", [(subject_id, "corrected")], field)
         return _answer(plan.history)
 
     def _plan(
@@ -223,12 +233,6 @@ class CorrectionService:
             ))
         return _Plan([(v.id, v.key_version, v.ciphertext) for v in stored], key.version, new_key, rewrites,
                      [v.id for v in stored[1:]] if deterministic else [], history)
-
-    def _require_case(self, tx: Tx, case_id: str | None) -> None:
-        """Hook for the privacy-request link (a case id naming an open request)."""
-
-    def _link(self, tx: Tx, case_id: str | None, caller: Caller, subject_id: str, field: str, count: int) -> None:
-        """Hook for the privacy-request link of the correction."""
 
     def _request_fingerprint(self, subject_id: str, field: str, normalized: str, reason: str, case_id: str | None) -> bytes:
         # Keyed, so the stored fingerprint cannot be used to confirm a guessed value.

@@ -389,12 +389,14 @@ class PdvClient:
         Args:
             new_value: the corrected value; never logged or echoed back.
             reason: why (kept in the correction history; no personal data).
-            case_id: the privacy request or case the correction answers.
+            case_id: the open privacy request (req_…) the correction answers; it is
+                linked to it (``requests.show`` lists it).
             request_id: idempotency key; a retry with the same id and content gets the
                 first answer, different content raises AlreadyExists. Default: a fresh id.
 
         Raises:
-            NotFound: the subject holds no value of the field (unknown, shredded or never collected).
+            NotFound: the subject holds no value of the field (unknown, shredded or never
+                collected), or `case_id` names no open privacy request.
             PermissionDenied: no `correct` grant on the field for each of its purposes.
             InvalidArgument: the value breaks the field's rules (named, not echoed).
         """

@@ -69,7 +69,7 @@ class StatusChange:
 
 @dataclass(frozen=True)
 class LinkedAction:
-    """An action taken under the request (shred, shred_fields, consent, hold, release_hold)."""
+    """An action taken under the request (shred, shred_fields, consent, hold, release_hold, correction)."""
 
     action: str
     subject_id: str | None
