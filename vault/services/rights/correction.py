@@ -37,7 +37,7 @@ from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
 from vault.crypto.index import blind_index
 from vault.errors import Conflict, InvalidInput, NotFound, RequestIdReused
-from vault.services.common import MAX_REQUEST_ID, Caller, Limits, access_row, require_label
+from vault.services.common import MAX_REASON, MAX_REQUEST_ID, Caller, Limits, access_row, require_label
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.rights.links import link, require_open_case
@@ -49,7 +49,6 @@ from vault.storage.store import Store, Tx
 ATTEMPTS = 3
 ACTION = "correct"
 LOG_PURPOSE = "correction"  # what a refused or failed correction is logged under: it names no value's purpose
-MAX_REASON = 1000
 
 
 @dataclass(frozen=True, slots=True)
