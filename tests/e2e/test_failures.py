@@ -132,6 +132,24 @@ def test_vault_killed_mid_run(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     assert counts(own_stack) == before
 
 
+def wait_until_stopped(pid: int, limit: float = 30.0) -> None:
+    """Return once every thread of `pid` is stopped. kill() only queues SIGSTOP: a thread inside
+    a system call (an fsync on a loaded disk, say) goes on until it returns, and can answer a
+    request that arrived meanwhile."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                continue  # the thread ended
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"OpenBao (pid {pid}) did not stop within {limit} s")
+
+
 def test_vault_hung_fails_within_the_timeout(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     """A Vault that accepts connections but never answers (SIGSTOP) is cut off by vault_timeout."""
     client = own_stack.client()
@@ -141,6 +159,7 @@ def test_vault_hung_fails_within_the_timeout(own_bao: OpenBaoServer, own_stack: 
     own_stack.app.keyring.clear()  # no spare or cached DEKs: every key needs Vault
     os.killpg(pid, signal.SIGSTOP)
     try:
+        wait_until_stopped(pid)
         unavailable(lambda: client.tokenize([Record(person(2))], purpose=PURPOSE, source="311"))
         assert counts(own_stack) == before
         unavailable(lambda: client.detokenize([kept.tokens["email"]], purpose=PURPOSE))
