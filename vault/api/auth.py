@@ -35,6 +35,7 @@ from typing import Any
 import grpc
 
 from vault.api.decoding import BadRequest, RequestReader, release_memory, stream_handler, trim_soon
+from vault.api.handlers import PerMethodInterceptor
 from vault.crl import RevocationList
 from vault.domain import Principal
 from vault.services.auth_log import BAD_REQUEST, DECODE, DENIED, INVALID, UNAUTHENTICATED, RefusalLog
@@ -48,7 +49,7 @@ log = logging.getLogger("pdv.auth")
 current_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("current_principal")
 
 
-class Authenticator(grpc.ServerInterceptor):
+class Authenticator(PerMethodInterceptor):
     """Sets `current_principal` for each call, or aborts it; credentials are never logged.
 
     Keys are compared by SHA-256: API keys are long random strings, so a fast hash is
@@ -61,23 +62,12 @@ class Authenticator(grpc.ServerInterceptor):
         self._allowed = None if tls_principals is None else frozenset(tls_principals)
         self._refusals = refusals
         self._revocations = revocations
-        # method -> (the handler grpc found, its guarded copy): built on a method's first
-        # call and reused, since building handlers per call cost more than checking the key.
-        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        super().__init__()
 
-    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None:
-            return handler
-        guarded = self._guarded.get(method)
-        if guarded is None or guarded[0] is not handler:
-            open_service = method.startswith(_OPEN_SERVICES)
-            guarded = (handler, stream_handler(
-                handler, lambda behaviour, reader: self._guard(behaviour, reader, method, handler.response_streaming,
-                                                                authenticated=not open_service)))
-            self._guarded[method] = guarded  # only methods the server serves get here: bounded
-        return guarded[1]
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        authenticated = not method.startswith(_OPEN_SERVICES)
+        return stream_handler(handler, lambda behaviour, reader: self._guard(
+            behaviour, reader, method, handler.response_streaming, authenticated=authenticated))
 
     def authenticate(self, api_key: str | None, context: grpc.ServicerContext, method: str = "") -> Principal:
         """The caller's principal, or log the refusal and abort the call (UNAUTHENTICATED / PERMISSION_DENIED)."""
@@ -174,20 +164,3 @@ def _api_key(metadata: tuple | None) -> str | None:
         if key == API_KEY_HEADER and isinstance(value, str):
             return value
     return None
-
-
-def _replace(handler: grpc.RpcMethodHandler, wrap: Callable) -> grpc.RpcMethodHandler:
-    """Wrap whichever behaviour the handler has (unary or streaming), keeping its serializers.
-
-    For interceptors inside this one (vault.api.restore_gate): the Authenticator, outermost,
-    then serves the result with its own reading and decoding (vault.api.decoding)."""
-    for kind, factory in (
-        ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    ):
-        behaviour = getattr(handler, kind)
-        if behaviour is not None:
-            return factory(wrap(behaviour), handler.request_deserializer, handler.response_serializer)
-    return handler

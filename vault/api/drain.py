@@ -21,30 +21,26 @@ from collections.abc import Callable
 
 import grpc
 
+from vault.api.handlers import PerMethodInterceptor
+
 SHUTTING_DOWN = "server is shutting down; retry (another replica, or this one after its restart)"
 _DRAINED_SERVICES = "/pdv."
 
 
-class Drain(grpc.ServerInterceptor):
+class Drain(PerMethodInterceptor):
     """Counts PDV calls in flight; after `refuse_new`, refuses new ones with UNAVAILABLE."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._idle = threading.Condition()
         self._running = 0
         self._closed = False
-        # method -> (the handler grpc found, its counted copy): built once per method.
-        self._counted: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(_DRAINED_SERVICES):
-            return handler
-        counted = self._counted.get(method)
-        if counted is None or counted[0] is not handler:
-            counted = (handler, _counted_handler(handler, self._enter, self._leave))
-            self._counted[method] = counted  # only methods the server serves get here: bounded
-        return counted[1]
+    def applies(self, method: str) -> bool:
+        return method.startswith(_DRAINED_SERVICES)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return _counted_handler(handler, self._enter, self._leave)
 
     def refuse_new(self) -> None:
         """Refuse every PDV call that has not started yet, from now on."""

@@ -12,27 +12,23 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from vault.api.auth import _replace, current_principal
+from vault.api.auth import current_principal
+from vault.api.handlers import PerMethodInterceptor, replace_behaviour
 from vault.services.lifecycle.restore import RestoreGuard
 
 GATED_PREFIX = "/pdv.v1."
 
 
-class RestoreGate(grpc.ServerInterceptor):
+class RestoreGate(PerMethodInterceptor):
     def __init__(self, guard: RestoreGuard) -> None:
+        super().__init__()
         self._guard = guard
-        self._gated: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):  # type: ignore[no-untyped-def]
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(GATED_PREFIX):
-            return handler
-        gated = self._gated.get(method)
-        if gated is None or gated[0] is not handler:
-            gated = (handler, _replace(handler, lambda behaviour: self._gate(behaviour, method)))
-            self._gated[method] = gated
-        return gated[1]
+    def applies(self, method: str) -> bool:
+        return method.startswith(GATED_PREFIX)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return replace_behaviour(handler, lambda behaviour: self._gate(behaviour, method))
 
     def _gate(self, behaviour: Callable, method: str) -> Callable:
         guard = self._guard
