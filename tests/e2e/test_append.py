@@ -6,7 +6,6 @@ generated client against a real OpenBao, on both databases."""
 from __future__ import annotations
 
 import itertools
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,7 @@ from pdv_client.errors import NotFound, PdvError, PermissionDenied
 from sqlalchemy import text
 
 from tests.conftest import DATABASES
-from tests.support.databases import database
-from tests.support.stack import Stack, start_stack
-from vault.config import ApiKey, hash_api_key
+from tests.support.stack import Stack, stack_with_policy
 from vault.keys.openbao import OpenBaoServer
 from vault.services.tokenize_model import new_subject_id
 
@@ -31,14 +28,10 @@ _n = itertools.count(1)
 def appending(
     request: pytest.FixtureRequest, openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, dict[str, PdvClient]]]:
-    keys = {p: "pdvk_" + secrets.token_urlsafe(24) for p in ("loader-svc", "enricher-svc")}
-    with database(request.param, tmp_path_factory.mktemp("append")) as url:
-        stack = start_stack(openbao, url, vault_token, dev_policy=False, policy_path=POLICY_FILE,
-                            api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()])
-        try:
-            yield stack, {p: stack.client(k) for p, k in keys.items()}
-        finally:
-            stack.stop()
+    named = ("loader-svc", "enricher-svc")
+    with stack_with_policy(openbao, vault_token, request.param, tmp_path_factory.mktemp("append"), POLICY_FILE, named) as (
+            stack, keys):
+        yield stack, {p: stack.client(keys[p]) for p in named}
 
 
 def new_subject(clients: dict[str, PdvClient]) -> str:

@@ -22,8 +22,7 @@ from tests.conftest import DATABASES
 from tests.e2e.test_canaries import Book
 from tests.e2e.test_subject_access import audit_query
 from tests.support.databases import database
-from tests.support.stack import PRINCIPAL, Stack, start_stack
-from vault.config import ApiKey, hash_api_key
+from tests.support.stack import PRINCIPAL, Stack, stack_with_policy, start_stack
 from vault.keys.openbao import OpenBaoServer
 from vault.storage import tables as t
 
@@ -39,14 +38,11 @@ _n = itertools.count(1)
 def vault(
     request: pytest.FixtureRequest, openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, dict[str, PdvClient], dict[str, str]]]:
-    keys = {p: "pdvk_" + secrets.token_urlsafe(24) for p in NAMED}
-    with database(request.param, tmp_path_factory.mktemp("correction")) as url:
-        stack = start_stack(openbao, url, vault_token, dev_policy=False, policy_path=POLICY_FILE,
-                            api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()])
-        try:
-            yield stack, {**{p: stack.client(k) for p, k in keys.items()}, STRANGER: stack.client()}, keys
-        finally:
-            stack.stop()
+    tmp = tmp_path_factory.mktemp("correction")
+    with stack_with_policy(openbao, vault_token, request.param, tmp, POLICY_FILE, NAMED) as (
+            stack, keys):
+        keys = {p: keys[p] for p in NAMED}
+        yield stack, {**{p: stack.client(k) for p, k in keys.items()}, STRANGER: stack.client()}, keys
 
 
 def person() -> dict[str, str]:

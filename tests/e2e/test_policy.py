@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,8 @@ from pdv_client.raw import RawTokenCalls
 
 from tests.conftest import DATABASES
 from tests.support.databases import database
-from tests.support.stack import PRINCIPAL, Stack, start_stack
+from tests.support.stack import PRINCIPAL, Stack, stack_with_policy, start_stack
 from vault.catalog import load_catalog
-from vault.config import ApiKey, hash_api_key
 from vault.crypto import tokens as tk
 from vault.keys.openbao import OpenBaoServer
 from vault.policy import MASKED, PLAIN, load_policy
@@ -56,17 +54,9 @@ def policy_stack(
     request: pytest.FixtureRequest, openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, dict[str, str]]]:
     """One stack per database for the whole module: the checks' SQL runs on both."""
-    keys = {p: "pdvk_" + secrets.token_urlsafe(24) for p in PRINCIPALS if p != PRINCIPAL}
-    with database(request.param, tmp_path_factory.mktemp("policy")) as url:
-        stack = start_stack(
-            openbao, url, vault_token, dev_policy=False, policy_path=POLICY_FILE,
-            api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()],
-        )
-        keys[PRINCIPAL] = stack.api_key
-        try:
-            yield stack, keys
-        finally:
-            stack.stop()
+    tmp = tmp_path_factory.mktemp("policy")
+    with stack_with_policy(openbao, vault_token, request.param, tmp, POLICY_FILE, PRINCIPALS) as s:
+        yield s
 
 
 def logged(stack: Stack, where: str, value: str) -> list[str]:

@@ -11,7 +11,6 @@ may use both. On a real OpenBao and gRPC server, on both databases.
 from __future__ import annotations
 
 import itertools
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +19,7 @@ from pdv_client import Match, Record
 from sqlalchemy import text
 
 from tests.conftest import DATABASES
-from tests.support.databases import database
-from tests.support.stack import PRINCIPAL, Stack, start_stack
-from vault.config import ApiKey, hash_api_key
+from tests.support.stack import PRINCIPAL, Stack, stack_with_policy
 from vault.crypto import tokens as tk
 from vault.keys.openbao import OpenBaoServer
 from vault.services.common import Caller
@@ -38,17 +35,9 @@ _requests = itertools.count(1)
 def shared_stack(
     request: pytest.FixtureRequest, openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, dict[str, str]]]:
-    keys = {p: "pdvk_" + secrets.token_urlsafe(24) for p in READERS}
-    with database(request.param, tmp_path_factory.mktemp("shared")) as url:
-        stack = start_stack(
-            openbao, url, vault_token, dev_policy=False, policy_path=POLICY_FILE,
-            api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()],
-        )
-        keys[PRINCIPAL] = stack.api_key
-        try:
-            yield stack, keys
-        finally:
-            stack.stop()
+    tmp = tmp_path_factory.mktemp("shared")
+    with stack_with_policy(openbao, vault_token, request.param, tmp, POLICY_FILE, READERS) as s:
+        yield s
 
 
 def share(stack: Stack, keys: dict[str, str]) -> tuple[str, str, str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,10 +18,8 @@ from pdv_client.errors import PermissionDenied
 from sqlalchemy import text
 
 from tests.conftest import DATABASES
-from tests.support.databases import database
-from tests.support.stack import PRINCIPAL, Stack, start_stack
+from tests.support.stack import PRINCIPAL, Stack, stack_with_policy
 from vault.cli.main import main as pdv_main
-from vault.config import ApiKey, hash_api_key
 from vault.keys.openbao import OpenBaoServer
 
 POLICY_FILE = Path(__file__).with_name("subject_policy.yaml")
@@ -37,16 +34,9 @@ _n = itertools.count(1)
 def scoped(
     request: pytest.FixtureRequest, openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, dict[str, PdvClient]]]:
-    keys = {p: "pdvk_" + secrets.token_urlsafe(24) for p in NAMED}
-    with database(request.param, tmp_path_factory.mktemp("subject-access")) as url:
-        stack = start_stack(
-            openbao, url, vault_token, dev_policy=False, policy_path=POLICY_FILE, admin_principals=["override-admin"],
-            api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()],
-        )
-        try:
-            yield stack, {**{p: stack.client(k) for p, k in keys.items()}, STRANGER: stack.client()}
-        finally:
-            stack.stop()
+    with stack_with_policy(openbao, vault_token, request.param, tmp_path_factory.mktemp("subject-access"), POLICY_FILE, NAMED,
+                      admin_principals=["override-admin"]) as (stack, keys):
+        yield stack, {**{p: stack.client(keys[p]) for p in NAMED}, STRANGER: stack.client()}
 
 
 def load(clients: dict[str, PdvClient]) -> tuple[str, dict[str, str]]:

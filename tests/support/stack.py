@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pdv_client import PdvClient
+
+from tests.support.databases import database
 
 from vault.api.server import PdvServer, create_server
 from vault.bootstrap import App, bootstrap, utc_now
@@ -113,3 +117,24 @@ def start_stack(
 
     stack.stop = stop  # type: ignore[method-assign]
     return stack
+
+
+@contextmanager
+def stack_with_policy(
+    bao: OpenBaoServer, token: str, kind: str, tmp_path: Path, policy_path: Path, principals: Iterable[str],
+    **overrides: Any,
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """A stack on a fresh database of `kind` serving the policy file `policy_path`, with an
+    API key of its own for each of `principals`: yields the stack and principal → key (the
+    stack's own principal included)."""
+    keys = {p: "pdvk_" + secrets.token_urlsafe(24) for p in principals if p != PRINCIPAL}
+    with database(kind, tmp_path) as url:
+        stack = start_stack(
+            bao, url, token, dev_policy=False, policy_path=policy_path,
+            api_keys=[ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in keys.items()], **overrides,
+        )
+        keys[PRINCIPAL] = stack.api_key
+        try:
+            yield stack, keys
+        finally:
+            stack.stop()
