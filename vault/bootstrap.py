@@ -14,6 +14,7 @@ from vault.policy import Policy, PolicyHolder, load_policy, open_policy
 from vault.services.access import AccessControl
 from vault.services.consent import ConsentService
 from vault.services.rate_limit import RateLimiter
+from vault.services.runtime.budget import REFUSAL_REASON, ItemBudget
 from vault.config import Settings
 from vault.keys.transit_admin import TransitKeyAdmin
 from vault.services.rewrap import RewrapService
@@ -21,7 +22,7 @@ from vault.services.rotation import RotationService
 from vault.keys.provider import KeyProvider, Signer
 from vault.keys.transit import TransitKeyProvider, TransitSigner, make_client, signing_key_name
 from vault.services.audit import AuditChain, CheckpointFile
-from vault.services.auth_log import RefusalLog
+from vault.services.auth_log import ADMIT, OVERLOADED, RefusalLog
 from vault.services.common import Limits
 from vault.services.dek_rotation import DekRotationService
 from vault.services.detokenize import DetokenizeService
@@ -76,6 +77,7 @@ class App:
     committer: GroupCommitter | None = None
     replay: LedgerReplay | None = None  # the tombstone ledger's replay (run at start)
     restore_guard: RestoreGuard | None = None  # blocks personal data while the database is behind the checkpoints
+    budget: ItemBudget | None = None  # max_items_in_flight, taken by the servicers
 
     def close(self) -> None:
         if self.restore_guard is not None:
@@ -115,7 +117,8 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         keys.check()
         catalog = load_catalog(settings.catalog_path)
         policy = PolicyHolder(access_policy(settings, catalog), settings.policy_path, catalog)
-        limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions)
+        limits = Limits(settings.max_value_bytes, settings.max_batch_items, settings.dek_max_encryptions,
+                        settings.max_message_bytes)
         keyring = KeyRing(keys, settings.dek_cache_size or 1, settings.dek_cache_ttl_seconds, settings.dek_spare_keys)
         index_keys = IndexKeys.load_or_create(store, keys, clock)
         audit = audit_chain(settings, store, index_keys, signer, clock)
@@ -136,6 +139,11 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         store.close()
         raise
     access = AccessControl(policy, catalog, clock, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
+    refusals = RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst))
+
+    def over_budget(method: str, principal: str, items: int) -> None:
+        refusals.record(method, REFUSAL_REASON, principal, OVERLOADED, action=ADMIT)
+
     return App(
         settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
         tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock, access),
@@ -145,7 +153,8 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         corrections=CorrectionService(store, keyring, index_keys, catalog, limits, clock),
         audit=audit,
-        refusals=RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst)),
+        refusals=refusals,
+        budget=ItemBudget(settings.max_items_in_flight, settings.items_wait_seconds, over_budget),
         requests=RequestService(
             store, keyring, RequestAccess(access, settings.admin_principals, store, clock), limits,
             settings.request_deadline, timedelta(days=settings.request_retention_days), clock),

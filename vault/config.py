@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     # gRPC's own default, and what its clients accept unless told otherwise: a full batch
     # (max_batch_items fields of ~100-byte values, with names and framing) is ~1.5 MB.
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Items (record fields, tokens, queries, subjects) of the calls worked on at once, across
+    # the process (vault/services/runtime/budget.py): memory grows with items, not bytes. Two
+    # full batches: 32 concurrent 10,000-item tokenizes peaked at ~800 MB with no budget.
+    max_items_in_flight: int = Field(default=20_000, ge=1)
+    # How long a call waits for its share of max_items_in_flight before RESOURCE_EXHAUSTED.
+    items_wait_seconds: float = Field(default=30.0, ge=0)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None

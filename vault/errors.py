@@ -104,5 +104,13 @@ class RateLimited(PdvError):
     """The principal exceeded its detokenize / lookup rate; retry later."""
 
 
+class AnswerTooLarge(PdvError):
+    """The answer would not fit in one message (max_message_bytes); ask for fewer items."""
+
+
+class Overloaded(PdvError):
+    """The server is busy with other calls' items (max_items_in_flight); retry shortly."""
+
+
 class InvalidTransition(PdvError):
     """The request is not in a state that allows the change (a privacy request's workflow); the message says why."""

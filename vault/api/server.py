@@ -90,10 +90,10 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         maximum_concurrent_rpcs=settings.max_workers * 8,
     )
     token_pb2_grpc.add_TokenServiceServicer_to_server(
-        TokenServicer(app.tokenizer, app.detokenizer, app.finder), server
+        TokenServicer(app.tokenizer, app.detokenizer, app.finder, app.budget), server
     )
     subject_pb2_grpc.add_SubjectServiceServicer_to_server(
-        SubjectServicer(app.shredder, app.subject_access, app.consent, app.corrections), server
+        SubjectServicer(app.shredder, app.subject_access, app.consent, app.corrections, app.budget), server
     )
     request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(app.requests), server)
     health_servicer = health.HealthServicer()

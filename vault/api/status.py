@@ -21,6 +21,8 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.PdvError], grpc.StatusCode], ...] = (
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.AnswerTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.DecryptionFailed, grpc.StatusCode.DATA_LOSS),
     (errors.ConfigError, grpc.StatusCode.FAILED_PRECONDITION),

@@ -14,11 +14,13 @@ from pdv.v1 import subject_pb2_grpc as pb_grpc
 
 from vault.api.auth import current_principal
 from vault.api.status import abort_with
+from vault.api.token_servicer import share
 from vault.services.common import Caller
 from vault.services.common import MAX_REQUEST_ID, require_label
 from vault.services.consent import ConsentService
 from vault.services.rights.correction import CorrectionService
 from vault.services.shred import ShredService
+from vault.services.runtime.budget import ItemBudget
 from vault.services.shred_steps import ShredResult
 from vault.services.subject_access import SubjectAccess
 
@@ -33,8 +35,10 @@ _STATUS = {
 class SubjectServicer(pb_grpc.SubjectServiceServicer):
     def __init__(
         self, shredder: ShredService, gate: SubjectAccess, consent: ConsentService, corrections: CorrectionService,
+        budget: ItemBudget | None = None,
     ) -> None:
         self._shredder, self._gate, self._consent, self._corrections = shredder, gate, consent, corrections
+        self._budget = budget or ItemBudget(1 << 62, 0)
 
     @staticmethod
     def _caller(request_id: str = "") -> Caller:
@@ -89,19 +93,21 @@ class SubjectServicer(pb_grpc.SubjectServiceServicer):
 
     def ShredSubjects(self, request: pb.ShredSubjectsRequest, context: grpc.ServicerContext) -> pb.ShredSubjectsResponse:
         try:
-            caller, subject_ids = self._caller(), list(request.subject_ids)
-            self._gate.shred_subjects(caller, subject_ids)
-            results = self._shredder.shred_subjects(caller, subject_ids, request.reason, request.case_id or None)
+            with share(self._budget, context, "ShredSubjects", len(request.subject_ids)):
+                caller, subject_ids = self._caller(), list(request.subject_ids)
+                self._gate.shred_subjects(caller, subject_ids)
+                results = self._shredder.shred_subjects(caller, subject_ids, request.reason, request.case_id or None)
         except Exception as exc:  # noqa: BLE001 - mapped in one place
             abort_with(context, exc, "ShredSubjects")
         return pb.ShredSubjectsResponse(outcomes=[_outcome(r) for r in results])
 
     def ShredFields(self, request: pb.ShredFieldsRequest, context: grpc.ServicerContext) -> pb.ShredFieldsResponse:
         try:
-            caller, fields = self._caller(), list(request.fields)
-            self._gate.shred_fields(caller, request.subject_id, fields)
-            result = self._shredder.shred_fields(caller, request.subject_id, fields, request.reason,
-                                                 request.case_id or None)
+            with share(self._budget, context, "ShredFields", len(request.fields)):
+                caller, fields = self._caller(), list(request.fields)
+                self._gate.shred_fields(caller, request.subject_id, fields)
+                result = self._shredder.shred_fields(caller, request.subject_id, fields, request.reason,
+                                                     request.case_id or None)
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "ShredFields")
         return pb.ShredFieldsResponse(outcome=_outcome(result))

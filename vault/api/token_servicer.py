@@ -1,4 +1,7 @@
-"""TokenService: proto ⇄ domain conversion and nothing else."""
+"""TokenService: proto ⇄ domain conversion, inside the call's share of the item budget.
+
+The share is taken before the request becomes domain objects: those, and the results,
+problems and log rows they lead to, are what grows with the item count."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from vault.errors import PdvError
 from vault.services.common import Caller
 from vault.services.detokenize import DetokenizeItem, DetokenizeService
 from vault.services.lookup import LookupQuery, LookupService
+from vault.services.runtime.budget import ItemBudget
 from vault.services.tokenize import TokenizeService
 from vault.services.tokenize_model import RecordIn
 
@@ -26,43 +30,58 @@ def _caller(request_id: str) -> Caller:
 
 
 class TokenServicer(pb_grpc.TokenServiceServicer):
-    def __init__(self, tokenizer: TokenizeService, detokenizer: DetokenizeService, finder: LookupService) -> None:
+    def __init__(self, tokenizer: TokenizeService, detokenizer: DetokenizeService, finder: LookupService,
+                 budget: ItemBudget | None = None) -> None:
         self._tokenizer, self._detokenizer, self._finder = tokenizer, detokenizer, finder
+        self._budget = budget or ItemBudget(1 << 62, 0)
 
     def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
-        records = [RecordIn(r.subject_id, dict(r.fields)) for r in request.records]
+        # A record's items are its fields (an empty record still costs one).
+        items = sum(max(1, len(r.fields)) for r in request.records)
         try:
-            outcome = self._tokenizer.tokenize(
-                Caller(current_principal.get().name, request.request_id), request.purpose, request.source,
-                request.notice_id, records, atomic=request.mode != pb.BATCH_MODE_PARTIAL,
-            )
+            with share(self._budget, context, "Tokenize", items):
+                return _tokenized(self._tokenizer.tokenize(
+                    Caller(current_principal.get().name, request.request_id), request.purpose, request.source,
+                    request.notice_id, [RecordIn(r.subject_id, dict(r.fields)) for r in request.records],
+                    atomic=request.mode != pb.BATCH_MODE_PARTIAL,
+                ))
         except Exception as exc:  # noqa: BLE001 - every error is mapped in one place
             abort_with(context, exc, "Tokenize")
-        return pb.TokenizeResponse(
-            results=[pb.RecordTokens(subject_id=s, tokens=t) for s, t in outcome.results],
-            errors=[
-                pb.ItemError(index=p.index, field=p.field, code=status_for(p.error).value[0], message=str(p.error))
-                for p in outcome.errors
-            ],
-        )
 
     def Detokenize(self, request: pb.DetokenizeRequest, context: grpc.ServicerContext) -> pb.DetokenizeResponse:
-        items = [DetokenizeItem(i.token, i.field) for i in request.items]
         try:
-            results = self._detokenizer.detokenize(_caller(request.request_id), request.purpose, items)
+            with share(self._budget, context, "Detokenize", len(request.items)):
+                items = [DetokenizeItem(i.token, i.field) for i in request.items]
+                results = self._detokenizer.detokenize(_caller(request.request_id), request.purpose, items)
+                return pb.DetokenizeResponse(results=[_detokenized(r) for r in results])
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "Detokenize")
-        return pb.DetokenizeResponse(results=[_detokenized(r) for r in results])
 
     def Lookup(self, request: pb.LookupRequest, context: grpc.ServicerContext) -> pb.LookupResponse:
-        queries = [LookupQuery(q.field, q.value) for q in request.queries]
         try:
-            results = self._finder.lookup(_caller(request.request_id), request.purpose, queries)
+            with share(self._budget, context, "Lookup", len(request.queries)):
+                queries = [LookupQuery(q.field, q.value) for q in request.queries]
+                results = self._finder.lookup(_caller(request.request_id), request.purpose, queries)
+                return pb.LookupResponse(results=[
+                    pb.LookupResult(matches=[pb.LookupMatch(subject_id=s, token=t) for s, t in m]) for m in results
+                ])
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "Lookup")
-        return pb.LookupResponse(
-            results=[pb.LookupResult(matches=[pb.LookupMatch(subject_id=s, token=t) for s, t in m]) for m in results]
-        )
+
+
+def share(budget: ItemBudget, context: grpc.ServicerContext, method: str, items: int):  # type: ignore[no-untyped-def]
+    """The call's share of the item budget, waited for no longer than the call's deadline."""
+    return budget.share(method, current_principal.get().name, items, context.time_remaining())
+
+
+def _tokenized(outcome) -> pb.TokenizeResponse:  # type: ignore[no-untyped-def]
+    return pb.TokenizeResponse(
+        results=[pb.RecordTokens(subject_id=s, tokens=t) for s, t in outcome.results],
+        errors=[
+            pb.ItemError(index=p.index, field=p.field, code=status_for(p.error).value[0], message=str(p.error))
+            for p in outcome.errors
+        ],
+    )
 
 
 def _detokenized(result) -> pb.DetokenizeResult:  # type: ignore[no-untyped-def]

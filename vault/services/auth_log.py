@@ -12,6 +12,9 @@ The interceptor also writes here an authenticated call whose bytes are not a val
 action "decode", outcome "invalid", the caller's principal, purpose: the RPC, field
 "undecodable_request" (or the enum at fault is only in the server log).
 
+And a call whose share of max_items_in_flight did not come free in time: action "admit",
+outcome "overloaded", the caller's principal, purpose: the RPC, field "over_items_in_flight".
+
 Never the API key, nor any hash of it: a hash of a guessed key would let anyone holding
 the log test guesses offline.
 
@@ -45,6 +48,9 @@ DENIED = "denied"
 DECODE = "decode"
 INVALID = "invalid"
 BAD_REQUEST = "undecodable_request"
+# An authenticated call refused because max_items_in_flight stayed full (vault.services.runtime.budget).
+ADMIT = "admit"
+OVERLOADED = "overloaded"
 NO_PRINCIPAL = "-"
 SUPPRESSED_FIELD = "over_log_rate"
 _SUMMARY_DELAY = 1.0  # seconds: at most one summary row a second
