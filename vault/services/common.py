@@ -38,6 +38,9 @@ class Limits:
     max_value_bytes: int = 64 * 1024
     max_batch_items: int = 10_000
     dek_max_encryptions: int = 1 << 20
+    # The largest answer the transport will send (max_message_bytes): a detokenize answer is
+    # measured against it before its access is logged as delivered.
+    max_answer_bytes: int = 4 * 1024 * 1024
 
 
 def require_label(name: str, value: str, limit: int = MAX_LABEL) -> str:

@@ -29,6 +29,14 @@ subject (one access-log entry per row, with that row's outcome). The caller gets
 if at least one row may be read — one value, since every row holds the same normalized
 value — and otherwise the answer of a miss. The answer does not say which subjects hold it:
 that is what Lookup, a grant of its own, answers.
+
+The answer must fit in one gRPC message (max_message_bytes, Limits.max_answer_bytes). It is
+measured inside the unit, before the log is written: one that would not fit is refused as a
+whole (AnswerTooLarge, RESOURCE_EXHAUSTED) and its rows are logged with outcome "too_large",
+nothing delivered. Before, the access was logged as delivered and the send then failed. The
+refusal is no existence oracle: it depends only on the answer the caller would have been
+given (an answer that fits tells hits from misses outright), and misses and refused rows
+weigh the same fixed amount.
 """
 
 from __future__ import annotations
@@ -42,7 +50,8 @@ from vault.catalog import Catalog, FieldSpec, TokenKind
 from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
 from vault.errors import (
-    DecryptionFailed, InvalidInput, KeyUnavailable, NotFound, PdvError, PermissionDenied, Unavailable, UnknownField,
+    AnswerTooLarge, DecryptionFailed, InvalidInput, KeyUnavailable, NotFound, PdvError, PermissionDenied, Unavailable,
+    UnknownField,
 )
 from vault.policy import MASKED, PLAIN
 from vault.services.access import DENIED, AccessControl
@@ -60,6 +69,10 @@ NOT_FOUND = "token not found"
 NOT_PERMITTED = "not permitted to read this field for this purpose"
 # Unwrap-and-retry rounds before giving up (a key can fall out of the cache in between).
 ROUNDS = 3
+# Protobuf framing of one DetokenizeResult inside the answer, at most: a tag byte and a length
+# varint (<= 5 bytes) for each of its four strings and for the result itself, and for the code.
+RESULT_FRAMING = 6 * 6
+TOO_LARGE = "too_large"  # log outcome of a row whose value an over-large answer did not deliver
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,8 @@ class DetokenizeService:
             answer = self.committer.run(lambda tx: self._resolve(tx, caller, purpose, view, items, cleared, tokens, now))
             if isinstance(answer, list):
                 return answer
+            if isinstance(answer, AnswerTooLarge):
+                raise answer
             try:
                 self.keyring.data_keys(answer)  # unwrap what was missing, outside any transaction
             except KeyUnavailable:
@@ -129,8 +144,9 @@ class DetokenizeService:
     def _resolve(
         self, tx: Tx, caller: Caller, purpose: str, view: Callable[[str], str | None], items: list[DetokenizeItem],
         cleared: list[bool], tokens: list[str], now: datetime,
-    ) -> list[Detokenized] | dict[KeyId, str]:
-        """Inside the shared transaction: the results (logged), or the wrapped DEKs still needed."""
+    ) -> list[Detokenized] | dict[KeyId, str] | AnswerTooLarge:
+        """Inside the shared transaction: the results (logged), the wrapped DEKs still needed, or,
+        for an answer over max_answer_bytes, the refusal (logged, nothing delivered)."""
         found = _rows_per_item(items, tx.values_for_tokens(tokens, purpose))
         rows = [item_rows if ok else [] for item_rows, ok in zip(found, cleared)]  # read, then dropped unused
         verdicts = [[self._verdict(view, purpose, row) for row in item_rows] for item_rows in rows]
@@ -158,6 +174,11 @@ class DetokenizeService:
                 access_row(now, caller, "detokenize", purpose, outcome, row.subject_id, row.field, item.token)
                 for row, outcome in zip(item_rows, outcomes)
             ]
+        size = answer_bytes(results)
+        if size > self.limits.max_answer_bytes:
+            tx.log_access([row[:-1] + (TOO_LARGE,) if row[-1] in ("ok", "ok_masked") else row for row in log])
+            return AnswerTooLarge(f"items: the answer would be about {size} bytes, over the "
+                                  f"{self.limits.max_answer_bytes}-byte message limit; send fewer items per call")
         tx.log_access(log)
         return results
 
@@ -233,6 +254,15 @@ def _open(item: DetokenizeItem, row: ValueRow, keys: dict[KeyId, DataKey]) -> De
     except DecryptionFailed as exc:
         return Detokenized(item.token, row.field, error=exc)
     return Detokenized(item.token, row.field, plain.decode())
+
+
+def answer_bytes(results: list[Detokenized]) -> int:
+    """An upper bound on the encoded size of the DetokenizeResponse holding `results`."""
+    return sum(
+        len(r.token.encode()) + len(r.field.encode()) + len(r.value.encode())
+        + (len(str(r.error).encode()) if r.error is not None else 0) + RESULT_FRAMING
+        for r in results
+    )
 
 
 def _rows_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[list[ValueRow]]:
