@@ -36,13 +36,13 @@ def run_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-# The allocator `pdv serve` runs under unless the environment already names one. A burst of
-# many-item calls (32 full tokenize and detokenize batches) left pymalloc's arenas and glibc's
-# per-thread arenas fragmented, so malloc_trim could not give the memory back: measured on 2
-# cores, +94 MiB over idle kept with the defaults, +70 with MALLOC_ARENA_MAX=2 alone, +55
-# with both (and the peak +190 MiB instead of +230). pymalloc's speed on small objects is not
-# what bounds a call here: the database and Vault are.
-ALLOCATOR_ENVIRONMENT = {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"}
+# The allocator setting `pdv serve` runs under unless the environment already names one. A
+# burst of many-item calls (32 full tokenize and detokenize batches) left glibc's per-thread
+# arenas fragmented, so malloc_trim could not give the memory back: measured on 2 cores, +94
+# MiB over idle kept with the defaults, +70 with MALLOC_ARENA_MAX=2, +55 with PYTHONMALLOC=
+# malloc as well. PYTHONMALLOC=malloc is not set: in paired `pdv bench` runs it cost warm
+# detokenize 15% and lookup 26% of their throughput, for 15 MiB less kept.
+ALLOCATOR_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
 
 
 def allocator_reexec() -> None:
