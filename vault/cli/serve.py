@@ -47,7 +47,7 @@ ALLOCATOR_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
 
 def allocator_reexec() -> None:
     """Re-execute this process with ALLOCATOR_ENVIRONMENT, if a variable of it is unset (an
-    operator's own value is kept). Both are read only at interpreter and libc start, so setting
+    operator's own value is kept). Such variables are read only at libc start, so setting
     them here would be too late for this process; exec keeps its pid, so a supervisor sees
     one process."""
     missing = {k: v for k, v in ALLOCATOR_ENVIRONMENT.items() if k not in os.environ}
