@@ -413,3 +413,35 @@ def test_reflection_lists_the_token_service(stack: Stack) -> None:
         names = {s.name for s in response.list_services_response.service}
     assert "pdv.v1.TokenService" in names
     assert "grpc.health.v1.Health" in names
+
+
+@pytest.fixture
+def admin_stack(openbao: OpenBaoServer, vault_token: str, database_url: str) -> Iterator[Stack]:
+    s = start_stack(openbao, database_url, vault_token, admin_principals=["intake-311"])
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_every_call_naming_a_subject_refuses_a_malformed_id_the_same_way(admin_stack: Stack) -> None:
+    """One check, one message: a caller learns the same thing from every call that names a subject."""
+    bad, stack = f"sub_{CANARY}", admin_stack
+    client = stack.client()
+    calls = {
+        "shred_fields": lambda: client.shred_fields(bad, ["email"], reason="test"),
+        "place_hold": lambda: client.place_hold(bad, case_id="case-1", reason="test"),
+        "release_hold": lambda: client.release_hold(bad, case_id="case-1"),
+        "set_consent": lambda: client.set_consent(bad, PURPOSE, opted_out=True),
+        "get_consent": lambda: client.get_consent(bad),
+        "correct_value": lambda: client.correct_value(bad, "email", "a@example.org", reason="test"),
+        "list_corrections": lambda: client.list_corrections(bad),
+        "open_request": lambda: client.requests.open("access", subject_id=bad, description="test"),
+        "list_requests": lambda: client.requests.list(subject_id=bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InvalidArgument) as exc_info:
+            call()
+        assert "malformed subject id" in str(exc_info.value), name
+        assert CANARY not in str(exc_info.value), name
+    assert CANARY not in stack.log.getvalue()

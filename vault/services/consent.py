@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from vault.catalog import Catalog
-from vault.errors import InvalidInput, NotFound
+from vault.errors import NotFound
 from vault.services.access import undeclared_purpose
 from vault.services.common import MAX_PURPOSE, Caller, access_row, require_label
 from vault.services.rights.links import link, require_open_case
-from vault.services.tokenize_model import is_subject_id
+from vault.services.tokenize_model import require_subject_id
 from vault.storage.consent import opt_outs_of, set_opt_out, subject_exists
 from vault.storage.store import Store
 
@@ -62,8 +62,7 @@ class ConsentService:
         return purposes
 
     def _check(self, subject_id: str, purpose: str | None) -> None:
-        if not is_subject_id(subject_id):
-            raise InvalidInput("malformed subject_id")
+        require_subject_id(subject_id)
         if purpose is not None:
             require_label("purpose", purpose, MAX_PURPOSE)
             if purpose not in self.catalog.purposes:

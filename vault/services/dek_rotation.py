@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vault.crypto.aead import DataKey, row_aad
-from vault.errors import Conflict, InvalidInput, NotFound
+from vault.errors import Conflict, NotFound
 from vault.services.common import Caller, access_row
 from vault.services.keyring import KeyRing
-from vault.services.tokenize_model import is_subject_id
+from vault.services.tokenize_model import require_subject_id
 from vault.storage import disposal as db
 from vault.storage.store import Store
 
@@ -47,8 +47,7 @@ class DekRotationService:
             Conflict: the subject kept changing (concurrent tokenize or shred); retry.
             KeyUnavailable, StoreUnavailable: a dependency is down; nothing changed.
         """
-        if not is_subject_id(subject_id):
-            raise InvalidInput("malformed subject id")
+        require_subject_id(subject_id)
         for _ in range(ATTEMPTS):
             try:
                 return self._attempt(caller, subject_id)

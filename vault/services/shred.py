@@ -24,7 +24,7 @@ from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.rights.links import link, names_request, require_open_case
 from vault.services.shred_steps import Order, ShredResult, ShredSteps, Signed, disjoint
-from vault.services.tokenize_model import is_subject_id
+from vault.services.tokenize_model import is_subject_id, require_subject_id
 from vault.storage import lifecycle as db
 from vault.storage.store import Store, Tx
 
@@ -72,7 +72,7 @@ class ShredService:
         """Destroy some fields of one subject (its DEK stays for the rest); `case_id` as for shred_subjects."""
         with refusals_logged(self._in_transaction, self.clock(), caller, "shred", "disposal"):
             require_label("reason", reason, MAX_REASON)
-            _require_subject_id(subject_id)
+            require_subject_id(subject_id)
             if not fields:
                 raise InvalidInput("fields is empty", "fields")
             for name in fields:
@@ -124,7 +124,7 @@ class ShredService:
         with refusals_logged(self._in_transaction, now, caller, "hold", "legal_hold"):
             require_label("case_id", case_id)
             require_label("reason", reason, MAX_REASON)
-            _require_subject_id(subject_id)
+            require_subject_id(subject_id)
         with self.store.transaction() as tx:
             if not db.existing_subjects(tx, [subject_id]):
                 raise NotFound("unknown subject_id")
@@ -139,7 +139,7 @@ class ShredService:
         now = self.clock()
         with refusals_logged(self._in_transaction, now, caller, "release_hold", "legal_hold"):
             require_label("case_id", case_id)
-            _require_subject_id(subject_id)
+            require_subject_id(subject_id)
         with self.store.transaction() as tx:
             released = db.release_hold(tx, subject_id, case_id, caller.principal, now)
             outcome = "released" if released else "no_hold"
@@ -159,8 +159,3 @@ class ShredService:
         except ValueError:
             return False
         return self.signer.verify(receipt.encode(), signature)
-
-
-def _require_subject_id(subject_id: str) -> None:
-    if not is_subject_id(subject_id):
-        raise InvalidInput("malformed subject id", "subject_id")

@@ -153,7 +153,7 @@ class TokenizeService:
     @staticmethod
     def _check_subject(index: int, subject_id: str) -> str:
         if subject_id and not is_subject_id(subject_id):
-            raise _ItemError([ItemProblem(index, "", InvalidInput("malformed subject_id"))])
+            raise _ItemError([ItemProblem(index, "", InvalidInput("malformed subject id"))])
         return subject_id
 
     def _normalize(

@@ -24,6 +24,12 @@ def is_subject_id(text: str) -> bool:
     return len(text) == 26 and text.startswith(SUBJECT_PREFIX) and tk.is_opaque_token(tk.PREFIX + text[4:])
 
 
+def require_subject_id(text: str) -> None:
+    """The one check of a subject id a caller names, with the one message every call gives."""
+    if not is_subject_id(text):
+        raise InvalidInput("subject_id: malformed subject id", "subject_id")
+
+
 @dataclass(frozen=True)
 class RecordIn:
     """One person's fields as sent."""

@@ -41,7 +41,7 @@ from vault.services.common import MAX_REASON, MAX_REQUEST_ID, Caller, Limits, ac
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.rights.links import link, require_open_case
-from vault.services.tokenize_model import is_subject_id
+from vault.services.tokenize_model import is_subject_id, require_subject_id
 from vault.storage import corrections as db
 from vault.storage.rows import KeyRow
 from vault.storage.store import Store, Tx
@@ -102,8 +102,7 @@ class CorrectionService:
         require_label("request_id", caller.request_id, MAX_REQUEST_ID)
         spec = self.catalog.field(field)
         try:
-            if not is_subject_id(subject_id):
-                raise InvalidInput("malformed subject_id")
+            require_subject_id(subject_id)
             require_label("reason", reason, MAX_REASON)
             normalized = self._normalize(spec, new_value)
             if case_id:
@@ -130,8 +129,7 @@ class CorrectionService:
         Raises:
             InvalidInput: malformed subject id.
         """
-        if not is_subject_id(subject_id):
-            raise InvalidInput("malformed subject_id")
+        require_subject_id(subject_id)
         now = self.clock()
         with self.store.transaction() as tx:
             rows = db.history_of_subject(tx, subject_id, fields)

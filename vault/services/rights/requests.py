@@ -27,7 +27,7 @@ from vault.services.common import Caller, Limits
 from vault.services.keyring import KeyRing
 from vault.services.rights.links import is_case_id
 from vault.services.rights.request_access import RequestAccess, entry
-from vault.services.tokenize_model import is_subject_id
+from vault.services.tokenize_model import is_subject_id, require_subject_id
 from vault.storage import requests as db
 from vault.storage.consent import subject_exists
 from vault.storage.store import Store
@@ -104,8 +104,8 @@ class RequestService:
         if not subject_id and kind not in SUBJECT_OPTIONAL:
             raise InvalidInput(f"subject_id is required for kind {kind!r} (only complaints and disclosure "
                                "requests may name no subject)")
-        if subject_id and not is_subject_id(subject_id):
-            raise InvalidInput("subject_id: malformed subject id")
+        if subject_id:
+            require_subject_id(subject_id)
         text = _text("description", description, MAX_TEXT_BYTES, True)
         reach = _text("contact", contact, MAX_CONTACT_BYTES, False)
         case_id = "req_" + secrets.token_hex(12)
@@ -137,8 +137,8 @@ class RequestService:
             raise InvalidInput(f"status: unknown status {status!r}")
         if kind is not None and kind not in REQUEST_KINDS:
             raise InvalidInput(f"kind: unknown request kind {kind!r}")
-        if subject_id and not is_subject_id(subject_id):
-            raise InvalidInput("subject_id: malformed subject id")
+        if subject_id:
+            require_subject_id(subject_id)
         with self.store.snapshot() as tx:
             rows = db.list_requests(tx, status, kind, subject_id or None, open_only, self.limits.max_batch_items)
         self._log_listed(caller, "list", rows)
