@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+TS_DIR := clients/typescript
+TS_STAMP := $(TS_DIR)/node_modules/.installed
 
 .PHONY: dev test lint proto bench clean
 
@@ -18,6 +20,11 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# The TypeScript client's own packages (grpc-js, ts-proto, tsc), from its lock file.
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TS_STAMP)
+
 dev: $(STAMP)
 	$(BIN)/pdv dev
 
@@ -25,14 +32,14 @@ lint: $(STAMP) $(NODE_STAMP)
 	node_modules/.bin/buf lint
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(TS_STAMP)
 	$(BIN)/python -m pytest
 
-proto: $(STAMP)
+proto: $(STAMP) $(NODE_STAMP) $(TS_STAMP)
 	$(BIN)/python scripts/gen_clients.py
 
 bench: $(STAMP)
 	$(BIN)/pdv bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules .pytest_cache $(TS_DIR)/node_modules $(TS_DIR)/dist

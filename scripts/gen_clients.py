@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Generate the Python gRPC client code from every .proto under protos/.
+"""Generate the Python and TypeScript gRPC client code from every .proto under protos/.
 
-The one codegen script of the repository. It runs ``grpc_tools.protoc`` (as a
+The one codegen script of the repository. For Python it runs ``grpc_tools.protoc`` (as a
 module of the interpreter running this script, so use the project venv) with
 ``-I protos`` over every ``protos/**/*.proto`` and writes ``*_pb2.py``,
 ``*_pb2.pyi`` and ``*_pb2_grpc.py`` into ``clients/python/src/`` so that
 ``from pdv.v1 import token_pb2, token_pb2_grpc`` works. Each generated package
 directory also gets a fixed ``__init__.py``, and the top package a ``py.typed``.
 
-The generated tree is committed. Usage::
+For TypeScript it runs ``buf generate`` (the repository's pinned buf) with
+``clients/typescript/buf.gen.yaml``: ts-proto from clients/typescript/node_modules writes
+one ``.ts`` module per proto, with @grpc/grpc-js clients, into
+``clients/typescript/src/gen/`` (a directory this script owns whole). ``--skip-typescript``
+leaves it alone, for a machine without Node.
+
+The generated trees are committed. Usage::
 
     python scripts/gen_clients.py            # regenerate in place
     python scripts/gen_clients.py --check    # exit 1, listing stale files, if
@@ -28,11 +34,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROTO_ROOT = REPO_ROOT / "protos"
 DEFAULT_OUT = REPO_ROOT / "clients" / "python" / "src"
+TS_DIR = REPO_ROOT / "clients" / "typescript"
+DEFAULT_TS_OUT = TS_DIR / "src" / "gen"
+TS_TEMPLATE = TS_DIR / "buf.gen.yaml"
+BUF = REPO_ROOT / "node_modules" / ".bin" / "buf"
+TS_PLUGIN = TS_DIR / "node_modules" / ".bin" / "protoc-gen-ts_proto"
 
 # Suffixes of the files this script owns inside the output tree. Anything else
 # there (hand-written packages such as pdv_client) is left alone.
@@ -78,6 +90,32 @@ def generate(proto_root: Path, dest: Path) -> None:
             (top_package / "py.typed").write_text("", encoding="utf-8")
 
 
+def generate_typescript(proto_root: Path, dest: Path) -> None:
+    """Run buf with clients/typescript/buf.gen.yaml over proto_root, writing into dest (must exist)."""
+    for tool, stamp in ((BUF, "node_modules/.installed"), (TS_PLUGIN, "clients/typescript/node_modules/.installed")):
+        if not tool.exists():
+            raise SystemExit(f"{tool} is missing: run `make {stamp}` (or pass --skip-typescript)")
+    template = TS_TEMPLATE.read_text(encoding="utf-8")
+    # The template names its plugin and output relative to the repository root; point them
+    # at this run's plugin and scratch directory instead.
+    template = template.replace("clients/typescript/node_modules/.bin/protoc-gen-ts_proto", str(TS_PLUGIN))
+    template = template.replace("out: clients/typescript/src/gen", f"out: {dest}")
+    with tempfile.TemporaryDirectory(prefix="pdv-gen-ts-") as conf:
+        (Path(conf) / "buf.gen.yaml").write_text(template, encoding="utf-8")
+        cmd = [str(BUF), "generate", str(proto_root), "--template", str(Path(conf) / "buf.gen.yaml")]
+        result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"buf generate failed with exit code {result.returncode}")
+
+
+def typescript_files(root: Path) -> set[Path]:
+    """Every file under root: the TypeScript output directory holds generated code only."""
+    if not root.is_dir():
+        return set()
+    return {path.relative_to(root) for path in root.rglob("*") if path.is_file()}
+
+
 def generated_files(root: Path) -> set[Path]:
     """The files of root this script owns: generated modules and their __init__.py."""
     if not root.is_dir():
@@ -98,10 +136,10 @@ def generated_files(root: Path) -> set[Path]:
     return owned
 
 
-def compare(fresh: Path, out: Path) -> list[str]:
+def compare(fresh: Path, out: Path, owned: Callable[[Path], set[Path]] = generated_files) -> list[str]:
     """Describe every difference between a fresh generation and the output tree."""
-    fresh_files = generated_files(fresh)
-    out_files = generated_files(out)
+    fresh_files = owned(fresh)
+    out_files = owned(out)
     problems: list[str] = []
     for rel in sorted(fresh_files | out_files):
         if rel not in out_files:
@@ -113,11 +151,11 @@ def compare(fresh: Path, out: Path) -> list[str]:
     return problems
 
 
-def sync(fresh: Path, out: Path) -> list[str]:
+def sync(fresh: Path, out: Path, owned: Callable[[Path], set[Path]] = generated_files) -> list[str]:
     """Make out's generated files equal to fresh's; return what changed."""
-    changes = compare(fresh, out)
-    fresh_files = generated_files(fresh)
-    for rel in generated_files(out) - fresh_files:
+    changes = compare(fresh, out, owned)
+    fresh_files = owned(fresh)
+    for rel in owned(out) - fresh_files:
         (out / rel).unlink()
     for rel in fresh_files:
         target = out / rel
@@ -146,27 +184,44 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_PROTO_ROOT,
         help=f"proto include root (default: {DEFAULT_PROTO_ROOT.relative_to(REPO_ROOT)})",
     )
+    parser.add_argument(
+        "--ts-out",
+        type=Path,
+        default=DEFAULT_TS_OUT,
+        help=f"TypeScript output directory (default: {DEFAULT_TS_OUT.relative_to(REPO_ROOT)})",
+    )
+    parser.add_argument("--skip-typescript", action="store_true", help="generate or check the Python client only")
     args = parser.parse_args(argv)
-    out: Path = args.out.resolve()
     proto_root: Path = args.protos.resolve()
+    # (language, output, generator, the files of an output this script owns)
+    targets: list[tuple[str, Path, Callable[[Path, Path], None], Callable[[Path], set[Path]]]] = [
+        ("Python", args.out.resolve(), generate, generated_files),
+    ]
+    if not args.skip_typescript:
+        targets.append(("TypeScript", args.ts_out.resolve(), generate_typescript, typescript_files))
 
-    with tempfile.TemporaryDirectory(prefix="pdv-gen-") as scratch:
-        fresh = Path(scratch)
-        generate(proto_root, fresh)
-        if args.check:
-            problems = compare(fresh, out)
-            if problems:
-                print(f"generated client code in {out} is stale:", file=sys.stderr)
-                for line in problems:
-                    print(f"  {line}", file=sys.stderr)
-                print("run: python scripts/gen_clients.py", file=sys.stderr)
-                return 1
-            print(f"generated client code in {out} is up to date")
-            return 0
-        changes = sync(fresh, out)
-    for line in changes:
-        print(line)
-    print(f"generated {len(find_protos(proto_root))} proto file(s) into {out}")
+    stale = False
+    for language, out, generator, owned in targets:
+        with tempfile.TemporaryDirectory(prefix="pdv-gen-") as scratch:
+            fresh = Path(scratch)
+            generator(proto_root, fresh)
+            if args.check:
+                problems = compare(fresh, out, owned)
+                if problems:
+                    stale = True
+                    print(f"generated {language} client code in {out} is stale:", file=sys.stderr)
+                    for line in problems:
+                        print(f"  {line}", file=sys.stderr)
+                else:
+                    print(f"generated {language} client code in {out} is up to date")
+                continue
+            changes = sync(fresh, out, owned)
+        for line in changes:
+            print(line)
+        print(f"generated {language} code for {len(find_protos(proto_root))} proto file(s) into {out}")
+    if stale:
+        print("run: make proto (python scripts/gen_clients.py)", file=sys.stderr)
+        return 1
     return 0
 
 

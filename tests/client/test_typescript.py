@@ -1,0 +1,90 @@
+"""The TypeScript client (clients/typescript) against a real PDV server.
+
+A real stack (OpenBao, SQLite, the gRPC server on a loopback port) and a second one with
+mTLS are started here; the client is compiled with its own tsc and its tests run with
+`node --test`, reading where the servers are and the credentials from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import PRINCIPAL, Stack, start_stack
+from vault.certs import DevPkiPaths, write_dev_pki
+from vault.keys.openbao import OpenBaoServer
+
+CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "typescript"
+TLS_PRINCIPAL = "caseworker-app"
+UNLISTED = "not-listed"
+# Values the TS tests send (test/live.test.ts); none may reach the server's log.
+VALUES = ("ada.ts@example.org", "Ada Lovelace", "secret-shoe-42", "shred.ts@example.org", "tls.ts@example.org")
+
+
+def node_bin(name: str) -> str:
+    path = CLIENT_DIR / "node_modules" / ".bin" / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make clients/typescript/node_modules/.installed`")
+    return str(path)
+
+
+@pytest.fixture
+def plain_stack(openbao: OpenBaoServer, vault_token: str, tmp_path: Path) -> Iterator[Stack]:
+    s = start_stack(openbao, f"sqlite:///{tmp_path / 'plain.db'}", vault_token, admin_principals=[PRINCIPAL])
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> DevPkiPaths:
+    return write_dev_pki(tmp_path / "pki", [TLS_PRINCIPAL, UNLISTED], ["localhost", "127.0.0.1"])
+
+
+@pytest.fixture
+def tls_stack(openbao: OpenBaoServer, vault_token: str, tmp_path: Path, pki: DevPkiPaths) -> Iterator[Stack]:
+    s = start_stack(openbao, f"sqlite:///{tmp_path / 'tls.db'}", vault_token, tls_cert_file=pki.server_cert,
+                    tls_key_file=pki.server_key, tls_client_ca_file=pki.ca, tls_principals=[TLS_PRINCIPAL])
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_typescript_client_against_a_real_server(plain_stack: Stack, tls_stack: Stack, pki: DevPkiPaths) -> None:
+    # Into the package's own dist/ (git-ignored): the compiled code resolves its imports from
+    # the package's node_modules.
+    shutil.rmtree(CLIENT_DIR / "dist", ignore_errors=True)  # no stale compiled test survives
+    build = subprocess.run([node_bin("tsc"), "-p", "tsconfig.json"],
+                           cwd=CLIENT_DIR, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")} | {
+        "PDV_TARGET": plain_stack.target,
+        "PDV_API_KEY": plain_stack.api_key,
+        "PDV_TLS_TARGET": tls_stack.target,
+        "PDV_TLS_CA": str(pki.ca),
+        "PDV_TLS_CERT": str(pki.client_cert(TLS_PRINCIPAL)),
+        "PDV_TLS_KEY": str(pki.client_key(TLS_PRINCIPAL)),
+        "PDV_TLS_UNLISTED_CERT": str(pki.client_cert(UNLISTED)),
+        "PDV_TLS_UNLISTED_KEY": str(pki.client_key(UNLISTED)),
+    }
+    node = shutil.which("node")
+    assert node is not None, "node is not on PATH"
+    # One test file at a time: the two servers share this machine with the rest of the suite.
+    run = subprocess.run([node, "--test", "--test-concurrency=1", str(CLIENT_DIR / "dist" / "test")],
+                         cwd=CLIENT_DIR, env=env, capture_output=True, text=True, timeout=600)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert "# fail 0" in output and "# pass 0" not in output, output
+    # The client printed no credential, and nothing it sent reached either server's log.
+    assert plain_stack.api_key not in output
+    server_logs = plain_stack.log.getvalue() + tls_stack.log.getvalue()
+    assert plain_stack.api_key not in server_logs
+    for value in VALUES:
+        assert value not in server_logs
