@@ -23,7 +23,8 @@ CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 TLS_PRINCIPAL = "caseworker-app"
 UNLISTED = "not-listed"
 # Values the TS tests send (test/live.test.ts); none may reach the server's log.
-VALUES = ("ada.ts@example.org", "Ada Lovelace", "secret-shoe-42", "shred.ts@example.org", "tls.ts@example.org")
+VALUES = ("ada.ts@example.org", "Ada Lovelace", "secret-shoe-42", "shred.ts@example.org", "tls.ts@example.org",
+          "optout.ts@example.org")
 
 
 def node_bin(name: str) -> str:

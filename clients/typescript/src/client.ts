@@ -277,6 +277,22 @@ export class PdvClient {
     return (await this.#call(this.raw.subjects, this.raw.subjects.verifyReceipt, request, "", options.timeoutMs)).valid;
   }
 
+  /** Opt the subject out of `purpose` (optedOut: true) or back in; false if it was already so. */
+  async setConsent(
+    subjectId: string,
+    purpose: string,
+    options: { optedOut: boolean; caseId?: string; timeoutMs?: number | null },
+  ): Promise<boolean> {
+    const request = { subjectId, purpose, optedOut: options.optedOut, caseId: options.caseId ?? "" };
+    return (await this.#call(this.raw.subjects, this.raw.subjects.setConsent, request, "", options.timeoutMs)).changed;
+  }
+
+  /** The purposes the subject opted out of, sorted. */
+  async getConsent(subjectId: string, options: { timeoutMs?: number | null } = {}): Promise<string[]> {
+    const response = await this.#call(this.raw.subjects, this.raw.subjects.getConsent, { subjectId }, "", options.timeoutMs);
+    return [...response.optedOutPurposes];
+  }
+
   // -- helpers ---------------------------------------------------------------------
 
   #call<Req, Res>(client: Client, method: Unary<Req, Res>, request: Req, requestId: string,

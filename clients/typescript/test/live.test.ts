@@ -99,6 +99,21 @@ test("shredding a subject makes its tokens NotFound, with a receipt the server v
   }
 });
 
+test("an opt-out of a purpose is kept and hides the subject's values read for it", async () => {
+  const pdv = client();
+  try {
+    const [rec] = await pdv.tokenize([{ fields: { email: "optout.ts@example.org" } }], { purpose: PURPOSE, source: SOURCE });
+    assert.equal(await pdv.setConsent(rec.subjectId, PURPOSE, { optedOut: true }), true);
+    assert.equal(await pdv.setConsent(rec.subjectId, PURPOSE, { optedOut: true }), false);
+    assert.deepEqual(await pdv.getConsent(rec.subjectId), [PURPOSE]);
+    await assert.rejects(pdv.detokenizeOne(rec.tokens.email, { purpose: PURPOSE }), NotFound);
+    assert.equal(await pdv.setConsent(rec.subjectId, PURPOSE, { optedOut: false }), true);
+    assert.equal(await pdv.detokenizeOne(rec.tokens.email, { purpose: PURPOSE }), "optout.ts@example.org");
+  } finally {
+    pdv.close();
+  }
+});
+
 test("mTLS: a client certificate authenticates; an unlisted one is PermissionDenied; none fails the handshake", async () => {
   const target = env("PDV_TLS_TARGET");
   const ca = readFileSync(env("PDV_TLS_CA"));
