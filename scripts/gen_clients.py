@@ -97,9 +97,12 @@ def generate_typescript(proto_root: Path, dest: Path) -> None:
             raise SystemExit(f"{tool} is missing: run `make {stamp}` (or pass --skip-typescript)")
     template = TS_TEMPLATE.read_text(encoding="utf-8")
     # The template names its plugin and output relative to the repository root; point them
-    # at this run's plugin and scratch directory instead.
-    template = template.replace("clients/typescript/node_modules/.bin/protoc-gen-ts_proto", str(TS_PLUGIN))
-    template = template.replace("out: clients/typescript/src/gen", f"out: {dest}")
+    # at this run's plugin and scratch directory instead (never at the committed tree).
+    for old, new in (("local: clients/typescript/node_modules/.bin/protoc-gen-ts_proto", f"local: {TS_PLUGIN}"),
+                     ("out: clients/typescript/src/gen", f"out: {dest}")):
+        if template.count(old) != 1:
+            raise SystemExit(f"{TS_TEMPLATE}: expected one line '{old}'")
+        template = template.replace(old, new)
     with tempfile.TemporaryDirectory(prefix="pdv-gen-ts-") as conf:
         (Path(conf) / "buf.gen.yaml").write_text(template, encoding="utf-8")
         cmd = [str(BUF), "generate", str(proto_root), "--template", str(Path(conf) / "buf.gen.yaml")]
