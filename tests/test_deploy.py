@@ -85,7 +85,7 @@ def test_deployment_runs_several_replicas_that_drain_and_report_grpc_health_over
     assert any(a.startswith("-tls-client-cert=") for a in readiness)
     liveness = " ".join(c["livenessProbe"]["exec"]["command"])
     assert "grpc-health-probe" in liveness and '"$rc" -eq 4' in liveness  # NOT_SERVING is alive
-    assert c["startupProbe"]
+    assert c["startupProbe"]["exec"]["command"] == c["livenessProbe"]["exec"]["command"]
     settings = shipped_settings()
     drain = settings.shutdown_grace_seconds + c["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] > drain
