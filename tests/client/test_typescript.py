@@ -8,23 +8,28 @@ mTLS are started here; the client is compiled with its own tsc and its tests run
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from tests.support.databases import database
 from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.certs import DevPkiPaths, write_dev_pki
+from vault.config import ApiKey, hash_api_key
 from vault.keys.openbao import OpenBaoServer
 
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 TLS_PRINCIPAL = "caseworker-app"
 UNLISTED = "not-listed"
+REPLICA_PRINCIPAL = "ts-replicas"
 # Values the TS tests send (test/live.test.ts); none may reach the server's log.
 VALUES = ("ada.ts@example.org", "Ada Lovelace", "secret-shoe-42", "shred.ts@example.org", "tls.ts@example.org",
-          "optout.ts@example.org")
+          "optout.ts@example.org", "replica0.ts@example.org")
 
 
 def node_bin(name: str) -> str:
@@ -58,7 +63,34 @@ def tls_stack(openbao: OpenBaoServer, vault_token: str, tmp_path: Path, pki: Dev
         s.stop()
 
 
-def test_typescript_client_against_a_real_server(plain_stack: Stack, tls_stack: Stack, pki: DevPkiPaths) -> None:
+@pytest.fixture
+def replicas(openbao: OpenBaoServer, vault_token: str, tmp_path: Path) -> Iterator[tuple[list[Stack], str]]:
+    """Two servers on one PostgreSQL database, both knowing one more API key; yields them and the key."""
+    key = "pdvk_" + secrets.token_urlsafe(24)
+    extra = [ApiKey(principal=REPLICA_PRINCIPAL, sha256=hash_api_key(key))]
+    with database("postgresql", tmp_path) as url:
+        first = start_stack(openbao, url, vault_token, api_keys=extra)
+        try:
+            second = start_stack(openbao, url, vault_token, migrate_first=False, api_keys=extra)
+            try:
+                yield [first, second], key
+            finally:
+                second.stop()
+        finally:
+            first.stop()
+
+
+def chains_that_tokenized(stack: Stack, principal: str) -> set[str]:
+    """The audit chains (one per server process or app) holding the principal's tokenize entries."""
+    with stack.app.store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT DISTINCT chain_id FROM access_log WHERE principal = :p AND action = 'tokenize'"),
+                            {"p": principal})
+        return {r for (r,) in rows}
+
+
+def test_typescript_client_against_a_real_server(plain_stack: Stack, tls_stack: Stack, pki: DevPkiPaths,
+                                                 replicas: tuple[list[Stack], str]) -> None:
+    servers, replica_key = replicas
     # Into the package's own dist/ (git-ignored): the compiled code resolves its imports from
     # the package's node_modules.
     shutil.rmtree(CLIENT_DIR / "dist", ignore_errors=True)  # no stale compiled test survives
@@ -74,6 +106,8 @@ def test_typescript_client_against_a_real_server(plain_stack: Stack, tls_stack: 
         "PDV_TLS_KEY": str(pki.client_key(TLS_PRINCIPAL)),
         "PDV_TLS_UNLISTED_CERT": str(pki.client_cert(UNLISTED)),
         "PDV_TLS_UNLISTED_KEY": str(pki.client_key(UNLISTED)),
+        "PDV_REPLICAS_TARGET": "ipv4:" + ",".join(s.target for s in servers),
+        "PDV_REPLICAS_API_KEY": replica_key,
     }
     node = shutil.which("node")
     assert node is not None, "node is not on PATH"
@@ -86,6 +120,8 @@ def test_typescript_client_against_a_real_server(plain_stack: Stack, tls_stack: 
     # The client printed no credential, and nothing it sent reached either server's log.
     assert plain_stack.api_key not in output
     server_logs = plain_stack.log.getvalue() + tls_stack.log.getvalue()
-    assert plain_stack.api_key not in server_logs
+    assert plain_stack.api_key not in server_logs and replica_key not in output + server_logs
     for value in VALUES:
         assert value not in server_logs
+    # round_robin reached both replicas: their tokenize entries are on two audit chains.
+    assert len(chains_that_tokenized(servers[0], REPLICA_PRINCIPAL)) == 2
