@@ -35,6 +35,7 @@ from vault.services.lifecycle.replay import LedgerReplay
 from vault.services.lifecycle.restore import ReconcileReport, RestoreGuard, Shortfall, reconcile, shortfalls
 from vault.services.lookup import LookupService
 from vault.services.rights.correction import CorrectionService
+from vault.services.rights.disclosure import DisclosureService
 from vault.services.rights.request_access import RequestAccess
 from vault.services.rights.requests import RequestService
 from vault.services.shred import ShredService
@@ -72,6 +73,7 @@ class App:
     subject_access: SubjectAccess
     requests: RequestService
     corrections: CorrectionService
+    disclosure: DisclosureService
     audit: AuditChain | None = None
     refusals: RefusalLog | None = None
     committer: GroupCommitter | None = None
@@ -152,6 +154,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         access=access, consent=ConsentService(store, catalog, clock),
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         corrections=CorrectionService(store, keyring, index_keys, catalog, limits, clock),
+        disclosure=DisclosureService(committer, keyring, catalog, limits, clock, access),
         audit=audit,
         refusals=refusals,
         budget=ItemBudget(settings.max_items_in_flight, settings.items_wait_seconds, over_budget),

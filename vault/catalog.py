@@ -31,6 +31,16 @@ CLASSIFICATIONS = frozenset(
 )
 
 
+# A field's `disclosure` option: what a public-disclosure answer (pdv disclose) shows of it.
+REDACT, MASK, PUBLIC = "redact", "mask", "public"
+DISCLOSURES = frozenset({REDACT, MASK, PUBLIC})
+
+
+def redaction(field: str | None) -> str:
+    """The text published in place of a redacted value: it names the field, if known."""
+    return f"[REDACTED: {field}]" if field else "[REDACTED]"
+
+
 class TokenKind(str, Enum):
     RANDOM = "random"
     DETERMINISTIC = "deterministic"
@@ -58,6 +68,8 @@ class FieldSpec:
     # `deidentify_keep` (a DEIDENTIFY_KEEP rule) of the value.
     on_expiry: str = "shred"
     deidentify_keep: str | None = None
+    # What a public-disclosure answer shows in place of this field's tokens (DISCLOSURE).
+    disclosure: str = "redact"
 
     def __post_init__(self) -> None:
         for kind, name, table in (("normalizer", self.normalizer, rules.NORMALIZERS),
@@ -65,6 +77,17 @@ class FieldSpec:
                                   ("mask", self.mask, rules.MASKS)):
             if name not in table:
                 raise ConfigError(f"field {self.name!r}: unknown {kind} {name!r}")
+        if self.disclosure not in DISCLOSURES:
+            raise ConfigError(f"field {self.name!r}: unknown disclosure {self.disclosure!r}")
+
+    def disclosed(self, normalized_value: str) -> str:
+        """What the public may see of an already normalized value: the value itself, its mask,
+        or the redaction label, as the field's `disclosure` option says."""
+        if self.disclosure == PUBLIC:
+            return normalized_value
+        if self.disclosure == MASK:
+            return self.masked(normalized_value)
+        return redaction(self.name)
 
     def normalize(self, value: str) -> str:
         """Return the canonical form of `value`, the form that is encrypted and indexed.
@@ -187,7 +210,7 @@ _REQUIRED_TOP = {"version", "purposes", "fields"}
 _REQUIRED = {"classification", "token_kind", "retention", "purposes", "mask", "normalizer",
              "validator"}
 _OPTIONAL = {"searchable", "max_length", "retention_by_purpose", "description", "on_expiry",
-             "deidentify_keep"}
+             "deidentify_keep", "disclosure"}
 ON_EXPIRY = frozenset({"shred", "deidentify"})
 # What de-identification may keep, and the normalizers each rule needs (None: any).
 DEIDENTIFY_KEEP: dict[str, frozenset[str] | None] = {
@@ -265,9 +288,11 @@ class _Parser(NodeReader):
             if max_length <= 0:
                 raise self.fail(value["max_length"], f"{what}: max_length must be positive")
         on_expiry, keep = self.expiry(what, value, normalizer)
+        classification = self.choice(value["classification"], CLASSIFICATIONS, "classification")
+        disclosure = self.disclosure(what, value, classification, mask)
         return FieldSpec(
             name=name,
-            classification=self.choice(value["classification"], CLASSIFICATIONS, "classification"),
+            classification=classification,
             token_kind=kind,
             retention=self.retention(value["retention"]),
             purposes=frozenset(purposes),
@@ -280,7 +305,21 @@ class _Parser(NodeReader):
             description=self.scalar(value["description"], str) if "description" in value else "",
             on_expiry=on_expiry,
             deidentify_keep=keep,
+            disclosure=disclosure,
         )
+
+    def disclosure(self, what, value, classification, mask):
+        if "disclosure" not in value:
+            return REDACT
+        node = value["disclosure"]
+        disclosure = self.choice(node, DISCLOSURES, "disclosure")
+        # Refused rather than warned about: a sensitive value (an SSN, a benefits id) in an
+        # open-records answer cannot be undone.
+        if disclosure == PUBLIC and classification == "sensitive":
+            raise self.fail(node, f"{what}: a sensitive field cannot be disclosed as public (use mask or redact)")
+        if disclosure == MASK and mask == "none":
+            raise self.fail(node, f"{what}: disclosure: mask needs a mask other than none (or use redact)")
+        return disclosure
 
     def expiry(self, what, value, normalizer):
         on_expiry = self.choice(value["on_expiry"], ON_EXPIRY, "on_expiry") if "on_expiry" in value else "shred"

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     request_deadline_days: float = Field(default=30.0, gt=0, le=3650)
     request_deadline_days_by_kind: dict[str, float] = Field(default_factory=dict)
     request_retention_days: float = Field(default=1095.0, gt=0)
+    # `pdv disclose` (read by the command, not the server): export columns that hold personal
+    # data, refused unless every value in them is a PDV token; and column -> catalog field,
+    # the columns whose values are sent as that field's tokens (format-preserving ones look
+    # like values, so only a column named here is searched for them).
+    disclosure_personal_columns: list[str] = Field(default_factory=list)
+    disclosure_columns: dict[str, str] = Field(default_factory=dict)
     # The access policy (README "Policy file"). Required unless dev_policy, which grants
     # every data action to everyone (pdv dev and tests only).
     policy_path: Path | None = None

@@ -37,10 +37,15 @@ REQUESTS = "requests"
 # grant counts on a field only where it names every purpose the catalog lets the field be
 # collected for (vault/services/subject_access.py).
 CORRECT = "correct"
+# `disclose`: rewrite tokens in records released to the public (DisclosureService) into what
+# the catalog allows for public disclosure (its value, its mask, or a redaction). Granted per
+# field and purpose, like a read; it is not one: a value comes out only where the catalog
+# says the field is public or masked, whatever the caller's read grants.
+DISCLOSE = "disclose"
 # `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
-ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS, CORRECT)
+ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS, CORRECT, DISCLOSE)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
 
@@ -93,6 +98,10 @@ class Policy:
         """Whether any field may be detokenized (plain or masked) for `purpose` — a question
         whose answer does not depend on any token, so it is safe to answer before a lookup."""
         return any(a in (DETOKENIZE, DETOKENIZE_MASKED) and p == purpose for a, _, p in self._granted(principal, today))
+
+    def may_disclose_any(self, principal: str, purpose: str, today: datetime.date) -> bool:
+        """Whether `disclose` is granted on any field for `purpose` (asked before any token is read)."""
+        return any(a == DISCLOSE and p == purpose for a, _, p in self._granted(principal, today))
 
     def covers(
         self, principal: str, action: str, fields: Iterable[str], purposes: Iterable[str], today: datetime.date

@@ -8,9 +8,13 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from pdv.v1 import request_pb2, request_pb2_grpc, subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
+from pdv.v1 import (
+    disclosure_pb2, disclosure_pb2_grpc, request_pb2, request_pb2_grpc, subject_pb2, subject_pb2_grpc, token_pb2,
+    token_pb2_grpc,
+)
 
 from vault.api.auth import Authenticator
+from vault.api.disclosure_servicer import DisclosureServicer
 from vault.api.drain import Drain
 from vault.api.reflection import enable_reflection
 from vault.api.request_servicer import RequestServicer
@@ -96,18 +100,20 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         SubjectServicer(app.shredder, app.subject_access, app.consent, app.corrections, app.budget), server
     )
     request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(app.requests), server)
+    disclosure_pb2_grpc.add_DisclosureServiceServicer_to_server(DisclosureServicer(app.disclosure, app.budget), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
         token_pb2.DESCRIPTOR.services_by_name["TokenService"].full_name,
         subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
         request_pb2.DESCRIPTOR.services_by_name["RequestService"].full_name,
+        disclosure_pb2.DESCRIPTOR.services_by_name["DisclosureService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     )
     enable_reflection(service_names, server)
     port = _add_port(server, address or settings.listen, tls)
     server.start()
-    publish_health(app.restore_guard, health_servicer, service_names[:3])
+    publish_health(app.restore_guard, health_servicer, service_names[:4])
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
     return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations, drain)
 

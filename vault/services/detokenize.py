@@ -229,12 +229,12 @@ class DetokenizeService:
         if tk.is_opaque_token(item.token):
             return
         if spec is None:
-            if any(_shaped_like(s, item.token) for s in self.catalog if s.token_kind is TokenKind.FORMAT_PRESERVING):
+            if any(shaped_like(s, item.token) for s in self.catalog if s.token_kind is TokenKind.FORMAT_PRESERVING):
                 raise InvalidInput(f"items[{index}]: a format-preserving token needs its field", f"items[{index}]")
             raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
         # A format-preserving token is drawn from its field's alphabet; anything else (a name or an
         # email sent by mistake) is refused here, before it could be looked up or written to the access log.
-        if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not _shaped_like(spec, item.token):
+        if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not shaped_like(spec, item.token):
             raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
 
     def _log_failure(self, caller: Caller, purpose: str, items: list[DetokenizeItem], now: datetime) -> None:
@@ -273,7 +273,7 @@ def _rows_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[li
     return [[r for r in by_token.get(item.token, ()) if not item.field or r.field == item.field] for item in items]
 
 
-def _shaped_like(spec: FieldSpec, token: str) -> bool:
+def shaped_like(spec: FieldSpec, token: str) -> bool:
     """Whether `token` could be a format-preserving token of the field `spec` (its alphabet, its length)."""
     return (
         tk.is_plausible_format_preserving(token)

@@ -28,6 +28,7 @@ from pdv_client.errors import (
 from pdv_client.models import (
     CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
 )
+from pdv_client.disclosure import Disclosed
 from pdv_client.privacy_requests import LinkedAction, PrivacyRequest, RequestCase, StatusChange
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "RequestCase",
     "StatusChange",
     "LinkedAction",
+    "Disclosed",
     "CorrectedValue",
     "Correction",
     "PdvError",

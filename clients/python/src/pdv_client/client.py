@@ -20,6 +20,7 @@ from pdv_client.errors import Internal, error_for_status
 from pdv_client.models import (
     CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
 )
+from pdv_client.disclosure import Disclosure
 from pdv_client.privacy_requests import PrivacyRequests
 
 __all__ = ["PdvClient", "DEFAULT_BATCH_SIZE", "DEFAULT_TIMEOUT"]
@@ -129,6 +130,8 @@ class PdvClient:
         self._subjects = subject_pb2_grpc.SubjectServiceStub(channel)  # type: ignore[no-untyped-call]
         #: Residents' privacy requests and complaints (RequestService).
         self.requests = PrivacyRequests(self)
+        #: Public-disclosure rewriting of exported records (DisclosureService).
+        self.disclosure = Disclosure(self)
 
     # -- lifecycle ---------------------------------------------------------
 
