@@ -147,15 +147,18 @@ def test_a_rolled_back_database_serves_nothing_until_reconciled(
     ledger.write_text(ledger_then)  # one backup held both: the ledger lost the shreds too
     restored = start(migrate_first=False)
     try:
-        names = ("", "pdv.v1.TokenService", "pdv.v1.SubjectService")
-        assert [health_of(restored, n) for n in names] == [health_pb2.HealthCheckResponse.NOT_SERVING] * 3
+        names = ("", "pdv.v1.TokenService", "pdv.v1.SubjectService", "pdv.v1.DisclosureService")
+        assert [health_of(restored, n) for n in names] == [health_pb2.HealthCheckResponse.NOT_SERVING] * 4
         with pytest.raises(FailedPrecondition, match="pdv restore reconcile"):
             restored.client().detokenize([gone.tokens["email"]], purpose=PURPOSE)
         with pytest.raises(FailedPrecondition, match="restored from an older copy"):
             restored.client().shred_subjects([partly.subject_id], reason="x")
+        with pytest.raises(FailedPrecondition, match="restored from an older copy"):  # a disclosure releases values too
+            restored.client().disclosure.disclose([gone.tokens["email"]], purpose="public_disclosure",
+                                                  case_id="req_" + "0" * 24)
         assert restored.log.getvalue().count("ROLLBACK DETECTED") == 1
         assert count(restored, "SELECT count(*) FROM access_log WHERE action = 'serve' AND outcome = 'refused' "
-                               "AND field = 'restore_not_reconciled'") == 2
+                               "AND field = 'restore_not_reconciled'") == 3
 
         # The operator gets the ledger back from its own storage, then reconciles.
         ledger.write_text(ledger_now)
@@ -176,7 +179,7 @@ def test_a_rolled_back_database_serves_nothing_until_reconciled(
         assert f"superseded by the restore of {report['restore_recorded_at']}" in err and "TAMPERED" not in err
 
         wait_for_serving(restored)
-        assert [health_of(restored, n) for n in names] == [health_pb2.HealthCheckResponse.SERVING] * 3
+        assert [health_of(restored, n) for n in names] == [health_pb2.HealthCheckResponse.SERVING] * 4
         assert readable(restored, [gone.tokens["email"], partly.tokens["email"], partly.tokens["phone"]]) == [
             False, False, True]
         assert count(restored, "SELECT count(*) FROM access_log WHERE action = 'restore' AND outcome = 'reconciled'") == 1

@@ -265,6 +265,9 @@ def line_of(text: str, needle: str) -> int:
     ({"searchable": "maybe"}, "searchable", "expected true or false"),
     ({"retention_by_purpose": "{permits: 1y}"}, "retention_by_purpose", "unknown purpose"),
     ({"retention_by_purpose": "{billing: 1 eon}"}, "retention_by_purpose", "retention must be"),
+    ({"disclosure": "shout"}, "disclosure", "unknown disclosure 'shout' (known: mask, public, redact)"),
+    ({"disclosure": "public", "classification": "sensitive"}, "disclosure", "a sensitive field cannot be disclosed as public"),
+    ({"disclosure": "mask", "mask": "none"}, "disclosure", "disclosure: mask needs a mask other than none"),
 ])
 def test_field_errors_name_the_line(field, needle, reason):
     text = minimal(**field)
@@ -317,3 +320,22 @@ def test_loaded_specs_are_frozen():
     field = parse_catalog(minimal()).field("f")
     with pytest.raises(dataclasses.FrozenInstanceError):
         field.searchable = True  # type: ignore[misc]
+
+
+# --- public disclosure ------------------------------------------------------------------
+
+def test_disclosure_defaults_to_redact_and_each_option_rewrites_as_documented(catalog):
+    assert parse_catalog(minimal()).field("f").disclosure == "redact"
+    assert {f.name: f.disclosure for f in catalog if f.disclosure != "redact"} == {
+        "date_of_birth": "mask", "court_case_number": "public"}
+    for f in catalog:  # nothing sensitive is public, in the shipped catalog or any other
+        assert f.disclosure != "public" or f.classification != "sensitive"
+    assert catalog.field("ssn").disclosed("123456789") == "[REDACTED: ssn]"
+    assert catalog.field("date_of_birth").disclosed("1984-03-07") == "1984-**-**"
+    assert catalog.field("court_case_number").disclosed("2024CR001234") == "2024CR001234"
+    assert catalog.compatible("public_disclosure", "court_proceedings")
+
+
+def test_fieldspec_refuses_an_unknown_disclosure():
+    with pytest.raises(ConfigError, match="unknown disclosure 'shout'"):
+        spec("text", "nonempty", disclosure="shout")

@@ -169,6 +169,7 @@ def test_serving_needs_a_policy_unless_dev_policy_is_chosen(tmp_path: Path) -> N
     for action in ("shred", "admin"):  # subject-wide actions stay with admin_principals
         assert not any(dev.allows("anyone", action, f, p, TODAY) for f in CATALOG.names for p in CATALOG.purposes)
     assert dev.allows("anyone", "append", "email", "service_delivery", TODAY)  # the dev principal may add to subjects
+    assert dev.may_disclose_any("anyone", "public_disclosure", TODAY)  # `pdv disclose` works under `pdv dev`
 
 
 def test_sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -102,8 +103,10 @@ def refusal(number: int, column: str) -> InvalidInput:
 class Rewriter:
     """Sends the pending records' items, puts the answers in place, and writes the records."""
 
-    def __init__(self, client: PdvClient, args: argparse.Namespace, plan: Plan, write) -> None:  # type: ignore[no-untyped-def]
-        self.client, self.args, self.plan, self.write = client, args, plan, write
+    def __init__(self, client: PdvClient, args: argparse.Namespace, plan: Plan, write,  # type: ignore[no-untyped-def]
+                 pool: ThreadPoolExecutor) -> None:
+        self.client, self.args, self.plan, self.write, self.pool = client, args, plan, write, pool
+        self.in_flight: tuple[tuple[list, list, list], Future | None] | None = None
         self.run_id = f"disclose-{uuid.uuid4().hex[:12]}"
         self.calls = 0
         self.counts: Counter[str] = Counter()
@@ -125,22 +128,35 @@ class Rewriter:
             self.flush()
 
     def flush(self) -> None:
-        if self.items:
-            answers = self.client.disclosure.disclose(
-                self.items, purpose=self.args.purpose, case_id=self.args.case,
-                request_id=f"{self.run_id}/{self.calls}", batch_size=self.args.batch_size)
-            self.calls += 1
-            for (index, key, column), answer in zip(self.places, answers):
-                self.counts[answer.outcome] += 1
-                if answer.outcome == "not_a_token":
-                    if column in self.plan.personal:
-                        raise refusal(self.pending[index][0], str(column))
-                    continue
-                self.pending[index][1][key] = answer.text
-        for _, record in self.pending:
-            self.write(record)
-        self.records += len(self.pending)
+        """Send the pending records' items and write the batch before them: one call is in
+        flight while the next batch is read (two batches in memory at most)."""
+        batch = (self.pending, self.items, self.places)
         self.pending, self.items, self.places = [], [], []
+        sent = None
+        if batch[1]:
+            sent = self.pool.submit(self.client.disclosure.disclose, batch[1], purpose=self.args.purpose,
+                                    case_id=self.args.case, request_id=f"{self.run_id}/{self.calls}",
+                                    batch_size=self.args.batch_size)
+            self.calls += 1
+        self.finish()
+        self.in_flight = (batch, sent)
+
+    def finish(self) -> None:
+        """Wait for the batch in flight, put its answers in place and write its records."""
+        if self.in_flight is None:
+            return
+        (pending, _, places), sent = self.in_flight
+        self.in_flight = None
+        for (index, key, column), answer in zip(places, sent.result() if sent is not None else ()):
+            self.counts[answer.outcome] += 1
+            if answer.outcome == "not_a_token":
+                if column in self.plan.personal:
+                    raise refusal(pending[index][0], str(column))
+                continue
+            pending[index][1][key] = answer.text
+        for _, record in pending:
+            self.write(record)
+        self.records += len(pending)
 
 
 def run_disclose(args: argparse.Namespace) -> int:
@@ -163,8 +179,8 @@ def run_disclose(args: argparse.Namespace) -> int:
         with source, os.fdopen(fd, "w", encoding="utf-8", newline="") as sink, \
                 tqdm(total=os.fstat(source.fileno()).st_size, unit="B", unit_scale=True, desc="disclose",
                      disable=True if args.no_progress else None, file=sys.stderr) as bar:
-            with _client(args) as client:
-                rewriter = _stream(client, args, plan, fmt, source, sink, bar)
+            with _client(args) as client, ThreadPoolExecutor(1, thread_name_prefix="disclose") as pool:
+                rewriter = _stream(client, args, plan, fmt, source, sink, bar, pool)
         os.replace(temp, args.out)
         done = True
     except ClientError as exc:
@@ -179,7 +195,7 @@ def run_disclose(args: argparse.Namespace) -> int:
 
 
 def _stream(client: PdvClient, args: argparse.Namespace, plan: Plan, fmt: str, source: TextIO, sink: TextIO,
-            bar: tqdm) -> Rewriter:
+            bar: tqdm, pool: ThreadPoolExecutor) -> Rewriter:
     done_bytes = 0
 
     def progress() -> None:
@@ -192,15 +208,15 @@ def _stream(client: PdvClient, args: argparse.Namespace, plan: Plan, fmt: str, s
         reader, writer = csv.reader(source), csv.writer(sink)
         header = next(reader, None)
         if header is None:
-            return Rewriter(client, args, plan, writer.writerow)
+            return Rewriter(client, args, plan, writer.writerow, pool)
         writer.writerow(header)
-        rewriter = Rewriter(client, args, plan, writer.writerow)
+        rewriter = Rewriter(client, args, plan, writer.writerow, pool)
         for number, row in enumerate(reader, start=1):
             rewriter.add(number, row, ((i, header[i] if i < len(header) else None, v) for i, v in enumerate(row)))
             if not rewriter.pending:
                 progress()
     else:
-        rewriter = Rewriter(client, args, plan, lambda record: sink.write(_json_line(record)))
+        rewriter = Rewriter(client, args, plan, lambda record: sink.write(_json_line(record)), pool)
         for number, line in enumerate(source, start=1):
             if not line.strip():
                 continue
@@ -214,6 +230,7 @@ def _stream(client: PdvClient, args: argparse.Namespace, plan: Plan, fmt: str, s
             if not rewriter.pending:
                 progress()
     rewriter.flush()
+    rewriter.finish()
     progress()
     return rewriter
 

@@ -171,7 +171,8 @@ class DisclosureService:
             by_token.setdefault(row.token, []).append(row)
         found = [[r for r in by_token.get(it.token, ()) if not it.field or r.field == it.field] if shape else []
                  for it, shape in zip(items, shapes)]
-        verdicts = [[self._verdict(caller.principal, purpose, row, now) for row in rows] for rows in found]
+        modes: dict[str, str] = {}  # field -> what the caller may disclose of it: asked once a call
+        verdicts = [[self._verdict(modes, caller.principal, purpose, row, now) for row in rows] for rows in found]
         wanted = {(r.subject_id, r.key_version): r.wrapped
                   for rows, vs in zip(found, verdicts) for r, v in zip(rows, vs) if v in (PUBLIC_OUT, MASKED)}
         keys, missing = self.keyring.cached(wanted)
@@ -206,16 +207,18 @@ class DisclosureService:
              f"{counts[REDACTED]} redacted, {counts[NOT_A_TOKEN]} not tokens)")
         return results
 
-    def _verdict(self, principal: str, purpose: str, row: ValueRow, now: datetime) -> str:
+    def _verdict(self, modes: dict[str, str], principal: str, purpose: str, row: ValueRow, now: datetime) -> str:
         """PUBLIC_OUT, MASKED or REDACTED as the catalog says, if this row may be disclosed; else
         the refusal's log outcome (the caller sees a redaction either way)."""
-        if not self.access.policy.allows(principal, DISCLOSE, row.field, purpose, now.date()):
+        if row.field not in modes:
+            if not self.access.policy.allows(principal, DISCLOSE, row.field, purpose, now.date()):
+                modes[row.field] = DENIED
+            else:
+                mode = self.catalog.field(row.field).disclosure
+                modes[row.field] = PUBLIC_OUT if mode == PUBLIC else MASKED if mode == MASK else REDACTED
+        if modes[row.field] == DENIED:
             return DENIED
-        refused = self.access.refusal(purpose, row.purpose, row.opted_out)
-        if refused:
-            return refused
-        mode = self.catalog.field(row.field).disclosure
-        return PUBLIC_OUT if mode == PUBLIC else MASKED if mode == MASK else REDACTED
+        return self.access.refusal(purpose, row.purpose, row.opted_out) or modes[row.field]
 
     def _rewrite(
         self, item: DiscloseItem, rows: list[ValueRow], verdicts: list[str], keys: dict[KeyId, DataKey],
