@@ -7,6 +7,7 @@ and the CLI against a real OpenBao, on both databases."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from pdv_client import PdvClient, Record
-from pdv_client.errors import InvalidArgument, NotFound, PermissionDenied
+from pdv_client.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from sqlalchemy import select
 
 from tests.conftest import DATABASES
@@ -220,7 +221,7 @@ def test_a_personal_column_not_named_for_a_field_is_refused_for_anything_but_an_
         env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     case = open_case(env)
     source, out = tmp_path / "records.csv", tmp_path / "public.csv"
-    source.write_text("id,home\n1,12 Main Street\n")
+    source.write_text("\ufeffhome,id\n12 Main Street,1\n", encoding="utf-8")  # a spreadsheet's byte-order mark
 
     code, _, stderr = run_cli(env, monkeypatch, capsys, tmp_path, case, source, out, "--personal", "home")
 
@@ -351,3 +352,26 @@ def test_a_large_file_streams_in_bounded_memory(env: Env, tmp_path: Path) -> Non
     assert i == ROWS - 1
     print(f"\n{ROWS} records, {2 * ROWS} tokens: {seconds:.1f} s, peak RSS {large_peak // 1024} MiB "
           f"(2,000 records: {small_peak // 1024} MiB)")
+
+
+def test_an_answer_over_the_message_limit_is_refused_and_logged_as_not_disclosed(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = env.clients[STRANGER].tokenize(
+        [Record({"court_case_number": f"2026-CV-{secrets.randbelow(10**6):06d}-{i:03d}"}) for i in range(30)],
+        purpose=COLLECTED_FOR, source="court")
+    tokens = [r.tokens["court_case_number"] for r in results]
+    case = open_case(env)
+    service = env.stack.app.disclosure
+    # As if max_message_bytes were 500: the same check a 4 MiB answer meets.
+    monkeypatch.setattr(service, "limits", dataclasses.replace(service.limits, max_answer_bytes=500))
+
+    with pytest.raises(ResourceExhausted, match="over the 500-byte message limit; send fewer items per call"):
+        env.clients["records-office"].disclosure.disclose(tokens, purpose=PURPOSE, case_id=case)
+    got = env.clients["records-office"].disclosure.disclose(tokens[:5], purpose=PURPOSE, case_id=case)
+
+    assert [d.outcome for d in got] == ["public"] * 5
+    batches, items = logged(env, case)
+    assert [b[3] for b in batches] == ["too_large", "ok"]
+    assert [o for *_, o in items] == ["too_large"] * 30 + ["public"] * 5
+    assert [a.detail.split(": ", 1)[1] for a in env.clients["records-office"].requests.show(case).actions] == [
+        "5 items (5 public, 0 masked, 0 redacted, 0 not tokens)"]

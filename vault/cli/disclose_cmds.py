@@ -169,11 +169,17 @@ def run_disclose(args: argparse.Namespace) -> int:
         raise InvalidInput("--out must not be --in: the export is read while the answer is written")
     plan = plan_for(args)
     try:
-        source = args.source.open("r", encoding="utf-8", newline="")
+        # utf-8-sig: a spreadsheet's export often starts with a byte-order mark, which would
+        # otherwise become part of the first column's name.
+        source = args.source.open("r", encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InvalidInput(f"--in {args.source}: {exc.strerror}") from None
-    out_dir = args.out.resolve().parent
-    fd, temp = tempfile.mkstemp(prefix=f".{args.out.name}.", suffix=".partial", dir=out_dir)
+    try:
+        # Beside --out, so the final rename is atomic; mode 0600 until the answer is complete.
+        fd, temp = tempfile.mkstemp(prefix=f".{args.out.name}.", suffix=".partial", dir=args.out.resolve().parent)
+    except OSError as exc:
+        source.close()
+        raise InvalidInput(f"--out {args.out}: {exc.strerror}") from None
     done = False
     try:
         with source, os.fdopen(fd, "w", encoding="utf-8", newline="") as sink, \
@@ -181,6 +187,9 @@ def run_disclose(args: argparse.Namespace) -> int:
                      disable=True if args.no_progress else None, file=sys.stderr) as bar:
             with _client(args) as client, ThreadPoolExecutor(1, thread_name_prefix="disclose") as pool:
                 rewriter = _stream(client, args, plan, fmt, source, sink, bar, pool)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(temp, 0o666 & ~mask)  # complete: the mode any new file gets
         os.replace(temp, args.out)
         done = True
     except ClientError as exc:

@@ -197,7 +197,9 @@ class DisclosureService:
                     for row, outcome in zip(rows, outcomes)]
         size = sum(len(r.text.encode()) + FRAMING for r in results)
         if size > self.limits.max_answer_bytes:
-            tx.log_access([row[:-1] + (TOO_LARGE,) if row[-1] in (PUBLIC_OUT, MASKED) else row for row in log])
+            # The batch's own entry first: nothing of this batch was disclosed.
+            tx.log_access([row[:-1] + (TOO_LARGE,) if i == 0 or row[-1] in (PUBLIC_OUT, MASKED) else row
+                           for i, row in enumerate(log)])
             return AnswerTooLarge(f"items: the answer would be about {size} bytes, over the "
                                   f"{self.limits.max_answer_bytes}-byte message limit; send fewer items per call")
         tx.log_access(log)
