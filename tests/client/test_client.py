@@ -367,3 +367,12 @@ def test_context_manager_closes_owned_channel(target: str) -> None:
     with pytest.raises(ValueError, match="closed"):
         pdv.lookup("email", "x", purpose="case")
     pdv.close()  # idempotent
+
+
+def test_disclosure_rejects_malformed_items_locally_and_keeps_texts_out_of_repr(client: PdvClient) -> None:
+    from pdv_client import Disclosed
+
+    with pytest.raises(TypeError, match=r"item 1: expected a str or a \(text, field\) pair of str"):
+        client.disclosure.disclose(["pdv_x", ("482913305",)], purpose="public_disclosure", case_id="req_x")  # type: ignore[list-item]
+    assert "482913305" not in repr(Disclosed("public", "482913305"))
+    assert repr(client.disclosure) == "Disclosure(<client>)"
