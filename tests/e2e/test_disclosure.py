@@ -228,6 +228,17 @@ def test_a_personal_column_not_named_for_a_field_is_refused_for_anything_but_an_
     assert code == 2 and "column 'home'" in stderr and "Main" not in stderr and not out.exists()
 
 
+def test_a_file_that_is_not_utf8_is_refused_without_quoting_it(
+        env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    source, out = tmp_path / "records.csv", tmp_path / "public.csv"
+    source.write_bytes(b"id,name\n1,Ren\xe9e\n")
+
+    code, _, stderr = run_cli(env, monkeypatch, capsys, tmp_path, open_case(env), source, out)
+
+    assert code == 2 and "not readable as UTF-8 csv (UnicodeDecodeError)" in stderr and "xe9" not in stderr
+    assert not out.exists()
+
+
 def test_disclosure_needs_a_disclose_grant_and_a_refusal_is_logged(env: Env) -> None:
     _, tokens = load(env, person())
     case = open_case(env)

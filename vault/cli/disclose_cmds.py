@@ -195,6 +195,10 @@ def run_disclose(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"pdv: {type(exc).__name__}: {exc}; nothing was written", file=sys.stderr)
         return EXIT_CALL_FAILED
+    except (csv.Error, UnicodeDecodeError) as exc:
+        # Named by kind only: the error's own text may quote the file's bytes.
+        raise InvalidInput(f"--in {args.source.name}: not readable as UTF-8 {fmt} ({type(exc).__name__}); "
+                           "nothing was written") from None
     finally:
         if not done:
             os.unlink(temp)
