@@ -12,6 +12,10 @@ from vault.catalog import Catalog, load_catalog
 from vault.errors import ConfigError
 from vault.policy import Policy, PolicyHolder, load_policy, open_policy
 from vault.services.access import AccessControl
+from vault.services.admin.access import AdminAccess
+from vault.services.admin.keys import KeyOperations
+from vault.services.admin.records import RecordOperations
+from vault.services.admin.service import AdminService
 from vault.services.consent import ConsentService
 from vault.services.rate_limit import RateLimiter
 from vault.services.runtime.budget import REFUSAL_REASON, ItemBudget
@@ -268,6 +272,39 @@ def rewrap_service(app: App) -> RewrapService:
 def dek_rotation_service(app: App) -> DekRotationService:
     """On-demand DEK rotation (`pdv keys rotate-dek`): the service token suffices (wrap, unwrap)."""
     return DekRotationService(app.store, app.keyring, app.shredder.clock)
+
+
+def admin_service(app: App) -> AdminService:
+    """AdminService on the app: the service token for key status, rewrap and DEK rotation; the
+    admin token too (rotate, schedule, trim) only with kek_admin_over_api (vault.services.admin.keys).
+
+    Raises:
+        ConfigError: kek_admin_over_api without an admin token.
+    """
+    settings, clock = app.settings, app.shredder.clock
+    rotation = None
+    if settings.kek_admin_over_api:
+        admin_client = make_client(settings.vault_addr, settings.vault_admin_token_value(),
+                                   timeout=max(settings.vault_timeout, 30.0))
+        admin = TransitKeyAdmin(admin_client, settings.transit_mount, settings.kek_name,
+                                batch_size=min(settings.vault_batch_size, 1000))
+        rotation = RotationService(RotationRepository(app.store), admin, clock,
+                                   timedelta(days=settings.backup_horizon_days))
+    client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
+    service_keys = TransitKeyProvider(client, settings.transit_mount, settings.kek_name,
+                                      batch_size=min(settings.vault_batch_size, 1000))
+    keys = KeyOperations(app.store, service_keys, rotation, dek_rotation_service(app),
+                         timedelta(days=settings.backup_horizon_days), settings.vault_batch_size)
+
+    def audit_key() -> bytes | None:
+        index_keys = IndexKeys.load(app.store, app.keys)
+        return index_keys.audit_key if index_keys is not None else None
+
+    records = RecordOperations(
+        app.store, lambda: disposal_service(app), app.catalog, app.access.holder, app.shredder.signer, audit_key,
+        lambda: verify_sink(settings), clock, settings.processes)
+    access = AdminAccess(app.access, settings.admin_principals, app.store, app.catalog, clock)
+    return AdminService(access, keys, records)
 
 
 def reconcile_restore(app: App, actor: str, reason: str) -> ReconcileReport:

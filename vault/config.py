@@ -37,9 +37,12 @@ class Settings(BaseSettings):
     vault_token: SecretStr | None = None
     vault_token_file: Path | None = None
     vault_timeout: float = Field(default=5.0, gt=0, le=60)
-    # Only `pdv keys …` (KEK rotation) reads these; never give the server an admin token.
+    # `pdv keys … --local` (KEK rotation) reads these. A server reads them only with
+    # kek_admin_over_api: then AdminService may rotate, schedule and trim the KEK (and report
+    # Vault's version metadata) with this token; off, those stay with `pdv keys … --local`.
     vault_admin_token: SecretStr | None = None
     vault_admin_token_file: Path | None = None
+    kek_admin_over_api: bool = False
     # How long database backups are kept: old KEK versions are trimmed only this long after
     # they were superseded, since trimming makes every older backup unrecoverable.
     backup_horizon_days: float = Field(default=35.0, ge=0)

@@ -42,10 +42,19 @@ CORRECT = "correct"
 # field and purpose, like a read; it is not one: a value comes out only where the catalog
 # says the field is public or masked, whatever the caller's read grants.
 DISCLOSE = "disclose"
+# AdminService, one action per duty so that a key custodian, a records officer and an auditor
+# can each be granted their own: `keys` (KEK status, rotate, schedule, rewrap, trim; DEK
+# rotation), `dispose` (retention disposal, dry or real), `audit` (verify the access log),
+# `holds` (list legal holds) and `policy` (reload, check). They act on the whole vault and
+# carry no purpose, so like `requests` they count only on every field for every purpose
+# (vault/services/admin/access.py).
+KEYS, DISPOSE, AUDIT, HOLDS, POLICY = "keys", "dispose", "audit", "holds", "policy"
+ADMIN_ACTIONS = (KEYS, DISPOSE, AUDIT, HOLDS, POLICY)
 # `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
-ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS, CORRECT, DISCLOSE)
+ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS, CORRECT, DISCLOSE,
+           *ADMIN_ACTIONS)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
 
@@ -206,6 +215,7 @@ class _PolicyParser(NodeReader):
         shred: dict[str, set[str]] = {}
         admin: dict[str, set[str]] = {}
         requests = set()
+        whole: dict[str, set[tuple[str, str]]] = {}
         correct: dict[str, set[str]] = {}
         for action, f, p in grants:
             if action == SHRED:
@@ -214,6 +224,8 @@ class _PolicyParser(NodeReader):
                 admin.setdefault(p, set()).add(f)
             elif action == REQUESTS:
                 requests.add((f, p))
+            elif action in ADMIN_ACTIONS:
+                whole.setdefault(action, set()).add((f, p))
             elif action == CORRECT:
                 correct.setdefault(f, set()).add(p)
         if requests and requests != {(f, p) for f in fields for p in purposes}:
@@ -221,6 +233,13 @@ class _PolicyParser(NodeReader):
                 f"{where} grants requests on some fields or purposes only; a privacy request covers a whole "
                 "person and carries no purpose, so a requests grant counts only on every field for every purpose "
                 "(\"*\" and \"*\"): this grants nothing")
+        everything = {(f, p) for f in fields for p in purposes}
+        partial = sorted(a for a, scope in whole.items() if scope != everything)
+        if partial:
+            self.warnings.append(
+                f"{where} grants {', '.join(partial)} on some fields or purposes only; an AdminService call acts on "
+                "the whole vault and carries no purpose, so such a grant counts only on every field for every "
+                "purpose (\"*\" and \"*\"): this grants nothing")
         partial = sorted(f for f, ps in correct.items() if not self.catalog.field(f).purposes <= ps)
         if partial:
             self.warnings.append(

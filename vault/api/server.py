@@ -9,10 +9,11 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pdv.v1 import (
-    disclosure_pb2, disclosure_pb2_grpc, request_pb2, request_pb2_grpc, subject_pb2, subject_pb2_grpc, token_pb2,
-    token_pb2_grpc,
+    admin_pb2, admin_pb2_grpc, disclosure_pb2, disclosure_pb2_grpc, request_pb2, request_pb2_grpc, subject_pb2,
+    subject_pb2_grpc, token_pb2, token_pb2_grpc,
 )
 
+from vault.api.admin_servicer import AdminServicer
 from vault.api.auth import Authenticator
 from vault.api.disclosure_servicer import DisclosureServicer
 from vault.api.drain import Drain
@@ -21,7 +22,7 @@ from vault.api.request_servicer import RequestServicer
 from vault.api.restore_gate import RestoreGate, publish_health
 from vault.api.subject_servicer import SubjectServicer
 from vault.api.token_servicer import TokenServicer
-from vault.bootstrap import App
+from vault.bootstrap import App, admin_service
 from vault.config import is_loopback
 from vault.crl import RevocationList
 from vault.errors import ConfigError
@@ -101,6 +102,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     )
     request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(app.requests), server)
     disclosure_pb2_grpc.add_DisclosureServiceServicer_to_server(DisclosureServicer(app.disclosure, app.budget), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(admin_service(app), revocations), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
@@ -108,12 +110,13 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
         request_pb2.DESCRIPTOR.services_by_name["RequestService"].full_name,
         disclosure_pb2.DESCRIPTOR.services_by_name["DisclosureService"].full_name,
+        admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     )
     enable_reflection(service_names, server)
     port = _add_port(server, address or settings.listen, tls)
     server.start()
-    publish_health(app.restore_guard, health_servicer, service_names[:4])
+    publish_health(app.restore_guard, health_servicer, service_names[:-1])  # all but Health itself
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
     return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations, drain)
 

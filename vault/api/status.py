@@ -26,6 +26,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.PdvError], grpc.StatusCode], ...] = (
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.DecryptionFailed, grpc.StatusCode.DATA_LOSS),
     (errors.ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.RotationRefused, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION),
 )
 

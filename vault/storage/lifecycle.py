@@ -55,6 +55,16 @@ def release_hold(tx: Tx, subject_id: str, case_id: str, actor: str, now: datetim
     return result.rowcount
 
 
+def holds_in_force(tx: Tx, subject_id: str | None = None, limit: int = 10_000) -> list[tuple]:
+    """The unreleased holds (of one subject, or all), oldest first: (subject_id, case_id,
+    reason, placed_by, placed_at), at most `limit` of them."""
+    c = t.legal_holds.c
+    query = select(c.subject_id, c.case_id, c.reason, c.placed_by, c.placed_at).where(c.released_at.is_(None))
+    if subject_id is not None:
+        query = query.where(c.subject_id == subject_id)
+    return [tuple(r) for r in tx.conn.execute(query.order_by(c.id).limit(limit))]
+
+
 def existing_subjects(tx: Tx, subject_ids: Sequence[str]) -> set[str]:
     return {r[0] for r in _fetch_in(tx, "SELECT id FROM subjects WHERE id {in_ids}", subject_ids)}
 

@@ -29,6 +29,9 @@ from pdv_client.models import (
     CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
 )
 from pdv_client.disclosure import Disclosed
+from pdv_client.admin import (
+    AuditVerification, DisposalReport, KeyStatus, LegalHold, PolicyCheck, PolicyInfo, RewrapReport,
+)
 from pdv_client.privacy_requests import LinkedAction, PrivacyRequest, RequestCase, StatusChange
 
 __all__ = [
@@ -48,6 +51,13 @@ __all__ = [
     "Disclosed",
     "CorrectedValue",
     "Correction",
+    "KeyStatus",
+    "RewrapReport",
+    "DisposalReport",
+    "AuditVerification",
+    "LegalHold",
+    "PolicyInfo",
+    "PolicyCheck",
     "PdvError",
     "InvalidArgument",
     "NotFound",

@@ -20,6 +20,7 @@ from pdv_client.errors import Internal, error_for_status
 from pdv_client.models import (
     CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
 )
+from pdv_client.admin import Admin
 from pdv_client.disclosure import Disclosure
 from pdv_client.privacy_requests import PrivacyRequests
 
@@ -132,6 +133,8 @@ class PdvClient:
         self.requests = PrivacyRequests(self)
         #: Public-disclosure rewriting of exported records (DisclosureService).
         self.disclosure = Disclosure(self)
+        #: Administering the vault: keys, disposal, the access log, holds, policy (AdminService).
+        self.admin = Admin(self)
 
     # -- lifecycle ---------------------------------------------------------
 
