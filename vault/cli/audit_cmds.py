@@ -1,6 +1,9 @@
-"""`pdv audit verify | query | export`: admin tools that read the access log from the database.
+"""`pdv audit verify | query | export`: admin tools for the access log.
 
-They use the settings of `--config` / PDV_* (database, Vault address and service token,
+`verify` asks the server (AdminService, the `audit` grant; vault/cli/admin_api.py) unless
+--local is given. --local verifies from the database and Vault without trusting the server
+process, and works while a server refuses to serve after a detected rollback: an auditor's
+check should not depend on the thing it checks. query and export read the database. Locally they use the settings of `--config` / PDV_* (database, Vault address and service token,
 audit_checkpoint_file or audit_external_record = false); verify needs Vault to unwrap the
 chain key and check signatures.
 """
@@ -13,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vault.bootstrap import audit_tools, verify_sink
+from vault.cli import admin_api
+from vault.cli.client_cmds import _connection_args
 from vault.config import load_settings
 from vault.errors import InvalidInput
 from vault.services.audit_verify import MAX_PROBLEMS, export_lines, verify_log
@@ -24,8 +29,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     audit = p.add_subparsers(dest="audit_command", required=True)
 
     v = audit.add_parser("verify", help="recompute every chain and check the signed checkpoints (exit 1 if tampered)")
+    _connection_args(v)
+    admin_api.add_local_flag(v, "verify from the database and Vault directly (--config / PDV_*), not trusting the server")
     _config(v)
-    v.set_defaults(run=run_verify)
+    v.set_defaults(run=lambda args: run_verify(args) if args.local else admin_api.audit_verify(args))
 
     for name, help_text in (("query", "entries matching the filters, as JSON lines"),
                             ("export", "every entry (or those matching the filters) as JSON lines, for a SIEM")):

@@ -74,6 +74,7 @@ def run_dev(args: argparse.Namespace) -> int:
             "vault_addr": bao.addr,
             "vault_token_file": token_file,
             "vault_admin_token_file": admin_token_file,
+            "kek_admin_over_api": True,  # so `pdv keys rotate | schedule | trim` work over the API here too
             "api_keys": [{"principal": DEV_PRINCIPAL, "sha256": hash_api_key(api_key)}],
             "admin_principals": [DEV_PRINCIPAL],  # so a newcomer can try pdv shred / pdv hold
             "tombstone_ledger": data_dir / "tombstones.jsonl",

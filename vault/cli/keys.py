@@ -1,8 +1,12 @@
-"""`pdv keys rotate | schedule | rewrap | status | trim`: the admin's KEK rotation, with an admin Vault token;
-`pdv keys rotate-dek --subject ID`: one subject's DEK, with the service token.
+"""`pdv keys rotate | schedule | rewrap | status | trim | rotate-dek`: key management.
 
-The token comes from vault_admin_token / vault_admin_token_file / PDV_VAULT_ADMIN_TOKEN and is
-never printed. Progress goes to stderr, results to stdout.
+By default each calls AdminService on a running server (vault/cli/admin_api.py) with an admin
+credential that holds the `keys` grant. With --local it runs here instead: the KEK commands
+with an admin Vault token (vault_admin_token / vault_admin_token_file / PDV_VAULT_ADMIN_TOKEN,
+never printed) and the database URL, rotate-dek with the service token. --local is for a
+server that does not hold the admin token (kek_admin_over_api off: rotate, schedule, trim and
+Vault's metadata in status), and for a trim with a shorter backup horizon than the server's.
+Progress goes to stderr, results to stdout.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gc
 import getpass
-import re
 import sys
 import uuid
 from datetime import timedelta
@@ -19,35 +22,44 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vault.bootstrap import bootstrap, dek_rotation_service, rotation_service
+from vault.cli import admin_api
+from vault.cli.client_cmds import _connection_args
+from vault.cli.keys_output import period, print_status, show_schedule
 from vault.config import load_settings
-from vault.keys.admin import KekVersions
 from vault.services.common import Caller
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("keys", help="KEK rotation (admin token): rotate, schedule, rewrap, status, trim")
+    p = sub.add_parser("keys", help="key management over the API (or --local): rotate, schedule, rewrap, status, trim, "
+                                    "rotate-dek")
     keys = p.add_subparsers(dest="keys_command", required=True)
 
-    def command(name: str, help: str, run) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    def command(name: str, help: str, local, remote) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
         c = keys.add_parser(name, help=help)
-        c.add_argument("--config", type=Path, help="server config file (TOML); PDV_* variables override it")
-        c.set_defaults(run=run)
+        _connection_args(c)
+        admin_api.add_local_flag(c)
+        c.add_argument("--config", type=Path, help="with --local: server config file (TOML); PDV_* variables override it")
+        c.set_defaults(run=lambda args: local(args) if args.local else remote(args))
         return c
 
-    command("rotate", "add a new KEK version in Vault; new DEKs are wrapped with it", run_rotate)
-    c = command("schedule", "have Vault rotate the KEK by itself at a fixed period (auto_rotate_period)", run_schedule)
+    command("rotate", "add a new KEK version in Vault; new DEKs are wrapped with it", run_rotate, admin_api.keys_rotate)
+    c = command("schedule", "have Vault rotate the KEK by itself at a fixed period (auto_rotate_period)", run_schedule,
+                admin_api.keys_schedule)
     when = c.add_mutually_exclusive_group(required=True)
     when.add_argument("--every", type=period, metavar="PERIOD",
                       help="rotation period: a number and a unit, s m h d or w (90d, 12w); at least 1h")
     when.add_argument("--off", action="store_true", help="stop rotating on a schedule")
-    c = command("rewrap", "rewrap every stored DEK to the latest KEK version (online, resumable)", run_rewrap)
+    c = command("rewrap", "rewrap every stored DEK to the latest KEK version (online, resumable)", run_rewrap,
+                admin_api.keys_rewrap)
     c.add_argument("--batch", type=int, default=1000, help="DEKs per Vault call and per transaction (at most 1000)")
-    command("status", "KEK versions in Vault and stored rows per version", run_status)
-    c = command("trim", "retire KEK versions below the latest once unused and past the backup horizon", run_trim)
+    command("status", "KEK versions in Vault and stored rows per version", run_status, admin_api.keys_status)
+    c = command("trim", "retire KEK versions below the latest once unused and past the backup horizon", run_trim,
+                admin_api.keys_trim)
     c.add_argument("--backup-horizon-days", type=float, default=None,
-                   help="override the backup_horizon_days setting (days backups are kept)")
-    c = command("rotate-dek", "re-encrypt a subject's values under a fresh DEK (service token); tokens stay",
-                run_rotate_dek)
+                   help="days backups are kept: over the API only longer than the server's backup_horizon_days; "
+                        "with --local it overrides the setting")
+    c = command("rotate-dek", "re-encrypt a subject's values under a fresh DEK; tokens stay", run_rotate_dek,
+                admin_api.keys_rotate_dek)
     c.add_argument("--subject", required=True, action="append", help="subject id (repeatable)")
 
 
@@ -59,41 +71,13 @@ def run_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def period(text: str) -> timedelta:
-    """`90d` → 90 days (argparse type: a bad value is a usage error naming the option)."""
-    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a period like 90d, 12h or 4w")
-    span = timedelta(seconds=int(match[1]) * _UNITS[match[2]])
-    if span < timedelta(hours=1):
-        raise argparse.ArgumentTypeError("Vault rotates at most hourly: give a period of at least 1h")
-    return span
-
-
-def show_period(span: timedelta) -> str:
-    """The largest unit that divides the period: 7776000 s → `90d`."""
-    seconds = int(span.total_seconds())
-    for unit in "wdhms":
-        if seconds % _UNITS[unit] == 0:
-            return f"{seconds // _UNITS[unit]}{unit}"
-    return f"{seconds}s"
-
-
-def show_schedule(kek: KekVersions) -> str:
-    shown = show_period(kek.auto_rotate_period) if kek.auto_rotate_period else "off"
-    return f"{shown} (next rotation about {kek.next_rotation:%Y-%m-%d %H:%M} UTC)" if kek.next_rotation else shown
-
-
 def run_schedule(args: argparse.Namespace) -> int:
     with rotation_service(load_settings(args.config)) as service:
         kek = service.schedule(None if args.off else args.every)
     if kek.auto_rotate_period is None:
         print("KEK rotation schedule: off (rotate with `pdv keys rotate`)")
         return 0
-    print(f"KEK rotation schedule: every {show_schedule(kek)}")
+    print(f"KEK rotation schedule: every {show_schedule(kek.auto_rotate_period, kek.next_rotation)}")
     print("servers with rewrap_interval_seconds > 0 rewrap stored DEKs after each rotation by themselves")
     return 0
 
@@ -131,23 +115,8 @@ def run_status(args: argparse.Namespace) -> int:
     with rotation_service(load_settings(args.config)) as service:
         status = service.status()
     kek = status.kek
-    print(f"KEK latest version        v{kek.latest}")
-    print(f"min_decryption_version    v{kek.min_decryption}")
-    print(f"min_encryption_version    {f'v{kek.min_encryption}' if kek.min_encryption else '0 (latest)'}")
-    trimmed = f"v{kek.min_available} (versions below it are trimmed)" if kek.min_available else "0 (nothing trimmed)"
-    print(f"min_available_version     {trimmed}")
-    if kek.auto_rotate_period is None:
-        print("auto_rotate_period        off")
-    else:
-        print(f"auto_rotate_period        {show_schedule(kek)}")
-    for version, created in sorted(kek.created.items()):
-        print(f"  v{version} created {created:%Y-%m-%d %H:%M:%S} UTC")
-    for table, counts in (("data_keys", status.data_keys), ("wrapped_secrets", status.secrets)):
-        shown = ", ".join(f"v{v}: {n}" for v, n in sorted(counts.items())) or "no rows"
-        print(f"{table:<26}{shown}")
-    behind = sum(n for counts in (status.data_keys, status.secrets) for v, n in counts.items() if v < kek.latest)
-    if behind:
-        print(f"{behind} row(s) below v{kek.latest}: run `pdv keys rewrap`")
+    print_status(kek.latest, True, kek.min_decryption, kek.min_encryption, kek.min_available, kek.auto_rotate_period,
+                 kek.created, status.data_keys, status.secrets)
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vault.cli import admin_api
 from vault.cli.client_cmds import EXIT_CALL_FAILED, EXIT_ITEMS_FAILED, _call, _connection_args
 from vault.errors import InvalidInput
 
@@ -27,11 +28,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case", help="the privacy request (case id) this shred answers: linked to it")
     p.set_defaults(run=run_shred)
 
-    p = sub.add_parser("hold", help="place or release a legal hold on a subject")
+    p = sub.add_parser("hold", help="place or release a legal hold on a subject, or list the holds in force")
     _connection_args(p)
-    p.add_argument("hold_action", choices=("place", "release"))
-    p.add_argument("--subject", required=True)
-    p.add_argument("--case", required=True, help="the legal case id (a privacy request's case id links the hold to it)")
+    p.add_argument("hold_action", choices=("place", "release", "list"))
+    p.add_argument("--subject", help="the subject (required to place or release; with list, only its holds)")
+    p.add_argument("--case", help="the legal case id (a privacy request's case id links the hold to it)")
     p.add_argument("--reason", default="", help="why (required to place)")
     p.set_defaults(run=run_hold)
 
@@ -110,6 +111,10 @@ def _verify(args: argparse.Namespace, path: Path) -> int:
 
 
 def run_hold(args: argparse.Namespace) -> int:
+    if args.hold_action == "list":
+        return admin_api.hold_list(args)  # AdminService (the `holds` grant): one JSON line per hold
+    if not args.subject or not args.case:
+        raise InvalidInput("--subject and --case are required to place or release a hold")
     if args.hold_action == "place":
         if not args.reason:
             raise InvalidInput("--reason is required to place a hold")
