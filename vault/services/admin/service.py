@@ -100,13 +100,19 @@ class AdminService:
 
     def _logged(self, caller: Caller, action: str, purpose: str, ticks: Iterator[Tick | Finished[R]]
                 ) -> Iterator[Tick | Finished[R]]:
+        # The entry is written before the report is sent: once the caller has the report it
+        # may stop reading, and the call would end before a later entry.
+        finished = False
         try:
-            yield from ticks
+            for event in ticks:
+                if isinstance(event, Finished):
+                    self.access.record(caller, action, purpose, OK)
+                    finished = True
+                yield event
         except GeneratorExit:
-            # The caller went away; the job runs on to its end (progress.py).
-            self.access.record(caller, action, purpose, CANCELLED)
+            if not finished:  # the caller went away; the job runs on to its end (progress.py)
+                self.access.record(caller, action, purpose, CANCELLED)
             raise
         except BaseException as exc:
             self.access.record(caller, action, purpose, outcome_of(exc))
             raise
-        self.access.record(caller, action, purpose, OK)
