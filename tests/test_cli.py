@@ -147,7 +147,8 @@ def test_pdv_dev_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
 
 def test_admin_commands_run_against_pdv_dev_with_no_settings(tmp_path: Path) -> None:
     """After `pdv dev`, `pdv audit verify`, `pdv keys status` and `pdv dispose` work from the same
-    directory with no --config, no PDV_* variable and no root token (they read .pdv/pdv.toml)."""
+    directory with no --config and no root token: over the API with the dev key (PDV_TARGET
+    names the port), or with --local reading .pdv/pdv.toml."""
     listen, vault_port = f"127.0.0.1:{free_port()}", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
     data = tmp_path / ".pdv"
@@ -174,6 +175,11 @@ def test_admin_commands_run_against_pdv_dev_with_no_settings(tmp_path: Path) -> 
             )
         assert [m.token for m in found.results[0].matches] == [created["tokens"]["email"]]
 
+        # The admin commands call AdminService with the dev API key, which pdv dev's principal
+        # may use for everything (admin_principals); `--local` reads .pdv/pdv.toml instead.
+        local = pdv("audit", "verify", "--local", cwd=tmp_path, env=env, check=False)
+        assert local.returncode == 0 and "audit log intact" in local.stdout, local.stderr
+        env = {**env, "PDV_TARGET": listen}
         verify = pdv("audit", "verify", cwd=tmp_path, env=env, check=False)
         assert verify.returncode == 0, verify.stderr
         assert "audit log intact" in verify.stdout

@@ -123,7 +123,7 @@ def test_pdv_audit_verify_query_and_export(small_log: ClosedLog, openbao: OpenBa
     for name, value in (("DATABASE_URL", small_log.url), ("VAULT_ADDR", openbao.addr), ("VAULT_TOKEN", vault_token),
                         ("AUDIT_CHECKPOINT_FILE", str(small_log.file))):
         monkeypatch.setenv(f"PDV_{name}", value)
-    assert pdv_main(["audit", "verify"]) == 0
+    assert pdv_main(["audit", "verify", "--local"]) == 0
     assert "audit log intact" in capsys.readouterr().out
     assert pdv_main(["audit", "export"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -135,7 +135,7 @@ def test_pdv_audit_verify_query_and_export(small_log: ClosedLog, openbao: OpenBa
     assert pdv_main(["audit", "query", "--subject", subject, "--until", "2000-01-01"]) == 0
     assert capsys.readouterr().out == ""
     _tamper_sqlite_or_pg(small_log, lambda run: run("UPDATE access_log SET outcome = 'denied' WHERE id = 7"))
-    assert pdv_main(["audit", "verify"]) == 1
+    assert pdv_main(["audit", "verify", "--local"]) == 1
     assert "id 7" in capsys.readouterr().err
 
 

@@ -33,7 +33,7 @@ def verify_cli(log: ClosedLog, openbao: OpenBaoServer, vault_token: str, monkeyp
         monkeypatch.setenv(f"PDV_{name}", value)
 
     def run() -> tuple[int, str, str]:
-        code = pdv_main(["audit", "verify"])
+        code = pdv_main(["audit", "verify", "--local"])
         out = capsys.readouterr()
         return code, out.out, out.err
 

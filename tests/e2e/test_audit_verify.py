@@ -54,11 +54,11 @@ def test_the_cli_prints_every_problem_and_exits_1(log: ClosedLog, openbao: OpenB
     for name, value in (("DATABASE_URL", log.url), ("VAULT_ADDR", openbao.addr), ("VAULT_TOKEN", vault_token),
                         ("AUDIT_CHECKPOINT_FILE", str(log.file))):
         monkeypatch.setenv(f"PDV_{name}", value)
-    assert pdv_main(["audit", "verify"]) == 0
+    assert pdv_main(["audit", "verify", "--local"]) == 0
     capsys.readouterr()
     where: dict[str, int] = {}
     _tamper_sqlite_or_pg(log, lambda run: where.update(_edit_delete_and_truncate(run)))
-    assert pdv_main(["audit", "verify"]) == 1
+    assert pdv_main(["audit", "verify", "--local"]) == 1
     out = capsys.readouterr()
     lines = out.err.splitlines()
     assert lines[0].startswith("audit log TAMPERED: 3 problems found"), out.err

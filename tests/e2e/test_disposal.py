@@ -239,24 +239,23 @@ def test_serve_starts_and_stops_the_scheduled_job(admin_stack: Stack) -> None:
 def test_pdv_dispose_and_rotate_dek_commands(
     admin_stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from vault.cli import dispose as dispose_cmd
-    from vault.cli import keys as keys_cmd
     from vault.cli.main import main
 
+    # Over AdminService, as an admin runs them: the server's address and an API key, no settings.
     (rec,) = admin_stack.client().tokenize([resident(9)], purpose=PURPOSE, source="311")
-    monkeypatch.setattr(dispose_cmd, "load_settings", lambda path: admin_stack.settings)
-    monkeypatch.setattr(keys_cmd, "load_settings", lambda path: admin_stack.settings)
+    monkeypatch.setenv("PDV_API_KEY", admin_stack.api_key)
+    target = ["--target", admin_stack.target]
     before = tables(admin_stack)
     future = later(4).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    assert main(["dispose", "--dry-run", "--now", future]) == 0
+    assert main(["dispose", "--dry-run", "--now", future, *target]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["dry_run"] and report["values_disposed"] == {"email": 1, "phone": 1}
     assert tables(admin_stack) == before
-    assert main(["dispose", "--now", future]) == 2  # a real run may not pretend it is later
-    assert main(["dispose"]) == 0
+    assert main(["dispose", "--now", future, *target]) == 2  # a real run may not pretend it is later
+    assert main(["dispose", *target]) == 0
     assert json.loads(capsys.readouterr().out)["total_disposed"] == 0
 
-    assert main(["keys", "rotate-dek", "--subject", rec.subject_id]) == 0
+    assert main(["keys", "rotate-dek", "--subject", rec.subject_id, *target]) == 0
     assert "4 value(s) re-encrypted under DEK v2; deleted v1" in capsys.readouterr().out
     admin_stack.app.keyring.clear()
     assert admin_stack.client().detokenize_one(rec.tokens["phone"], purpose=PURPOSE) == "2125551009"
@@ -288,7 +287,7 @@ def test_dispose_killed_with_sigkill_is_finished_by_the_next_run(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
     env.update(PDV_DATABASE_URL=database_url, PDV_VAULT_ADDR=openbao.addr, PDV_VAULT_TOKEN=vault_token,
                PDV_TOMBSTONE_LEDGER=str(ledger), PDV_DISPOSAL_BATCH_SIZE="10", PDV_DEV_POLICY="true")
-    command = [sys.executable, "-m", "vault.cli.main", "dispose"]
+    command = [sys.executable, "-m", "vault.cli.main", "dispose", "--local"]
 
     def ledger_lines() -> list[dict]:
         # Complete lines only: read while `pdv dispose` appends, the file can end in part of a line.

@@ -15,6 +15,7 @@ import base64
 import logging
 import secrets
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,20 @@ def _exercise(stack: Stack) -> set[str]:
 
     # Holds and shreds: blocked, released, done, repeated; some fields only; an unknown subject.
     client.place_hold(b.subject_id, case_id="CV-LH-1", reason="litigation")
+    # AdminService (the stack's principal is in admin_principals): holds listed, a dry disposal
+    # naming the held subject, a DEK rotation, key status, rewrap and audit verify, refused and
+    # malformed calls; none may name a subject or token in the server log either.
+    client.admin.list_holds(b.subject_id)
+    client.admin.list_holds()
+    client.admin.dispose(dry_run=True, now=datetime.now(timezone.utc) + timedelta(days=4000))
+    client.admin.rotate_dek(a.subject_id)
+    client.admin.key_status()
+    client.admin.rewrap()
+    client.admin.verify_audit_log()
+    with pytest.raises(PdvError):
+        client.admin.rotate_dek("sub_" + secrets.token_urlsafe(16))
+    with pytest.raises(PdvError):
+        client.admin.trim_kek()
     client.shred_subjects([b.subject_id], reason="resident request")
     client.release_hold(b.subject_id, case_id="CV-LH-1")
     outcomes = client.shred_subjects([b.subject_id, d.subject_id], reason="resident request")

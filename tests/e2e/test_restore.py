@@ -167,14 +167,14 @@ def test_a_rolled_back_database_serves_nothing_until_reconciled(
                             ("DEV_POLICY", "true")):
             monkeypatch.setenv(f"PDV_{name}", value)
         assert pdv_main(["restore", "status"]) == 1
-        assert pdv_main(["audit", "verify"]) == 1  # a rollback without a reconcile stays a failure
+        assert pdv_main(["audit", "verify", "--local"]) == 1  # a rollback without a reconcile stays a failure
         assert "the database rolled back" in capsys.readouterr().err
         assert pdv_main(["restore", "reconcile", "--reason", "disk failure, restored the 02:00 backup"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert (report["subjects_shredded_again"], report["field_shreds_reapplied"]) == (1, 1)
         assert report["restore_recorded_at"] and report["behind"]
         assert pdv_main(["restore", "status"]) == 0
-        assert pdv_main(["audit", "verify"]) == 0  # re-baselined: green, the cut-off checkpoints noted
+        assert pdv_main(["audit", "verify", "--local"]) == 0  # re-baselined: green, the cut-off checkpoints noted
         err = capsys.readouterr().err
         assert f"superseded by the restore of {report['restore_recorded_at']}" in err and "TAMPERED" not in err
 
@@ -193,13 +193,13 @@ def test_a_rolled_back_database_serves_nothing_until_reconciled(
         assert "the restore of" in again.log.getvalue()
     finally:
         again.stop()
-    assert pdv_main(["audit", "verify"]) == 1
+    assert pdv_main(["audit", "verify", "--local"]) == 1
     # A restore record Vault did not sign supersedes nothing, and is itself a problem.
     forged = {"at": "2030-01-01T00:00:00.000000Z", "baseline": {}, "type": "pdv.restore-record.v1"}
     with checkpoints.open("a") as f:
         f.write(json.dumps({"kind": "restore", "record": json.dumps(forged), "signature": "vault:v1:AAAA"}) + "\n")
     capsys.readouterr()
-    assert pdv_main(["audit", "verify"]) == 1
+    assert pdv_main(["audit", "verify", "--local"]) == 1
     assert "a restore record in the checkpoint file has an invalid signature" in capsys.readouterr().err
     forged_too = start(migrate_first=False)
     try:

@@ -96,7 +96,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, openbao: OpenBaoServer, kek: Kek, datab
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = main(["keys", *argv])
+        code = main(["keys", argv[0], "--local", *argv[1:]])
         out, err = capsys.readouterr()
         assert kek.admin_token not in out + err
         return code, out, err
@@ -255,7 +255,7 @@ def test_rewrap_killed_at_random_points_resumes(
     with rotation_service(admin_settings) as service:
         service.rotate()
     env = admin_env(openbao, kek, database_url)
-    command = [sys.executable, "-m", "vault.cli.main", "keys", "rewrap", "--batch", "10"]
+    command = [sys.executable, "-m", "vault.cli.main", "keys", "rewrap", "--local", "--batch", "10"]
     rng = random.Random()
     repo, store = repo_for(database_url)
     kills_mid_run = 0
