@@ -16,6 +16,7 @@ import secrets
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -25,7 +26,7 @@ from pdv_client.errors import AlreadyExists, InvalidArgument, PdvError, Unauthen
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from tests.support.stack import Stack
+from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.storage import tables as t
 
 PURPOSE = "benefits_eligibility"
@@ -269,6 +270,45 @@ def test_canaries_appear_only_in_detokenize_values(stack: Stack) -> None:
     _database_contents(stack, book)
     assert stack.log.getvalue(), "the server log captured nothing: the search would prove nothing"
 
+    hits = book.hits()
+    assert hits == [], f"{len(hits)} canary hits, e.g.:\n" + "\n".join(hits[:20])
+
+
+@pytest.fixture
+def admin_stack(openbao, vault_token: str, database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL],
+                    tombstone_ledger=tmp_path / "tombstones.jsonl")
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_canaries_stay_out_of_admin_calls(admin_stack: Stack) -> None:
+    """AdminService re-encrypts (DEK rotation), rewraps, surveys for disposal, lists holds and
+    verifies the log: none of its results, logs or stored rows may hold a value, and every
+    value still reads back afterwards."""
+    book = Book()
+    stored = _plant(admin_stack, book)
+    client = admin_stack.client()
+    emails = [c for _, f, c in stored if f == "email"][:20]
+    subjects = sorted({m.subject_id for c in emails for m in client.lookup("email", c.sent, purpose=PURPOSE)})
+    assert len(subjects) == 20
+    results: list[object] = [client.admin.rotate_dek(s) for s in subjects]
+    client.place_hold(subjects[0], case_id="CV-CANARY", reason="litigation")
+    results += [
+        client.admin.rewrap(), client.admin.key_status(), client.admin.list_holds(),
+        client.admin.dispose(dry_run=True, now=datetime.now(timezone.utc) + timedelta(days=4000)),
+        client.admin.verify_audit_log(),
+    ]
+    book.look_in("admin results", "\n".join(repr(r) for r in results))
+    admin_stack.app.keyring.clear()
+    _detokenize(admin_stack, book, stored)  # every value reads back, under the new DEKs too
+
+    book.look_in("server log", admin_stack.log.getvalue())
+    _access_log(admin_stack, book)
+    _database_contents(admin_stack, book)
+    assert "DEK rotated" in admin_stack.log.getvalue()
     hits = book.hits()
     assert hits == [], f"{len(hits)} canary hits, e.g.:\n" + "\n".join(hits[:20])
 
