@@ -272,6 +272,8 @@ def test_the_cli_goes_through_the_api_with_an_admin_credential(
     assert code == 0 and "KEK rotated: latest version is now" in out
     code, out, err = pdv("custodian", "keys", "rewrap", "--batch", "2")
     assert code == 0 and "rewrapped" in out and "still below" in out and "rewrap" in err  # the bar is on stderr
+    code, _, err = pdv("custodian", "keys", "rewrap", "--batch", "5000")
+    assert code == 2 and "--batch must be between 1 and 1000" in err  # refused before any call
     code, out, _ = pdv("custodian", "keys", "rotate-dek", "--subject", rec.subject_id)
     assert code == 0 and "3 value(s) re-encrypted under DEK v2; deleted v1" in out
     code, _, err = pdv("custodian", "keys", "trim")

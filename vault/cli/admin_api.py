@@ -98,6 +98,10 @@ def keys_schedule(args: argparse.Namespace) -> int:
 
 
 def keys_rewrap(args: argparse.Namespace) -> int:
+    if not 1 <= args.batch <= 1000:
+        print("pdv: --batch must be between 1 and 1000", file=sys.stderr)
+        return 2
+
     def go(client: PdvClient) -> int:
         report = streamed("rewrap", "DEK", lambda bar: client.admin.rewrap(batch_size=args.batch, on_progress=bar))
         rate = report.rewrapped / report.seconds if report.seconds > 0 else 0.0
@@ -113,6 +117,10 @@ def keys_rewrap(args: argparse.Namespace) -> int:
 
 
 def keys_trim(args: argparse.Namespace) -> int:
+    if args.backup_horizon_days is not None and args.backup_horizon_days < 0:
+        print("pdv: --backup-horizon-days must not be negative", file=sys.stderr)
+        return 2
+
     def go(client: PdvClient) -> int:
         report = client.admin.trim_kek(backup_horizon_days=args.backup_horizon_days)
         if report.trimmed:
