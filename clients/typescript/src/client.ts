@@ -22,6 +22,7 @@ import { Internal, errorForStatus } from "./errors.js";
 import { batches, checkCount, checkString, detokenizeItem, lookupQuery, recordMessage, shredOutcome, type TokenRef } from "./inputs.js";
 import { type TlsOptions, tlsCredentials } from "./tls.js";
 import { DetokenizeResult, type Match, type RecordInput, type RecordTokens, type ShredOutcome } from "./models.js";
+import { AdminServiceClient } from "./gen/pdv/v1/admin.js";
 import { DisclosureServiceClient } from "./gen/pdv/v1/disclosure.js";
 import { RequestServiceClient } from "./gen/pdv/v1/request.js";
 import { SubjectServiceClient } from "./gen/pdv/v1/subject.js";
@@ -74,12 +75,13 @@ const MODES = { atomic: BatchMode.BATCH_MODE_ATOMIC, partial: BatchMode.BATCH_MO
  * one fails, the batches before it were applied, and the error's requestId names the failed one.
  */
 export class PdvClient {
-  /** The generated clients, for the calls this wrapper does not cover (e.g. RequestService, DisclosureService). */
+  /** The generated clients, for the calls this wrapper does not cover (e.g. RequestService, DisclosureService, AdminService). */
   readonly raw: {
     tokens: TokenServiceClient;
     subjects: SubjectServiceClient;
     requests: RequestServiceClient;
     disclosure: DisclosureServiceClient;
+    admin: AdminServiceClient;
   };
   readonly #target: string;
   readonly #metadata: Metadata;
@@ -107,13 +109,14 @@ export class PdvClient {
     }
     this.#timeoutMs = options.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : options.timeoutMs;
     const tokens = new TokenServiceClient(target, creds, options.channelOptions);
-    // One channel (one set of connections) for all four services.
+    // One channel (one set of connections) for every service.
     const shared = { ...options.channelOptions, channelOverride: tokens.getChannel() };
     this.raw = {
       tokens,
       subjects: new SubjectServiceClient(target, creds, shared),
       requests: new RequestServiceClient(target, creds, shared),
       disclosure: new DisclosureServiceClient(target, creds, shared),
+      admin: new AdminServiceClient(target, creds, shared),
     };
   }
 
