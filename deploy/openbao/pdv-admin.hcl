@@ -1,7 +1,8 @@
 # pdv-admin: for operators running `pdv keys rotate | rewrap | status | trim | schedule` and one-off
 # provisioning. Exactly what those commands call, plus managing the receipt signing key.
-# Never give this to the running service. It cannot encrypt or decrypt with the KEK, export
-# it, back it up or delete it.
+# Do not give this to the running service unless you mean it to rotate, schedule and trim the
+# KEK over its Admin API (kek_admin_over_api = true; README, "Admin API"). It cannot encrypt
+# or decrypt with the KEK, export it, back it up or delete it.
 #
 # Shipped for the default mount `transit` and key `pdv-kek`; vault.keys.openbao.render_admin_policy
 # rewrites every `transit/<op>/pdv-kek…` path for another mount / key name.

@@ -15,17 +15,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import grpc
 import pytest
 from pdv.v1 import admin_pb2
 from pdv_client import PdvClient, Record
-from pdv_client.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from pdv_client.errors import FailedPrecondition, InvalidArgument, NotFound, PdvError, PermissionDenied
 from sqlalchemy import text
 
 from tests.conftest import DATABASES
 from tests.support.stack import PRINCIPAL, Stack, start_stack, stack_with_policy
 from vault.cli.main import main as pdv_main
 from vault.keys.openbao import OpenBaoServer, create_admin_token, create_service_token, provision_transit
+from vault.services.rewrap import RewrapJob
 from vault.services.tokenize_model import new_subject_id
+from vault.storage.disposal import DISPOSAL_LOCK
+from vault.storage.jobs import job_lock
 
 POLICY_FILE = Path(__file__).with_name("admin_policy.yaml")
 PURPOSE = "benefits_eligibility"  # email and phone 3y, full_name 7y
@@ -338,3 +342,23 @@ def test_audit_verify_over_the_api_reports_a_tampered_log(
         assert all(p.text for p in report.problems)
     finally:
         s.stop()
+
+
+def test_rewrap_and_disposal_run_on_one_replica_at_a_time(admin: Admin) -> None:
+    """While another replica holds the job's lock (its scheduled run), the call is ABORTED,
+    says why, changes nothing and is logged; once the lock is free it runs."""
+    store = admin.stack.app.store
+    custodian, officer = admin.clients["custodian"].admin, admin.clients["officer"].admin
+    for lock, call, action, busy in (
+        (RewrapJob.LOCK, custodian.rewrap, "rewrap", "another replica is rewrapping now"),
+        (DISPOSAL_LOCK, lambda: officer.dispose(dry_run=True), "dispose_dry_run", "another replica is running disposal"),
+    ):
+        principal = "custodian" if action == "rewrap" else "officer"
+        before = admin.entries(principal, action, "failed")
+        with job_lock(store, lock) as mine:
+            assert mine
+            with pytest.raises(PdvError) as err:
+                call()
+        assert err.value.status is grpc.StatusCode.ABORTED and busy in err.value.message
+        assert admin.entries(principal, action, "failed") == before + 1
+        call()  # the lock is free again

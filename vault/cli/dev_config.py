@@ -1,8 +1,8 @@
 """The config file `pdv dev` writes (.pdv/pdv.toml), and the default the admin commands take from it.
 
 `pdv dev` serves with the settings it writes here, so the file is what the running stack
-uses, and `pdv audit`, `pdv keys`, `pdv dispose` and `pdv db upgrade` run against the dev
-stack without --config, PDV_* variables or the root token.
+uses, and `pdv db upgrade`, `pdv audit` and the --local forms of `pdv keys` and `pdv
+dispose` run against the dev stack without --config, PDV_* variables or the root token.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ HEADER = """\
 # Written by `pdv dev` at every start; edits are overwritten. DEVELOPMENT ONLY.
 # vault_admin_token_file holds a pdv-admin token (KEK rotate / rewrap / status / trim) of the
 # dev OpenBao, next to its unseal key and root token: never point a real deployment at this.
-# Run from the directory holding .pdv/, `pdv audit`, `pdv keys`, `pdv dispose` and
-# `pdv db upgrade` read this file when no --config is given; PDV_* variables override it.
+# Run from the directory holding .pdv/, `pdv db upgrade`, `pdv audit query|export` and the
+# --local forms of `pdv audit verify`, `pdv keys` and `pdv dispose` read this file when no
+# --config is given; PDV_* variables override it. Without --local those call the server.
 """
 
 

@@ -1,7 +1,8 @@
 """The KeyAdmin port: what KEK rotation needs from Vault beyond the service's KeyProvider.
 
-Held only by operator commands (`pdv keys …`) running with an admin token; the server never
-gets one.
+Held by `pdv keys … --local` running with an admin token, and by a server only when it is
+started with kek_admin_over_api (AdminService's rotate, schedule and trim); otherwise the
+server never gets one.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ own short transaction, conditional on the row being unchanged. It keeps no curso
 what is left is exactly the rows still below the latest KEK version, so after a crash (even
 kill -9) running it again simply finishes the job.
 
-Two callers: `pdv keys rewrap` with the admin token, and RewrapJob inside `pdv serve` with the
-service token (which may rewrap, never rotate or trim), so that a rotation — scheduled in Vault
+Three callers: `pdv keys rewrap --local` with the admin token, AdminService's Rewrap and
+RewrapJob inside `pdv serve`, both with the service token (which may rewrap, never rotate or
+trim), so that a rotation — scheduled in Vault
 or by hand — reaches the stored keys without anyone having to remember the second step.
 """
 
