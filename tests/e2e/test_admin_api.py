@@ -324,6 +324,7 @@ def test_without_the_admin_token_kek_changes_stay_local(openbao: OpenBaoServer, 
 
 def test_audit_verify_over_the_api_reports_a_tampered_log(
     openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     s = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL],
                     audit_checkpoint_file=tmp_path / "checkpoints.jsonl")
@@ -340,6 +341,13 @@ def test_audit_verify_over_the_api_reports_a_tampered_log(
         assert not report.intact and report.problem_count >= 1
         assert any(p.entry_id == target and "MAC mismatch" in p.what for p in report.problems), report.problems
         assert all(p.text for p in report.problems)
+
+        # `pdv audit verify` with only the address and a key: exit 1, the problems on stderr.
+        monkeypatch.setenv("PDV_API_KEY", s.api_key)
+        capsys.readouterr()
+        assert pdv_main(["audit", "verify", "--target", s.target]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("audit log TAMPERED:") and f"(id {target}): MAC mismatch" in err, err
     finally:
         s.stop()
 
