@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/node_modules/.installed
+# The access-report test opens the resident's letter in headless Chromium (Debian's `chromium`).
+CHROMIUM_STAMP := $(VENV)/.chromium
 
 .PHONY: dev test lint proto bench clean
 
@@ -28,11 +30,18 @@ $(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
 dev: $(STAMP)
 	$(BIN)/pdv dev
 
+# Installed once, only when missing; apt-get needs root (or sudo).
+$(CHROMIUM_STAMP): $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
+	touch $(CHROMIUM_STAMP)
+
 lint: $(STAMP) $(NODE_STAMP)
 	node_modules/.bin/buf lint
 	$(BIN)/lint-imports
 
-test: lint $(TS_STAMP)
+test: lint $(TS_STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python -m pytest
 
 proto: $(STAMP) $(NODE_STAMP) $(TS_STAMP)

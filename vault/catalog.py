@@ -64,6 +64,8 @@ class FieldSpec:
     # (purpose, retention) pairs overriding `retention`; a tuple keeps the spec hashable.
     retention_by_purpose: tuple[tuple[str, datetime.timedelta], ...] = ()
     description: str = ""
+    # Plain words for the field, for a resident reading their access report ("Email address").
+    label: str = ""
     # What disposal does once a value expires: "shred", or "deidentify" keeping only
     # `deidentify_keep` (a DEIDENTIFY_KEEP rule) of the value.
     on_expiry: str = "shred"
@@ -88,6 +90,11 @@ class FieldSpec:
         if self.disclosure == MASK:
             return self.masked(normalized_value)
         return redaction(self.name)
+
+    @property
+    def plain_name(self) -> str:
+        """The field's label, or its name in words when the catalog gives none."""
+        return self.label or self.name.replace("_", " ").capitalize()
 
     def normalize(self, value: str) -> str:
         """Return the canonical form of `value`, the form that is encrypted and indexed.
@@ -144,11 +151,16 @@ class Catalog:
 
     def __init__(
         self, fields: Mapping[str, FieldSpec], purposes: frozenset[str],
-        compatible: Mapping[str, frozenset[str]] | None = None,
+        compatible: Mapping[str, frozenset[str]] | None = None, descriptions: Mapping[str, str] | None = None,
     ) -> None:
         self._fields = dict(fields)
         self._purposes = frozenset(purposes).union(*(f.purposes for f in self._fields.values()))
         self._compatible = dict(compatible or {})
+        self._descriptions = dict(descriptions or {})
+
+    def describe_purpose(self, purpose: str) -> str:
+        """The purpose in plain words (its one-line description in the catalog), or its name."""
+        return self._descriptions.get(purpose) or purpose.replace("_", " ")
 
     def compatible(self, access_purpose: str, collection_purpose: str) -> bool:
         """Whether a value collected for `collection_purpose` may be used for `access_purpose`:
@@ -209,7 +221,7 @@ _TOP_KEYS = {"version", "purposes", "fields", "compatible_purposes"}
 _REQUIRED_TOP = {"version", "purposes", "fields"}
 _REQUIRED = {"classification", "token_kind", "retention", "purposes", "mask", "normalizer",
              "validator"}
-_OPTIONAL = {"searchable", "max_length", "retention_by_purpose", "description", "on_expiry",
+_OPTIONAL = {"searchable", "max_length", "retention_by_purpose", "description", "label", "on_expiry",
              "deidentify_keep", "disclosure"}
 ON_EXPIRY = frozenset({"shred", "deidentify"})
 # What de-identification may keep, and the normalizers each rule needs (None: any).
@@ -230,10 +242,11 @@ class _Parser(NodeReader):
         top = self.mapping(root, "catalog", _TOP_KEYS, _REQUIRED_TOP)
         if self.scalar(top["version"][1], int) != 1:
             raise self.fail(top["version"][1], "unsupported catalog version (expected 1)")
-        purposes = set()
+        purposes, descriptions = set(), {}
         for key, description in self.mapping(top["purposes"][1], "purposes").values():
-            self.scalar(description, str)
-            purposes.add(self.identifier(key, "purpose"))
+            name = self.identifier(key, "purpose")
+            descriptions[name] = self.scalar(description, str)
+            purposes.add(name)
         if not purposes:
             raise self.fail(top["purposes"][1], "no purposes declared")
         fields = {}
@@ -249,7 +262,7 @@ class _Parser(NodeReader):
                 if not isinstance(value, yaml.SequenceNode):
                     raise self.fail(value, f"compatible_purposes of {access!r} must be a list of purposes")
                 compatible[access] = frozenset(self.choice(item, purposes, "purpose") for item in value.value)
-        return Catalog(fields, frozenset(purposes), compatible)
+        return Catalog(fields, frozenset(purposes), compatible, descriptions)
 
     def retention(self, node):
         match = _RETENTION.fullmatch(str(self.scalar(node, object)).strip())
@@ -303,6 +316,7 @@ class _Parser(NodeReader):
             max_length=max_length,
             retention_by_purpose=tuple(sorted(overrides.items())),
             description=self.scalar(value["description"], str) if "description" in value else "",
+            label=self.scalar(value["label"], str) if "label" in value else "",
             on_expiry=on_expiry,
             deidentify_keep=keep,
             disclosure=disclosure,

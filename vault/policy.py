@@ -50,6 +50,9 @@ DISCLOSE = "disclose"
 # (vault/services/admin/access.py).
 KEYS, DISPOSE, AUDIT, HOLDS, POLICY = "keys", "dispose", "audit", "holds", "policy"
 ADMIN_ACTIONS = (KEYS, DISPOSE, AUDIT, HOLDS, POLICY)
+# `export` for purpose `subject_access` (declared in the catalog): hand a resident's own values
+# back to them in the access report (vault/services/rights/report.py). No other purpose serves.
+SUBJECT_ACCESS = "subject_access"
 # `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
@@ -198,10 +201,11 @@ class _PolicyParser(NodeReader):
             g = self.mapping(item, f"a grant of role {name!r}", _GRANT, _GRANT)
             fields = self.names(g["fields"][1], self.catalog.names, "field")
             actions = self.names(g["actions"][1], ACTIONS, "action")
-            if EXPORT in actions and isinstance(g["actions"][1], yaml.SequenceNode):
-                self.warnings.append(f"{self.source}, line {g['actions'][1].start_mark.line + 1}: role {name!r} grants "
-                                     "export, which no RPC of this version serves; the grant has no effect yet")
             purposes = self.names(g["purposes"][1], sorted(self.catalog.purposes), "purpose")
+            if EXPORT in actions and SUBJECT_ACCESS not in purposes:
+                self.warnings.append(f"{self.source}, line {g['actions'][1].start_mark.line + 1}: role {name!r} grants "
+                                     f"export without purpose {SUBJECT_ACCESS}, the only purpose an export serves "
+                                     "(the access report's values); the grant has no effect")
             out.update((a, f, p) for a in actions for f in fields for p in purposes)
         self.unhonoured(name, grants_node, out)
         return out

@@ -11,9 +11,16 @@ from tests.storage.test_store_contract import _add_subjects, _subject, _value
 from vault.storage import migrate
 from vault.storage import requests as requests_db
 from vault.storage.engine import create_store_engine
+from vault.storage.rows import VALUE_COLUMNS
 from vault.storage.store import Store
 
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+# field_values as it was before 0010 (no notice_given).
+_OLD_VALUE_COLUMNS = VALUE_COLUMNS[:VALUE_COLUMNS.index("notice_given")]
+
+
+def _add_old_values(tx, rows: list[tuple]) -> None:  # type: ignore[no-untyped-def]
+    tx.insert_rows("field_values", _OLD_VALUE_COLUMNS, [r[:len(_OLD_VALUE_COLUMNS)] for r in rows], (9, 10))
 
 
 def test_0006_moves_stored_answers_to_records_without_what_was_shredded(database_url: str) -> None:
@@ -31,7 +38,7 @@ def test_0006_moves_stored_answers_to_records_without_what_was_shredded(database
         store = Store(engine)
         _add_subjects(store, live)  # `gone` was shredded whole; `live` had its ssn shredded
         with store.transaction() as tx:
-            tx.add_values([_value(live, "email", "pdv_x")])
+            _add_old_values(tx, [_value(live, "email", "pdv_x")])
         with engine.begin() as conn:
             for request_id, answer in answers.items():
                 conn.execute(text("INSERT INTO tokenize_requests (principal, request_id, fingerprint, response, created_at) "
@@ -114,6 +121,31 @@ def test_0008_correction_history_goes_with_its_value_and_downgrades(database_url
         migrate.downgrade(engine, "0007")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM field_values")).scalar() == 1
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0010_records_a_notice_for_values_collected_with_a_notice_id(database_url: str) -> None:
+    """Values collected before 0010 get notice_given true when they name a notice, else
+    NULL ("not recorded"), never false: nothing said no notice was given."""
+    engine = create_store_engine(database_url)
+    subject = _subject(1)
+    try:
+        migrate.upgrade(engine, "0008")
+        store = Store(engine)
+        _add_subjects(store, subject)
+        with_notice = list(_value(subject, "email", "pdv_n"))
+        with_notice[VALUE_COLUMNS.index("notice_id")] = "notice-2025-04"
+        with store.transaction() as tx:
+            _add_old_values(tx, [tuple(with_notice), _value(subject, "phone", "pdv_p")])
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT token, notice_given FROM field_values")).all())
+        assert {t: (None if v is None else bool(v)) for t, v in rows.items()} == {"pdv_n": True, "pdv_p": None}
+        migrate.downgrade(engine, "0008")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM field_values")).scalar() == 2
         migrate.upgrade(engine)
     finally:
         engine.dispose()

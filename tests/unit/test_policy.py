@@ -204,11 +204,15 @@ def test_the_token_bucket_refills_at_its_rate() -> None:
     RateLimiter(0, 1).spend("a", 10**6)  # 0 turns it off
 
 
-def test_an_export_grant_is_flagged_until_an_rpc_serves_it() -> None:
-    text = GOOD.replace("actions: [shred, admin]", "actions: [shred, admin, export]", 1)
-    assert text != GOOD
-    policy = parse_policy(text, CATALOG, today=TODAY)
-    assert any("grants export, which no RPC of this version serves" in w for w in policy.warnings)
+def test_an_export_grant_counts_only_for_the_subject_access_purpose() -> None:
+    narrow = GOOD.replace("actions: [detokenize, lookup]", "actions: [detokenize, lookup, export]", 1)
+    wide = GOOD.replace("actions: [shred, admin]", "actions: [shred, admin, export]", 1)
+    assert narrow != GOOD and wide != GOOD
+    assert any("export without purpose subject_access" in w
+               for w in parse_policy(narrow, CATALOG, today=TODAY).warnings)  # service_delivery only
+    wide_policy = parse_policy(wide, CATALOG, today=TODAY)  # "*" includes subject_access
+    assert not any("export" in w for w in wide_policy.warnings)
+    assert wide_policy.allows("records", "export", "email", "subject_access", TODAY)
     assert not any("export" in w for w in parse_policy(GOOD, CATALOG, today=TODAY).warnings)
 
 

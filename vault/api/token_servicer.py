@@ -44,6 +44,7 @@ class TokenServicer(pb_grpc.TokenServiceServicer):
                     Caller(current_principal.get().name, request.request_id), request.purpose, request.source,
                     request.notice_id, [RecordIn(r.subject_id, dict(r.fields)) for r in request.records],
                     atomic=request.mode != pb.BATCH_MODE_PARTIAL,
+                    notice_given=request.notice_given if request.HasField("notice_given") else None,
                 ))
         except Exception as exc:  # noqa: BLE001 - every error is mapped in one place
             abort_with(context, exc, "Tokenize")

@@ -48,9 +48,13 @@ class TokenizeService:
         self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
 
     def tokenize(
-        self, caller: Caller, purpose: str, source: str, notice_id: str, records: list[RecordIn], atomic: bool = True
+        self, caller: Caller, purpose: str, source: str, notice_id: str, records: list[RecordIn], atomic: bool = True,
+        notice_given: bool | None = None,
     ) -> TokenizeOutcome:
         """Store each record's fields encrypted and return one token per field.
+
+        `notice_given` says whether the person was told of the collection; None means
+        "a notice was given exactly when `notice_id` names one". It is stored with each value.
 
         Raises:
             InvalidInput: a batch-level problem, or (atomic mode) any invalid record; names items only.
@@ -75,19 +79,22 @@ class TokenizeService:
             require_label("source", source)
             if notice_id:
                 require_label("notice_id", notice_id)
+                if notice_given is False:
+                    raise InvalidInput("notice_given is false but a notice_id names a notice", "notice_given")
             require_batch("records", len(records), self.limits)
             require_batch("fields in the batch", sum(len(r.fields) for r in records), self.limits)
-        fingerprint = self._fingerprint(purpose, source, notice_id, atomic, records)
+        fingerprint = self._fingerprint(purpose, source, notice_id, atomic, records, notice_given)
+        notice = (notice_id, bool(notice_id) if notice_given is None else notice_given)
         for attempt in range(ATTEMPTS):
             try:
-                return self._attempt(caller, remembered, purpose, source, notice_id, records, atomic, fingerprint)
+                return self._attempt(caller, remembered, purpose, source, notice, records, atomic, fingerprint)
             except Conflict:
                 if attempt == ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
     def _attempt(
-        self, caller: Caller, remembered: bool, purpose: str, source: str, notice_id: str, records: list[RecordIn],
+        self, caller: Caller, remembered: bool, purpose: str, source: str, notice: tuple[str, bool], records: list[RecordIn],
         atomic: bool, fingerprint: bytes,
     ) -> TokenizeOutcome:
         prepared, problems = self._validate(caller.principal, purpose, records)
@@ -103,10 +110,10 @@ class TokenizeService:
             # snapshot; the write re-checks what a concurrent writer could have changed.
             with self.store.snapshot() as tx:
                 existing = self._existing_subjects(tx, prepared, problems, atomic)
-                plan = self._plan(caller, purpose, source, notice_id, prepared, problems, existing, len(records), now)
+                plan = self._plan(caller, purpose, source, notice, prepared, problems, existing, len(records), now)
                 self._choose_shaped_tokens(tx, plan)
         else:
-            plan = self._plan(caller, purpose, source, notice_id, prepared, problems, {}, len(records), now)
+            plan = self._plan(caller, purpose, source, notice, prepared, problems, {}, len(records), now)
 
         def write(tx: Tx) -> TokenizeOutcome | tuple[bytes, str, list]:
             earlier = tx.get_request(caller.principal, caller.request_id) if remembered else None
@@ -202,7 +209,7 @@ class TokenizeService:
         return rows
 
     def _plan(
-        self, caller: Caller, purpose: str, source: str, notice_id: str, prepared: list[Prepared],
+        self, caller: Caller, purpose: str, source: str, notice: tuple[str, bool], prepared: list[Prepared],
         problems: list[ItemProblem], existing: dict[str, KeyRow], record_count: int, now: datetime,
     ) -> Plan:
         plan = Plan(record_count, problems)
@@ -223,7 +230,7 @@ class TokenizeService:
                     plan.deterministic_keys.append((token, spec.name, p.subject_id))
                 elif spec.token_kind is TokenKind.FORMAT_PRESERVING:
                     plan.shaped.append((len(plan.values), len(plan.log), p.index, spec, value, data_key))
-                plan.values.append(self._value_row(data_key, p.subject_id, spec, token, value, purpose, source, notice_id, now))
+                plan.values.append(self._value_row(data_key, p.subject_id, spec, token, value, purpose, source, notice, now))
                 plan.log.append(access_row(now, caller, "tokenize", purpose, "ok", p.subject_id, spec.name, token))
             plan.results[p.index] = (p.subject_id, record_tokens)
         plan.log += [access_row(now, caller, "tokenize", purpose, _problem_outcome(q), field=q.field or None) for q in problems]
@@ -295,19 +302,22 @@ class TokenizeService:
 
     def _value_row(
         self, data_key: DataKey, subject_id: str, spec: FieldSpec, token: str, value: str,
-        purpose: str, source: str, notice_id: str, now: datetime,
+        purpose: str, source: str, notice: tuple[str, bool], now: datetime,
     ) -> tuple:
         # VALUE_COLUMNS order. A format-preserving row is sealed once its token is chosen.
         sealed = data_key.seal(value.encode(), row_aad(subject_id, spec.name, token, data_key.version)) if token else b""
         return (
             subject_id, spec.name, token, data_key.version, sealed,
             blind_index(self.index_keys.index_key(spec.name), value) if spec.searchable else None,
-            purpose, source, notice_id or None, now, now + spec.retention_for(purpose),
+            purpose, source, notice[0] or None, now, now + spec.retention_for(purpose), notice[1],
         )
 
-    def _fingerprint(self, purpose: str, source: str, notice_id: str, atomic: bool, records: list[RecordIn]) -> bytes:
-        # Keyed, so the stored fingerprint cannot be used to confirm a guessed value.
-        body = json.dumps([purpose, source, notice_id, atomic, [[r.subject_id, sorted(r.fields.items())] for r in records]])
+    def _fingerprint(self, purpose: str, source: str, notice_id: str, atomic: bool, records: list[RecordIn],
+                     notice_given: bool | None = None) -> bytes:
+        # Keyed, so the stored fingerprint cannot be used to confirm a guessed value. An explicit
+        # notice_given is appended only when set, so answers kept before it existed still match.
+        parts = [purpose, source, notice_id, atomic, [[r.subject_id, sorted(r.fields.items())] for r in records]]
+        body = json.dumps(parts if notice_given is None else [*parts, notice_given])
         return hmac.digest(self.index_keys.fingerprint_key, body.encode(), hashlib.sha256)
 
     def _log_rejected(self, caller: Caller, purpose: str, problems: list[ItemProblem], now: datetime) -> None:

@@ -60,6 +60,8 @@ field_values = Table(
     Column("notice_id", String(200), nullable=True),
     Column("collected_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # Whether a collection notice was given (0010); NULL: collected before it was recorded.
+    Column("notice_given", Boolean, nullable=True),
     ForeignKeyConstraint(
         ["subject_id", "key_version"], ["data_keys.subject_id", "data_keys.version"], ondelete="CASCADE"
     ),

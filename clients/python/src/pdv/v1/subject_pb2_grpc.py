@@ -82,6 +82,11 @@ class SubjectServiceStub:
                 request_serializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsRequest.SerializeToString,
                 response_deserializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsResponse.FromString,
                 _registered_method=True)
+        self.GetAccessReport = channel.unary_unary(
+                '/pdv.v1.SubjectService/GetAccessReport',
+                request_serializer=pdv_dot_v1_dot_subject__pb2.GetAccessReportRequest.SerializeToString,
+                response_deserializer=pdv_dot_v1_dot_subject__pb2.GetAccessReportResponse.FromString,
+                _registered_method=True)
 
 
 class SubjectServiceServicer:
@@ -154,6 +159,15 @@ class SubjectServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccessReport(self, request, context):
+        """GetAccessReport answers a resident's access request: every value held about them and
+        why, every access to it from the access log (tamper-checked), and what was destroyed.
+        Values only with include_values and an `export` grant for purpose subject_access.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SubjectServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +215,11 @@ def add_SubjectServiceServicer_to_server(servicer, server):
                     servicer.ListCorrections,
                     request_deserializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsRequest.FromString,
                     response_serializer=pdv_dot_v1_dot_subject__pb2.ListCorrectionsResponse.SerializeToString,
+            ),
+            'GetAccessReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccessReport,
+                    request_deserializer=pdv_dot_v1_dot_subject__pb2.GetAccessReportRequest.FromString,
+                    response_serializer=pdv_dot_v1_dot_subject__pb2.GetAccessReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -449,6 +468,33 @@ class SubjectService:
             '/pdv.v1.SubjectService/ListCorrections',
             pdv_dot_v1_dot_subject__pb2.ListCorrectionsRequest.SerializeToString,
             pdv_dot_v1_dot_subject__pb2.ListCorrectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccessReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdv.v1.SubjectService/GetAccessReport',
+            pdv_dot_v1_dot_subject__pb2.GetAccessReportRequest.SerializeToString,
+            pdv_dot_v1_dot_subject__pb2.GetAccessReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12pdv/v1/token.proto\x12\x06pdv.v1\"w\n\x06Record\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12*\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x1a.pdv.v1.Record.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9b\x01\n\x0fTokenizeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x11\n\tnotice_id\x18\x04 \x01(\t\x12\x1f\n\x07records\x18\x05 \x03(\x0b\x32\x0e.pdv.v1.Record\x12\x1f\n\x04mode\x18\x06 \x01(\x0e\x32\x11.pdv.v1.BatchMode\"\x83\x01\n\x0cRecordTokens\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x30\n\x06tokens\x18\x02 \x03(\x0b\x32 .pdv.v1.RecordTokens.TokensEntry\x1a-\n\x0bTokensEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"H\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"\\\n\x10TokenizeResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.pdv.v1.RecordTokens\x12!\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x11.pdv.v1.ItemError\".\n\x0e\x44\x65tokenizeItem\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\"_\n\x11\x44\x65tokenizeRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12%\n\x05items\x18\x02 \x03(\x0b\x32\x16.pdv.v1.DetokenizeItem\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"^\n\x10\x44\x65tokenizeResult\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\"?\n\x12\x44\x65tokenizeResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.pdv.v1.DetokenizeResult\"+\n\x0bLookupQuery\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"Z\n\rLookupRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12$\n\x07queries\x18\x02 \x03(\x0b\x32\x13.pdv.v1.LookupQuery\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"0\n\x0bLookupMatch\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"4\n\x0cLookupResult\x12$\n\x07matches\x18\x01 \x03(\x0b\x32\x13.pdv.v1.LookupMatch\"7\n\x0eLookupResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.pdv.v1.LookupResult*V\n\tBatchMode\x12\x1a\n\x16\x42\x41TCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42\x41TCH_MODE_ATOMIC\x10\x01\x12\x16\n\x12\x42\x41TCH_MODE_PARTIAL\x10\x02\x32\xcb\x01\n\x0cTokenService\x12=\n\x08Tokenize\x12\x17.pdv.v1.TokenizeRequest\x1a\x18.pdv.v1.TokenizeResponse\x12\x43\n\nDetokenize\x12\x19.pdv.v1.DetokenizeRequest\x1a\x1a.pdv.v1.DetokenizeResponse\x12\x37\n\x06Lookup\x12\x15.pdv.v1.LookupRequest\x1a\x16.pdv.v1.LookupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12pdv/v1/token.proto\x12\x06pdv.v1\"w\n\x06Record\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12*\n\x06\x66ields\x18\x02 \x03(\x0b\x32\x1a.pdv.v1.Record.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc7\x01\n\x0fTokenizeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x11\n\tnotice_id\x18\x04 \x01(\t\x12\x1f\n\x07records\x18\x05 \x03(\x0b\x32\x0e.pdv.v1.Record\x12\x1f\n\x04mode\x18\x06 \x01(\x0e\x32\x11.pdv.v1.BatchMode\x12\x19\n\x0cnotice_given\x18\x07 \x01(\x08H\x00\x88\x01\x01\x42\x0f\n\r_notice_given\"\x83\x01\n\x0cRecordTokens\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\x30\n\x06tokens\x18\x02 \x03(\x0b\x32 .pdv.v1.RecordTokens.TokensEntry\x1a-\n\x0bTokensEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"H\n\tItemError\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"\\\n\x10TokenizeResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.pdv.v1.RecordTokens\x12!\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x11.pdv.v1.ItemError\".\n\x0e\x44\x65tokenizeItem\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\"_\n\x11\x44\x65tokenizeRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12%\n\x05items\x18\x02 \x03(\x0b\x32\x16.pdv.v1.DetokenizeItem\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"^\n\x10\x44\x65tokenizeResult\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\"?\n\x12\x44\x65tokenizeResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.pdv.v1.DetokenizeResult\"+\n\x0bLookupQuery\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"Z\n\rLookupRequest\x12\x0f\n\x07purpose\x18\x01 \x01(\t\x12$\n\x07queries\x18\x02 \x03(\x0b\x32\x13.pdv.v1.LookupQuery\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"0\n\x0bLookupMatch\x12\x12\n\nsubject_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"4\n\x0cLookupResult\x12$\n\x07matches\x18\x01 \x03(\x0b\x32\x13.pdv.v1.LookupMatch\"7\n\x0eLookupResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.pdv.v1.LookupResult*V\n\tBatchMode\x12\x1a\n\x16\x42\x41TCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42\x41TCH_MODE_ATOMIC\x10\x01\x12\x16\n\x12\x42\x41TCH_MODE_PARTIAL\x10\x02\x32\xcb\x01\n\x0cTokenService\x12=\n\x08Tokenize\x12\x17.pdv.v1.TokenizeRequest\x1a\x18.pdv.v1.TokenizeResponse\x12\x43\n\nDetokenize\x12\x19.pdv.v1.DetokenizeRequest\x1a\x1a.pdv.v1.DetokenizeResponse\x12\x37\n\x06Lookup\x12\x15.pdv.v1.LookupRequest\x1a\x16.pdv.v1.LookupResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,40 +35,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORD_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_RECORDTOKENS_TOKENSENTRY']._loaded_options = None
   _globals['_RECORDTOKENS_TOKENSENTRY']._serialized_options = b'8\001'
-  _globals['_BATCHMODE']._serialized_start=1215
-  _globals['_BATCHMODE']._serialized_end=1301
+  _globals['_BATCHMODE']._serialized_start=1259
+  _globals['_BATCHMODE']._serialized_end=1345
   _globals['_RECORD']._serialized_start=30
   _globals['_RECORD']._serialized_end=149
   _globals['_RECORD_FIELDSENTRY']._serialized_start=104
   _globals['_RECORD_FIELDSENTRY']._serialized_end=149
   _globals['_TOKENIZEREQUEST']._serialized_start=152
-  _globals['_TOKENIZEREQUEST']._serialized_end=307
-  _globals['_RECORDTOKENS']._serialized_start=310
-  _globals['_RECORDTOKENS']._serialized_end=441
-  _globals['_RECORDTOKENS_TOKENSENTRY']._serialized_start=396
-  _globals['_RECORDTOKENS_TOKENSENTRY']._serialized_end=441
-  _globals['_ITEMERROR']._serialized_start=443
-  _globals['_ITEMERROR']._serialized_end=515
-  _globals['_TOKENIZERESPONSE']._serialized_start=517
-  _globals['_TOKENIZERESPONSE']._serialized_end=609
-  _globals['_DETOKENIZEITEM']._serialized_start=611
-  _globals['_DETOKENIZEITEM']._serialized_end=657
-  _globals['_DETOKENIZEREQUEST']._serialized_start=659
-  _globals['_DETOKENIZEREQUEST']._serialized_end=754
-  _globals['_DETOKENIZERESULT']._serialized_start=756
-  _globals['_DETOKENIZERESULT']._serialized_end=850
-  _globals['_DETOKENIZERESPONSE']._serialized_start=852
-  _globals['_DETOKENIZERESPONSE']._serialized_end=915
-  _globals['_LOOKUPQUERY']._serialized_start=917
-  _globals['_LOOKUPQUERY']._serialized_end=960
-  _globals['_LOOKUPREQUEST']._serialized_start=962
-  _globals['_LOOKUPREQUEST']._serialized_end=1052
-  _globals['_LOOKUPMATCH']._serialized_start=1054
-  _globals['_LOOKUPMATCH']._serialized_end=1102
-  _globals['_LOOKUPRESULT']._serialized_start=1104
-  _globals['_LOOKUPRESULT']._serialized_end=1156
-  _globals['_LOOKUPRESPONSE']._serialized_start=1158
-  _globals['_LOOKUPRESPONSE']._serialized_end=1213
-  _globals['_TOKENSERVICE']._serialized_start=1304
-  _globals['_TOKENSERVICE']._serialized_end=1507
+  _globals['_TOKENIZEREQUEST']._serialized_end=351
+  _globals['_RECORDTOKENS']._serialized_start=354
+  _globals['_RECORDTOKENS']._serialized_end=485
+  _globals['_RECORDTOKENS_TOKENSENTRY']._serialized_start=440
+  _globals['_RECORDTOKENS_TOKENSENTRY']._serialized_end=485
+  _globals['_ITEMERROR']._serialized_start=487
+  _globals['_ITEMERROR']._serialized_end=559
+  _globals['_TOKENIZERESPONSE']._serialized_start=561
+  _globals['_TOKENIZERESPONSE']._serialized_end=653
+  _globals['_DETOKENIZEITEM']._serialized_start=655
+  _globals['_DETOKENIZEITEM']._serialized_end=701
+  _globals['_DETOKENIZEREQUEST']._serialized_start=703
+  _globals['_DETOKENIZEREQUEST']._serialized_end=798
+  _globals['_DETOKENIZERESULT']._serialized_start=800
+  _globals['_DETOKENIZERESULT']._serialized_end=894
+  _globals['_DETOKENIZERESPONSE']._serialized_start=896
+  _globals['_DETOKENIZERESPONSE']._serialized_end=959
+  _globals['_LOOKUPQUERY']._serialized_start=961
+  _globals['_LOOKUPQUERY']._serialized_end=1004
+  _globals['_LOOKUPREQUEST']._serialized_start=1006
+  _globals['_LOOKUPREQUEST']._serialized_end=1096
+  _globals['_LOOKUPMATCH']._serialized_start=1098
+  _globals['_LOOKUPMATCH']._serialized_end=1146
+  _globals['_LOOKUPRESULT']._serialized_start=1148
+  _globals['_LOOKUPRESULT']._serialized_end=1200
+  _globals['_LOOKUPRESPONSE']._serialized_start=1202
+  _globals['_LOOKUPRESPONSE']._serialized_end=1257
+  _globals['_TOKENSERVICE']._serialized_start=1348
+  _globals['_TOKENSERVICE']._serialized_end=1551
 # @@protoc_insertion_point(module_scope)

@@ -32,20 +32,22 @@ class Record(_message.Message):
     def __init__(self, subject_id: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TokenizeRequest(_message.Message):
-    __slots__ = ("request_id", "purpose", "source", "notice_id", "records", "mode")
+    __slots__ = ("request_id", "purpose", "source", "notice_id", "records", "mode", "notice_given")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     NOTICE_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_GIVEN_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     purpose: str
     source: str
     notice_id: str
     records: _containers.RepeatedCompositeFieldContainer[Record]
     mode: BatchMode
-    def __init__(self, request_id: _Optional[str] = ..., purpose: _Optional[str] = ..., source: _Optional[str] = ..., notice_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., mode: _Optional[_Union[BatchMode, str]] = ...) -> None: ...
+    notice_given: bool
+    def __init__(self, request_id: _Optional[str] = ..., purpose: _Optional[str] = ..., source: _Optional[str] = ..., notice_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., mode: _Optional[_Union[BatchMode, str]] = ..., notice_given: _Optional[bool] = ...) -> None: ...
 
 class RecordTokens(_message.Message):
     __slots__ = ("subject_id", "tokens")
