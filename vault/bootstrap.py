@@ -40,6 +40,7 @@ from vault.services.lifecycle.restore import ReconcileReport, RestoreGuard, Shor
 from vault.services.lookup import LookupService
 from vault.services.rights.correction import CorrectionService
 from vault.services.rights.disclosure import DisclosureService
+from vault.services.rights.report import ReportService
 from vault.services.rights.request_access import RequestAccess
 from vault.services.rights.requests import RequestService
 from vault.services.shred import ShredService
@@ -78,6 +79,7 @@ class App:
     requests: RequestService
     corrections: CorrectionService
     disclosure: DisclosureService
+    reports: ReportService
     audit: AuditChain | None = None
     refusals: RefusalLog | None = None
     committer: GroupCommitter | None = None
@@ -159,6 +161,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         corrections=CorrectionService(store, keyring, index_keys, catalog, limits, clock),
         disclosure=DisclosureService(committer, keyring, catalog, limits, clock, access),
+        reports=ReportService(store, AuditRepository(store), keyring, index_keys, catalog, access, clock),
         audit=audit,
         refusals=refusals,
         budget=ItemBudget(settings.max_items_in_flight, settings.items_wait_seconds, over_budget),

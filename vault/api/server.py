@@ -98,7 +98,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         TokenServicer(app.tokenizer, app.detokenizer, app.finder, app.budget), server
     )
     subject_pb2_grpc.add_SubjectServiceServicer_to_server(
-        SubjectServicer(app.shredder, app.subject_access, app.consent, app.corrections, app.budget), server
+        SubjectServicer(app.shredder, app.subject_access, app.consent, app.corrections, app.reports, app.budget), server
     )
     request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(app.requests), server)
     disclosure_pb2_grpc.add_DisclosureServiceServicer_to_server(DisclosureServicer(app.disclosure, app.budget), server)

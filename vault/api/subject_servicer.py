@@ -1,4 +1,4 @@
-"""SubjectService: disposal, legal holds, consent and correction. Who may make each call is decided by
+"""SubjectService: disposal, legal holds, consent, correction and the access report. Who may make each call is decided by
 vault/services/subject_access.py (the scope of the caller's `shred` / `admin` grants, or
 `admin_principals`), which also logs every refusal."""
 
@@ -13,12 +13,14 @@ from pdv.v1 import subject_pb2 as pb
 from pdv.v1 import subject_pb2_grpc as pb_grpc
 
 from vault.api.auth import current_principal
+from vault.api.report_proto import report_message
 from vault.api.status import abort_with
 from vault.api.token_servicer import share
 from vault.services.common import Caller
 from vault.services.common import MAX_REQUEST_ID, require_label
 from vault.services.consent import ConsentService
 from vault.services.rights.correction import CorrectionService
+from vault.services.rights.report import ReportService
 from vault.services.shred import ShredService
 from vault.services.runtime.budget import ItemBudget
 from vault.services.shred_steps import ShredResult
@@ -35,9 +37,10 @@ _STATUS = {
 class SubjectServicer(pb_grpc.SubjectServiceServicer):
     def __init__(
         self, shredder: ShredService, gate: SubjectAccess, consent: ConsentService, corrections: CorrectionService,
-        budget: ItemBudget | None = None,
+        reports: ReportService, budget: ItemBudget | None = None,
     ) -> None:
         self._shredder, self._gate, self._consent, self._corrections = shredder, gate, consent, corrections
+        self._reports = reports
         self._budget = budget or ItemBudget(1 << 62, 0)
 
     @staticmethod
@@ -71,6 +74,18 @@ class SubjectServicer(pb_grpc.SubjectServiceServicer):
                           corrected_by=r.corrected_by, reason=r.reason, case_id=r.case_id or "",
                           request_id=r.request_id, old_value_fingerprint=r.old_fingerprint.hex())
             for r in rows])
+
+    def GetAccessReport(
+        self, request: pb.GetAccessReportRequest, context: grpc.ServicerContext
+    ) -> pb.GetAccessReportResponse:
+        try:
+            caller = self._caller()
+            views = self._gate.access_report(caller, request.subject_id)
+            report = self._reports.access_report(caller, request.subject_id, views, request.case_id or None,
+                                                 request.include_values)
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc, "GetAccessReport")
+        return pb.GetAccessReportResponse(report=report_message(report))
 
     def SetConsent(self, request: pb.SetConsentRequest, context: grpc.ServicerContext) -> pb.SetConsentResponse:
         try:

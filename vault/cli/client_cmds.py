@@ -22,6 +22,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--purpose", required=True)
     p.add_argument("--source", required=True)
     p.add_argument("--notice-id")
+    p.add_argument("--notice-given", action=argparse.BooleanOptionalAction, default=None,
+                   help="whether the person was told of the collection (default: exactly when --notice-id is given)")
     p.add_argument("--subject", help="add the fields to this existing subject")
     p.add_argument("--request-id")
     p.add_argument("fields", nargs="+", metavar="FIELD=VALUE")
@@ -136,7 +138,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
 
     def go(client: PdvClient) -> object:
         (result,) = client.tokenize(
-            [record], purpose=args.purpose, source=args.source, notice_id=args.notice_id, request_id=args.request_id
+            [record], purpose=args.purpose, source=args.source, notice_id=args.notice_id,
+            notice_given=args.notice_given, request_id=args.request_id,
         )
         return {"subject_id": result.subject_id, "tokens": dict(result.tokens)}
 

@@ -1,18 +1,23 @@
-"""`pdv shred`, `pdv shred verify-receipt`, `pdv hold` and `pdv subject correct | corrections`:
-a records officer's disposal and correction tools."""
+"""`pdv shred`, `pdv shred verify-receipt`, `pdv hold` and `pdv subject correct | corrections | report`:
+a records officer's disposal, correction and access-report tools."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from google.protobuf.json_format import MessageToDict
+from pdv_client.errors import PdvError as ClientError
+
 from vault.cli import admin_api
-from vault.cli.client_cmds import EXIT_CALL_FAILED, EXIT_ITEMS_FAILED, _call, _connection_args
+from vault.cli.client_cmds import EXIT_CALL_FAILED, EXIT_ITEMS_FAILED, EXIT_OK, _call, _client, _connection_args
+from vault.services.rights.report_html import render
 from vault.errors import InvalidInput
 
 
@@ -36,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reason", default="", help="why (required to place)")
     p.set_defaults(run=run_hold)
 
-    p = sub.add_parser("subject", help="correct a subject's value, or list its corrections")
+    p = sub.add_parser("subject", help="correct a subject's value, list its corrections, or make its access report")
     commands = p.add_subparsers(dest="subject_command", required=True)
     c = commands.add_parser("correct", help="correct every value a subject holds of one field")
     _connection_args(c)
@@ -53,6 +58,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _connection_args(c)
     c.add_argument("--subject", required=True)
     c.set_defaults(run=run_corrections)
+    c = commands.add_parser("report", help="a resident's access report: what is held, why, who used it, what was "
+                                           "destroyed (JSON, or a printable HTML letter)")
+    _connection_args(c)
+    c.add_argument("subject_id", metavar="SUBJECT")
+    c.add_argument("--values", action="store_true",
+                   help="include the values (plain with an export grant for subject_access, else masked)")
+    c.add_argument("--case", help="the privacy request (case id) this report answers: linked to it")
+    c.add_argument("--format", choices=("json", "html"), default="json")
+    c.add_argument("--out", type=Path, help="write the report to this file (mode 0600) instead of stdout")
+    c.set_defaults(run=run_report)
 
 
 def run_shred(args: argparse.Namespace) -> int:
@@ -144,6 +159,26 @@ def run_corrections(args: argparse.Namespace) -> int:
         ]
 
     return _call(args, go, lines=True)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    try:
+        with _client(args) as client:
+            report = client.access_report(args.subject_id, case_id=args.case, include_values=args.values)
+    except ClientError as exc:
+        print(f"pdv: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+    data = MessageToDict(report, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    text = render(data) if args.format == "html" else json.dumps(data, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    # The report may hold personal values: readable by its owner only, from the first byte.
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(args.out, 0o600)
+    return EXIT_OK
 
 
 def _new_value(source: str | None) -> str:

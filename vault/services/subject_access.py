@@ -11,6 +11,10 @@ make every call below. Anyone else needs a policy grant covering what the call t
 - SetConsent: `admin` for its purpose on every catalog field (an opt-out covers all of a
   subject's fields); GetConsent: that for at least one purpose, and it is shown only the
   opt-outs of the purposes so granted;
+- GetAccessReport: for purpose `subject_access`, on every catalog field, `export` (the value
+  may be shown plain) or a detokenize grant (shown masked): the report covers a whole person,
+  so a narrower grant would make a report that leaves things out. `admin_principals` may make
+  the report, but see values only where such a grant shows them;
 - CorrectValue: `correct` on the field for every purpose the catalog lets it be collected
   for (a correction replaces the value whatever it was collected for); ListCorrections:
   that on at least one field, and it is shown only the history of the fields so granted.
@@ -34,7 +38,7 @@ from datetime import datetime
 
 from vault.catalog import Catalog
 from vault.errors import PermissionDenied, UnknownField
-from vault.policy import CORRECT
+from vault.policy import CORRECT, DETOKENIZE, DETOKENIZE_MASKED, EXPORT, MASKED, PLAIN, SUBJECT_ACCESS
 from vault.services.access import DENIED, AccessControl, undeclared_purpose
 from vault.services.common import Caller, Limits, access_row, require_batch
 from vault.services.tokenize_model import is_subject_id
@@ -138,6 +142,28 @@ class SubjectAccess:
                          f"not permitted to read corrections: that needs a correct grant on a field for every "
                          f"purpose it may be collected for, {OVERRIDE}")
         return fields
+
+    def access_report(self, caller: Caller, subject_id: str) -> dict[str, str | None]:
+        """Allow an access report, or log the refusal and raise PermissionDenied.
+
+        Returns:
+            Field -> how its values may be shown when values are asked for: PLAIN (an `export`
+            grant for subject_access), MASKED (a detokenize grant for it) or None.
+        """
+        views = {f: self._report_view(caller, f) for f in self.catalog.names}
+        if caller.principal not in self.admins and not all(views.values()):
+            self._refuse(caller, [("access_report", SUBJECT_ACCESS, _subject(subject_id), None)],
+                         f"not permitted to make an access report: that needs, for purpose {SUBJECT_ACCESS}, an "
+                         f"export or detokenize grant on every field, {OVERRIDE}")
+        return views
+
+    def _report_view(self, caller: Caller, field: str) -> str | None:
+        policy, today, who = self.access.policy, self.access.today(), caller.principal
+        if policy.allows(who, EXPORT, field, SUBJECT_ACCESS, today):
+            return PLAIN
+        if any(policy.allows(who, a, field, SUBJECT_ACCESS, today) for a in (DETOKENIZE, DETOKENIZE_MASKED)):
+            return MASKED
+        return None
 
     def _may_correct(self, caller: Caller, field: str) -> bool:
         return caller.principal in self.admins or self.access.policy.covers(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from vault.storage import tables as t
 from vault.storage.store import Store
@@ -92,6 +92,24 @@ class AuditRepository:
                 at = r[1] if r[1].tzinfo is not None else r[1].replace(tzinfo=timezone.utc)
                 mac = r[-1]
                 yield Entry(r[0], at, tuple(r[2:10]), r[10], r[11], bytes(mac) if mac is not None else None)
+
+
+    def macs_before(self, cited: list[Entry]) -> dict[int, bytes | None]:
+        """For each cited entry, the stored MAC of its chain predecessor (seq - 1, written before
+        it), None when that entry is not in the log. One backward walk of the id index per entry,
+        short for an intact log: a process's chain entries follow each other closely in id
+        order. (Stands in until the access-log redesign's indexed verify_cited.)"""
+        c = t.access_log.c
+        stmt = select(c.mac).where(c.id < bindparam("before"), c.chain_id == bindparam("chain"),
+                                   c.seq == bindparam("seq")).order_by(c.id.desc()).limit(1)
+        out: dict[int, bytes | None] = {}
+        with self.store.snapshot() as tx:
+            for e in cited:
+                if e.chain_id is None or e.seq is None or e.seq <= 1:
+                    continue
+                mac = tx.conn.execute(stmt, {"before": e.id, "chain": e.chain_id, "seq": e.seq - 1}).scalar()
+                out[e.id] = bytes(mac) if mac is not None else None
+        return out
 
 
 def _naive_on_sqlite(value: datetime, dialect: str) -> datetime:

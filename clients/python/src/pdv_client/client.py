@@ -169,6 +169,7 @@ class PdvClient:
         purpose: str,
         source: str,
         notice_id: str | None = None,
+        notice_given: bool | None = None,
         request_id: str | None = None,
         mode: BatchModeName = "atomic",
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -184,6 +185,8 @@ class PdvClient:
             purpose: why the data was collected.
             source: the system it came from, e.g. "311".
             notice_id: the collection notice shown to the person, if any.
+            notice_given: whether the person was told of the collection; None
+                (default) means "exactly when notice_id names a notice".
             request_id: base id for idempotent retries (see the class doc).
                 Optional: without it each call gets a random id, so repeating
                 the call is a new collection (new subjects and random tokens),
@@ -214,6 +217,8 @@ class PdvClient:
                 records=batch,
                 mode=_MODES[mode],
             )
+            if notice_given is not None:
+                request.notice_given = notice_given
             response = self._call(self._stub.Tokenize, request, batch_id, timeout)
             _check_count(len(response.results), len(batch), batch_id)
             errors: dict[int, list[ItemError]] = {}
@@ -421,6 +426,26 @@ class PdvClient:
                        c.reason, c.case_id, c.request_id, c.old_value_fingerprint)
             for c in response.corrections
         ]
+
+    def access_report(
+        self, subject_id: str, *, case_id: str | None = None, include_values: bool = False,
+        timeout: float | None = None,
+    ) -> subject_pb2.AccessReport:
+        """The subject's access report: every value held and why, every access to it from the
+        access log (each entry checked), and every shred or disposal with its receipt.
+
+        Args:
+            case_id: the open privacy request (req_…) the report answers; it is linked to it.
+            include_values: include the values, plain where the caller has `export` for
+                purpose subject_access on the field, masked where it has a detokenize grant.
+
+        Raises:
+            NotFound: PDV never held data of this subject, or `case_id` names no open request.
+            PermissionDenied: no export or detokenize grant for subject_access on every field.
+        """
+        request = subject_pb2.GetAccessReportRequest(subject_id=subject_id, case_id=case_id or "",
+                                                     include_values=include_values)
+        return self._call(self._subjects.GetAccessReport, request, "", timeout).report
 
     # -- helpers ---------------------------------------------------------------
 
