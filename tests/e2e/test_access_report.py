@@ -251,7 +251,7 @@ def test_the_letter_reads_plainly_in_chromium(env: Env) -> None:
     text = seen_by_a_reader(html, env.tmp)
     assert "What the City holds about you" in text
     for words in ("Email address", "Phone number", "utility and service billing, payments and collections",
-                  "delivering a city service the resident asked for", "utility-billing", "Yes (notice NOTICE-2026-04)",
+                  "delivering a city service the resident asked for", "utility-billing", "Yes, notice NOTICE-2026-04",
                   "water-co", "partner, agreement AGR-77", "Read: Email address", "Allowed", "passed our tamper check",
                   "2125550142"):
         assert words in text, words
