@@ -142,6 +142,7 @@ CALLS: dict[str, tuple[str, str, Callable[[PdvClient, str, dict], object]]] = {
     "GetConsent": ("consent", "consent_report", lambda c, s, r: c.get_consent(s)),
     "CorrectValue": ("correct", "correction", lambda c, s, r: c.correct_value(s, "email", "a@example.org", reason="x")),
     "ListCorrections": ("correct", "correction_report", lambda c, s, r: c.list_corrections(s)),
+    "GetAccessReport": ("access_report", "subject_access", lambda c, s, r: c.access_report(s, include_values=True)),
 }
 
 

@@ -138,7 +138,7 @@ class DatabaseFloor:
                 values.append((
                     subject, name, token, 1, os.urandom(len(value.encode()) + SEAL_OVERHEAD),
                     os.urandom(MAC) if spec.searchable else None,
-                    self.purpose, "bench", None, now, now + spec.retention_for(self.purpose),
+                    self.purpose, "bench", None, now, now + spec.retention_for(self.purpose), False,
                 ))
                 log.append((now, request_id, "bench", "tokenize", self.purpose, subject, name, token, "ok"))
             stored.append((position, subject, json.dumps(tokens)))
