@@ -436,6 +436,7 @@ def test_every_call_naming_a_subject_refuses_a_malformed_id_the_same_way(admin_s
         "get_consent": lambda: client.get_consent(bad),
         "correct_value": lambda: client.correct_value(bad, "email", "a@example.org", reason="test"),
         "list_corrections": lambda: client.list_corrections(bad),
+        "access_report": lambda: client.access_report(bad),
         "open_request": lambda: client.requests.open("access", subject_id=bad, description="test"),
         "list_requests": lambda: client.requests.list(subject_id=bad),
     }

@@ -38,7 +38,7 @@ from vault.services.rights.report_model import (
     AccessReport, ReportAccess, ReportConsent, ReportCorrection, ReportDestruction, ReportHold, ReportValue,
 )
 from vault.services.rights.report_words import LOG_PURPOSES, action_text, mask_token, outcome_text, period_text
-from vault.services.tokenize_model import is_subject_id
+from vault.services.tokenize_model import is_subject_id, require_subject_id
 from vault.storage import corrections as corrections_db
 from vault.storage import report as db
 from vault.storage.audit_log import AuditRepository, Entry
@@ -72,8 +72,7 @@ class ReportService:
             KeyUnavailable, StoreUnavailable: a dependency is down; nothing was returned.
         """
         try:
-            if not is_subject_id(subject_id):
-                raise InvalidInput("malformed subject_id")
+            require_subject_id(subject_id)
             if case_id:
                 with self.store.snapshot() as tx:
                     require_open_case(tx, case_id)
