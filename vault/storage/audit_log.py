@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import insert, select
 
 from vault.storage import tables as t
 from vault.storage.store import Store
@@ -94,21 +94,31 @@ class AuditRepository:
                 yield Entry(r[0], at, tuple(r[2:10]), r[10], r[11], bytes(mac) if mac is not None else None)
 
 
-    def macs_before(self, cited: list[Entry]) -> dict[int, bytes | None]:
+    def macs_before(self, cited: list[Entry], chunk: int = 1000) -> dict[int, bytes | None]:
         """For each cited entry, the stored MAC of its chain predecessor (seq - 1, written before
-        it), None when that entry is not in the log. One backward walk of the id index per entry,
-        short for an intact log: a process's chain entries follow each other closely in id
-        order. (Stands in until the access-log redesign's indexed verify_cited.)"""
+        it), None when that entry is not in the log. Read by (chain, seq) in chunks: the log has
+        no index on them, so each statement is one pass over it (this stands in until the
+        access-log redesign's indexed verify_cited)."""
+        wanted: dict[str, set[int]] = {}
+        for e in cited:
+            if e.chain_id is not None and e.seq is not None and e.seq > 1:
+                wanted.setdefault(e.chain_id, set()).add(e.seq - 1)
         c = t.access_log.c
-        stmt = select(c.mac).where(c.id < bindparam("before"), c.chain_id == bindparam("chain"),
-                                   c.seq == bindparam("seq")).order_by(c.id.desc()).limit(1)
-        out: dict[int, bytes | None] = {}
+        found: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
         with self.store.snapshot() as tx:
-            for e in cited:
-                if e.chain_id is None or e.seq is None or e.seq <= 1:
-                    continue
-                mac = tx.conn.execute(stmt, {"before": e.id, "chain": e.chain_id, "seq": e.seq - 1}).scalar()
-                out[e.id] = bytes(mac) if mac is not None else None
+            for chain_id, seqs in wanted.items():
+                ordered = sorted(seqs)
+                for i in range(0, len(ordered), chunk):
+                    stmt = select(c.chain_id, c.seq, c.id, c.mac).where(
+                        c.chain_id == chain_id, c.seq.in_(ordered[i:i + chunk]))
+                    for r in tx.conn.execute(stmt):
+                        found.setdefault((r.chain_id, r.seq), []).append((r.id, bytes(r.mac) if r.mac else b""))
+        out: dict[int, bytes | None] = {}
+        for e in cited:
+            if e.chain_id is None or e.seq is None or e.seq <= 1:
+                continue
+            earlier = [(i, mac) for i, mac in found.get((e.chain_id, e.seq - 1), []) if i < e.id]
+            out[e.id] = max(earlier)[1] if earlier else None
         return out
 
 
