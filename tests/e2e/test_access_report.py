@@ -248,6 +248,10 @@ def test_the_letter_reads_plainly_in_chromium(env: Env) -> None:
     done = env.pdv("full-reader", "subject", "report", subject, "--case", case.case_id, "--values",
                    "--format", "html", "--out", str(html))
     assert done.returncode == 0, done.stderr
+    shown = env.pdv("privacy-office", "requests", "show", case.case_id)
+    assert shown.returncode == 0, shown.stderr
+    assert [(a["action"], a["outcome"], a["by"]) for a in json.loads(shown.stdout)["actions"]] == [
+        ("access_report", "with_values", "full-reader")]
     text = seen_by_a_reader(html, env.tmp)
     assert "What the City holds about you" in text
     for words in ("Email address", "Phone number", "utility and service billing, payments and collections",
