@@ -53,6 +53,10 @@ ADMIN_ACTIONS = (KEYS, DISPOSE, AUDIT, HOLDS, POLICY)
 # `export` for purpose `subject_access` (declared in the catalog): hand a resident's own values
 # back to them in the access report (vault/services/rights/report.py). No other purpose serves.
 SUBJECT_ACCESS = "subject_access"
+# Reading or exporting for subject_access makes whole-person access reports (every value and
+# every access of a subject, by subject id): only a grant naming the purpose gives it, never
+# `purposes: "*"`, so a broad reader role does not become a report maker by accident.
+_NAMED_ONLY = frozenset({"detokenize", "detokenize_masked", "export"})
 # `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
@@ -204,9 +208,11 @@ class _PolicyParser(NodeReader):
             purposes = self.names(g["purposes"][1], sorted(self.catalog.purposes), "purpose")
             if EXPORT in actions and SUBJECT_ACCESS not in purposes:
                 self.warnings.append(f"{self.source}, line {g['actions'][1].start_mark.line + 1}: role {name!r} grants "
-                                     f"export without purpose {SUBJECT_ACCESS}, the only purpose an export serves "
-                                     "(the access report's values); the grant has no effect")
-            out.update((a, f, p) for a in actions for f in fields for p in purposes)
+                                     f"export without naming purpose {SUBJECT_ACCESS}, the only purpose an export "
+                                     "serves (the access report's values); the grant has no effect")
+            wildcard = SUBJECT_ACCESS in purposes and isinstance(g["purposes"][1], yaml.ScalarNode)
+            out.update((a, f, p) for a in actions for f in fields for p in purposes
+                       if not (wildcard and p == SUBJECT_ACCESS and a in _NAMED_ONLY))
         self.unhonoured(name, grants_node, out)
         return out
 

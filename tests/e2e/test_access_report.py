@@ -162,7 +162,8 @@ def test_a_masked_reader_sees_masks_and_never_a_value(env: Env) -> None:
     assert {r["outcome"] for r in rows if r["field"]} == {"masked"}
 
 
-@pytest.mark.parametrize("principal", ["half-reader", STRANGER, "water-co"])
+# loader-svc reads every field for purposes "*", which does not reach subject_access.
+@pytest.mark.parametrize("principal", ["half-reader", STRANGER, "water-co", "loader-svc"])
 def test_a_reader_without_grants_on_every_field_is_refused_and_the_refusal_logged(env: Env, principal: str) -> None:
     subject, _, _ = env.person()
     before = len(env.log(action="access_report", subject_id=subject))

@@ -204,16 +204,30 @@ def test_the_token_bucket_refills_at_its_rate() -> None:
     RateLimiter(0, 1).spend("a", 10**6)  # 0 turns it off
 
 
-def test_an_export_grant_counts_only_for_the_subject_access_purpose() -> None:
+def test_export_and_reads_for_subject_access_count_only_where_the_grant_names_it() -> None:
     narrow = GOOD.replace("actions: [detokenize, lookup]", "actions: [detokenize, lookup, export]", 1)
-    wide = GOOD.replace("actions: [shred, admin]", "actions: [shred, admin, export]", 1)
-    assert narrow != GOOD and wide != GOOD
-    assert any("export without purpose subject_access" in w
+    wide = GOOD.replace("actions: [shred, admin]", "actions: [shred, admin, export, detokenize]", 1)
+    named = GOOD.replace("principals:\n", """  office:
+    grants:
+      - fields: "*"
+        actions: [export, detokenize_masked]
+        purposes: [subject_access]
+principals:
+  office-1: [office]
+""", 1)
+    assert narrow != GOOD and wide != GOOD and named != GOOD
+    assert any("export without naming purpose subject_access" in w
                for w in parse_policy(narrow, CATALOG, today=TODAY).warnings)  # service_delivery only
-    wide_policy = parse_policy(wide, CATALOG, today=TODAY)  # "*" includes subject_access
-    assert not any("export" in w for w in wide_policy.warnings)
-    assert wide_policy.allows("records", "export", "email", "subject_access", TODAY)
-    assert not any("export" in w for w in parse_policy(GOOD, CATALOG, today=TODAY).warnings)
+    # "*" does not reach subject_access for reads and exports (it does for every other action).
+    wide_policy = parse_policy(wide, CATALOG, today=TODAY)
+    assert not wide_policy.allows("records", "export", "email", "subject_access", TODAY)
+    assert wide_policy.view("records", "email", "subject_access", TODAY) is None
+    assert wide_policy.view("records", "email", "billing", TODAY) == PLAIN
+    assert wide_policy.allows("records", "shred", "email", "subject_access", TODAY)
+    named_policy = parse_policy(named, CATALOG, today=TODAY)
+    assert named_policy.allows("office-1", "export", "ssn", "subject_access", TODAY)
+    assert named_policy.view("office-1", "ssn", "subject_access", TODAY) == MASKED
+    assert not any("export" in w for w in named_policy.warnings + parse_policy(GOOD, CATALOG, today=TODAY).warnings)
 
 
 def test_a_requests_grant_counts_only_on_every_field_for_every_purpose() -> None:

@@ -13,8 +13,9 @@ make every call below. Anyone else needs a policy grant covering what the call t
   opt-outs of the purposes so granted;
 - GetAccessReport: for purpose `subject_access`, on every catalog field, `export` (the value
   may be shown plain) or a detokenize grant (shown masked): the report covers a whole person,
-  so a narrower grant would make a report that leaves things out. `admin_principals` may make
-  the report, but see values only where such a grant shows them;
+  so a narrower grant would make a report that leaves things out (and only grants naming
+  subject_access count: vault/policy.py). `admin_principals` may make the report, but see
+  values only where such a grant shows them;
 - CorrectValue: `correct` on the field for every purpose the catalog lets it be collected
   for (a correction replaces the value whatever it was collected for); ListCorrections:
   that on at least one field, and it is shown only the history of the fields so granted.
