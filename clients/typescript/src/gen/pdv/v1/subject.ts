@@ -24,7 +24,10 @@ export const protobufPackage = "pdv.v1";
 
 export const protobufFileName = "pdv/v1/subject.proto";
 
-/** PDV subject service: disposal (crypto-shredding), legal holds, consent and correction. */
+/**
+ * PDV subject service: disposal (crypto-shredding), legal holds, consent, correction and the
+ * resident's access report.
+ */
 
 /** ShredStatus is what happened to one subject. */
 export enum ShredStatus {
@@ -38,6 +41,28 @@ export enum ShredStatus {
   SHRED_STATUS_ON_HOLD = 3,
   /** SHRED_STATUS_NOT_FOUND - No such subject. */
   SHRED_STATUS_NOT_FOUND = 4,
+  UNRECOGNIZED = -1,
+}
+
+/** ValueView is how much of a value the report shows. */
+export enum ValueView {
+  /** VALUE_VIEW_UNSPECIFIED - Not shown: include_values was false, or the caller may not see it. */
+  VALUE_VIEW_UNSPECIFIED = 0,
+  /** VALUE_VIEW_PLAIN - The value itself (an `export` grant for subject_access). */
+  VALUE_VIEW_PLAIN = 1,
+  /** VALUE_VIEW_MASKED - The catalog's mask of it (a detokenize grant for subject_access, no export). */
+  VALUE_VIEW_MASKED = 2,
+  UNRECOGNIZED = -1,
+}
+
+/** Verification says whether an access-log entry the report cites checks out. */
+export enum Verification {
+  /** VERIFICATION_UNSPECIFIED - Not checked. */
+  VERIFICATION_UNSPECIFIED = 0,
+  /** VERIFICATION_VERIFIED - Its MAC is the one its chain and its own content give: it was not altered. */
+  VERIFICATION_VERIFIED = 1,
+  /** VERIFICATION_FAILED - Its MAC does not match, or its chain predecessor is missing: the log was tampered with. */
+  VERIFICATION_FAILED = 2,
   UNRECOGNIZED = -1,
 }
 
@@ -244,6 +269,190 @@ export interface Correction {
 export interface ListCorrectionsResponse {
   /** The corrections of the fields the caller may correct. */
   corrections: Correction[];
+}
+
+/** GetAccessReportRequest names the subject and the privacy request it answers. */
+export interface GetAccessReportRequest {
+  /** The subject. */
+  subjectId: string;
+  /**
+   * The privacy request (case id, req_…) this report answers, if any: the report is linked to
+   * it and listed by GetCase. Must name an open request (as in ShredSubjectsRequest).
+   */
+  caseId: string;
+  /**
+   * Include the values themselves: plain where the caller has `export` for purpose
+   * subject_access on the field, masked where it has only a detokenize grant for it, else none.
+   */
+  includeValues: boolean;
+}
+
+/** GetAccessReportResponse carries the report. */
+export interface GetAccessReportResponse {
+  /** The report. */
+  report: AccessReport | undefined;
+}
+
+/** AccessReport is what PDV holds about one resident and what was done with it. */
+export interface AccessReport {
+  /** The subject. */
+  subjectId: string;
+  /** When the report was made. */
+  generatedAt:
+    | Date
+    | undefined;
+  /** Who made it. */
+  generatedBy: string;
+  /** The privacy request it answers, if any. */
+  caseId: string;
+  /** Whether values were asked for. */
+  valuesRequested: boolean;
+  /** Every value held, oldest first. */
+  values: HeldValue[];
+  /** Every access to the subject's data in the access log, oldest first. */
+  accesses: AccessRecord[];
+  /** Every shred and retention disposal of the subject's data, oldest first. */
+  destroyed: Destruction[];
+  /** Consent per purpose. */
+  consent: ConsentState[];
+  /** Legal holds, current and released. */
+  holds: HoldRecord[];
+  /** Access-log entries cited (the accesses). */
+  entriesCited: number;
+  /** Entries whose check passed. */
+  entriesVerified: number;
+  /** Entries whose check failed: the report's access section cannot be trusted. */
+  entriesFailed: number;
+  /** How the entries were checked, in words. */
+  verificationMethod: string;
+}
+
+/** HeldValue is one stored value: what, why, from where, until when. */
+export interface HeldValue {
+  /** The catalog field. */
+  field: string;
+  /** The field in plain words (the catalog's label). */
+  fieldLabel: string;
+  /** The catalog's classification (identifier, contact, sensitive …). */
+  category: string;
+  /** The purpose it was collected for. */
+  purpose: string;
+  /** The purpose in plain words. */
+  purposeLabel: string;
+  /** The system it came from. */
+  source: string;
+  /** When it was collected. */
+  collectedAt:
+    | Date
+    | undefined;
+  /** Whether a collection notice was given (unset: not recorded, collected before PDV kept it). */
+  noticeGiven?:
+    | boolean
+    | undefined;
+  /** The notice's id, if any. */
+  noticeId: string;
+  /** When it expires (then it is shredded or de-identified, unless on legal hold). */
+  expiresAt:
+    | Date
+    | undefined;
+  /** The retention rule behind the expiry. */
+  retentionRule: string;
+  /** What disposal does at expiry ("shred", or "deidentify: keep year"). */
+  onExpiry: string;
+  /** The value's token, masked (its first and last characters only). */
+  tokenMasked: string;
+  /** How much of the value is shown. */
+  view: ValueView;
+  /** The value as shown (empty when not shown). */
+  value: string;
+  /** Its corrections, oldest first. */
+  corrections: Correction[];
+  /** Whether a legal hold currently blocks its disposal. */
+  onHold: boolean;
+}
+
+/** AccessRecord is one access-log entry about the subject. */
+export interface AccessRecord {
+  /** The log entry's id (for `pdv audit query`). */
+  entryId: number;
+  /** When. */
+  at:
+    | Date
+    | undefined;
+  /** Who. */
+  principal: string;
+  /** The partner agreement id, when the principal is a partner. */
+  partnerAgreement: string;
+  /** What (tokenize, detokenize, lookup, shred …). */
+  action: string;
+  /** The action in plain words. */
+  actionText: string;
+  /** The field (empty for whole-subject actions). */
+  field: string;
+  /** The field in plain words. */
+  fieldLabel: string;
+  /** The purpose named. */
+  purpose: string;
+  /** The purpose in plain words. */
+  purposeLabel: string;
+  /** The logged outcome (ok, masked, denied, denied_purpose …). */
+  outcome: string;
+  /** The outcome in plain words. */
+  outcomeText: string;
+  /** Whether the entry verifies. */
+  verification: Verification;
+}
+
+/** Destruction is one shred or disposal, with its signed receipt. */
+export interface Destruction {
+  /** When. */
+  at:
+    | Date
+    | undefined;
+  /** "shred" or "disposal" (retention ended). */
+  kind: string;
+  /** The fields destroyed (empty: the whole subject). */
+  fields: string[];
+  /** The fields in plain words. */
+  fieldLabels: string[];
+  /** Why. */
+  reason: string;
+  /** Who. */
+  actor: string;
+  /** How many values went. */
+  valuesDestroyed: number;
+  /** The receipt (canonical JSON; VerifyReceipt checks it with the signature). */
+  receipt: string;
+  /** Vault's signature over the receipt. */
+  signature: string;
+}
+
+/** ConsentState is the subject's choice for one purpose. */
+export interface ConsentState {
+  /** The purpose. */
+  purpose: string;
+  /** The purpose in plain words. */
+  purposeLabel: string;
+  /** True: opted out (reads for the purpose are refused). */
+  optedOut: boolean;
+  /** When it was set (opt-outs only). */
+  since: Date | undefined;
+}
+
+/** HoldRecord is one legal hold on the subject. */
+export interface HoldRecord {
+  /** The case. */
+  caseId: string;
+  /** Why. */
+  reason: string;
+  /** Placed when. */
+  placedAt:
+    | Date
+    | undefined;
+  /** Placed by. */
+  placedBy: string;
+  /** Released when (unset: in force). */
+  releasedAt: Date | undefined;
 }
 
 function createBaseShredSubjectsRequest(): ShredSubjectsRequest {
@@ -1785,6 +1994,1201 @@ export const ListCorrectionsResponse: MessageFns<ListCorrectionsResponse> = {
   },
 };
 
+function createBaseGetAccessReportRequest(): GetAccessReportRequest {
+  return { subjectId: "", caseId: "", includeValues: false };
+}
+
+export const GetAccessReportRequest: MessageFns<GetAccessReportRequest> = {
+  encode(message: GetAccessReportRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subjectId !== "") {
+      writer.uint32(10).string(message.subjectId);
+    }
+    if (message.caseId !== "") {
+      writer.uint32(18).string(message.caseId);
+    }
+    if (message.includeValues !== false) {
+      writer.uint32(24).bool(message.includeValues);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAccessReportRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetAccessReportRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subjectId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.caseId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.includeValues = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<GetAccessReportRequest>): GetAccessReportRequest {
+    return GetAccessReportRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetAccessReportRequest>): GetAccessReportRequest {
+    const message = createBaseGetAccessReportRequest();
+    message.subjectId = object.subjectId ?? "";
+    message.caseId = object.caseId ?? "";
+    message.includeValues = object.includeValues ?? false;
+    return message;
+  },
+};
+
+function createBaseGetAccessReportResponse(): GetAccessReportResponse {
+  return { report: undefined };
+}
+
+export const GetAccessReportResponse: MessageFns<GetAccessReportResponse> = {
+  encode(message: GetAccessReportResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.report !== undefined) {
+      AccessReport.encode(message.report, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetAccessReportResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetAccessReportResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.report = AccessReport.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<GetAccessReportResponse>): GetAccessReportResponse {
+    return GetAccessReportResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetAccessReportResponse>): GetAccessReportResponse {
+    const message = createBaseGetAccessReportResponse();
+    message.report = (object.report !== undefined && object.report !== null)
+      ? AccessReport.fromPartial(object.report)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAccessReport(): AccessReport {
+  return {
+    subjectId: "",
+    generatedAt: undefined,
+    generatedBy: "",
+    caseId: "",
+    valuesRequested: false,
+    values: [],
+    accesses: [],
+    destroyed: [],
+    consent: [],
+    holds: [],
+    entriesCited: 0,
+    entriesVerified: 0,
+    entriesFailed: 0,
+    verificationMethod: "",
+  };
+}
+
+export const AccessReport: MessageFns<AccessReport> = {
+  encode(message: AccessReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subjectId !== "") {
+      writer.uint32(10).string(message.subjectId);
+    }
+    if (message.generatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.generatedAt), writer.uint32(18).fork()).join();
+    }
+    if (message.generatedBy !== "") {
+      writer.uint32(26).string(message.generatedBy);
+    }
+    if (message.caseId !== "") {
+      writer.uint32(34).string(message.caseId);
+    }
+    if (message.valuesRequested !== false) {
+      writer.uint32(40).bool(message.valuesRequested);
+    }
+    for (const v of message.values) {
+      HeldValue.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.accesses) {
+      AccessRecord.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.destroyed) {
+      Destruction.encode(v!, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.consent) {
+      ConsentState.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.holds) {
+      HoldRecord.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.entriesCited !== 0) {
+      writer.uint32(88).uint32(message.entriesCited);
+    }
+    if (message.entriesVerified !== 0) {
+      writer.uint32(96).uint32(message.entriesVerified);
+    }
+    if (message.entriesFailed !== 0) {
+      writer.uint32(104).uint32(message.entriesFailed);
+    }
+    if (message.verificationMethod !== "") {
+      writer.uint32(114).string(message.verificationMethod);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccessReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccessReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subjectId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.generatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.generatedBy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.caseId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.valuesRequested = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.values.push(HeldValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.accesses.push(AccessRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.destroyed.push(Destruction.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.consent.push(ConsentState.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.holds.push(HoldRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.entriesCited = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.entriesVerified = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.entriesFailed = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.verificationMethod = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<AccessReport>): AccessReport {
+    return AccessReport.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AccessReport>): AccessReport {
+    const message = createBaseAccessReport();
+    message.subjectId = object.subjectId ?? "";
+    message.generatedAt = object.generatedAt ?? undefined;
+    message.generatedBy = object.generatedBy ?? "";
+    message.caseId = object.caseId ?? "";
+    message.valuesRequested = object.valuesRequested ?? false;
+    message.values = object.values?.map((e) => HeldValue.fromPartial(e)) || [];
+    message.accesses = object.accesses?.map((e) => AccessRecord.fromPartial(e)) || [];
+    message.destroyed = object.destroyed?.map((e) => Destruction.fromPartial(e)) || [];
+    message.consent = object.consent?.map((e) => ConsentState.fromPartial(e)) || [];
+    message.holds = object.holds?.map((e) => HoldRecord.fromPartial(e)) || [];
+    message.entriesCited = object.entriesCited ?? 0;
+    message.entriesVerified = object.entriesVerified ?? 0;
+    message.entriesFailed = object.entriesFailed ?? 0;
+    message.verificationMethod = object.verificationMethod ?? "";
+    return message;
+  },
+};
+
+function createBaseHeldValue(): HeldValue {
+  return {
+    field: "",
+    fieldLabel: "",
+    category: "",
+    purpose: "",
+    purposeLabel: "",
+    source: "",
+    collectedAt: undefined,
+    noticeGiven: undefined,
+    noticeId: "",
+    expiresAt: undefined,
+    retentionRule: "",
+    onExpiry: "",
+    tokenMasked: "",
+    view: 0,
+    value: "",
+    corrections: [],
+    onHold: false,
+  };
+}
+
+export const HeldValue: MessageFns<HeldValue> = {
+  encode(message: HeldValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.field !== "") {
+      writer.uint32(10).string(message.field);
+    }
+    if (message.fieldLabel !== "") {
+      writer.uint32(18).string(message.fieldLabel);
+    }
+    if (message.category !== "") {
+      writer.uint32(26).string(message.category);
+    }
+    if (message.purpose !== "") {
+      writer.uint32(34).string(message.purpose);
+    }
+    if (message.purposeLabel !== "") {
+      writer.uint32(42).string(message.purposeLabel);
+    }
+    if (message.source !== "") {
+      writer.uint32(50).string(message.source);
+    }
+    if (message.collectedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.collectedAt), writer.uint32(58).fork()).join();
+    }
+    if (message.noticeGiven !== undefined) {
+      writer.uint32(64).bool(message.noticeGiven);
+    }
+    if (message.noticeId !== "") {
+      writer.uint32(74).string(message.noticeId);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(82).fork()).join();
+    }
+    if (message.retentionRule !== "") {
+      writer.uint32(90).string(message.retentionRule);
+    }
+    if (message.onExpiry !== "") {
+      writer.uint32(98).string(message.onExpiry);
+    }
+    if (message.tokenMasked !== "") {
+      writer.uint32(106).string(message.tokenMasked);
+    }
+    if (message.view !== 0) {
+      writer.uint32(112).int32(message.view);
+    }
+    if (message.value !== "") {
+      writer.uint32(122).string(message.value);
+    }
+    for (const v of message.corrections) {
+      Correction.encode(v!, writer.uint32(130).fork()).join();
+    }
+    if (message.onHold !== false) {
+      writer.uint32(136).bool(message.onHold);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HeldValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeldValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fieldLabel = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.category = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.purpose = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.purposeLabel = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.collectedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.noticeGiven = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.noticeId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.retentionRule = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.onExpiry = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.tokenMasked = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.corrections.push(Correction.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.onHold = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<HeldValue>): HeldValue {
+    return HeldValue.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HeldValue>): HeldValue {
+    const message = createBaseHeldValue();
+    message.field = object.field ?? "";
+    message.fieldLabel = object.fieldLabel ?? "";
+    message.category = object.category ?? "";
+    message.purpose = object.purpose ?? "";
+    message.purposeLabel = object.purposeLabel ?? "";
+    message.source = object.source ?? "";
+    message.collectedAt = object.collectedAt ?? undefined;
+    message.noticeGiven = object.noticeGiven ?? undefined;
+    message.noticeId = object.noticeId ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.retentionRule = object.retentionRule ?? "";
+    message.onExpiry = object.onExpiry ?? "";
+    message.tokenMasked = object.tokenMasked ?? "";
+    message.view = object.view ?? 0;
+    message.value = object.value ?? "";
+    message.corrections = object.corrections?.map((e) => Correction.fromPartial(e)) || [];
+    message.onHold = object.onHold ?? false;
+    return message;
+  },
+};
+
+function createBaseAccessRecord(): AccessRecord {
+  return {
+    entryId: 0,
+    at: undefined,
+    principal: "",
+    partnerAgreement: "",
+    action: "",
+    actionText: "",
+    field: "",
+    fieldLabel: "",
+    purpose: "",
+    purposeLabel: "",
+    outcome: "",
+    outcomeText: "",
+    verification: 0,
+  };
+}
+
+export const AccessRecord: MessageFns<AccessRecord> = {
+  encode(message: AccessRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entryId !== 0) {
+      writer.uint32(8).uint64(message.entryId);
+    }
+    if (message.at !== undefined) {
+      Timestamp.encode(toTimestamp(message.at), writer.uint32(18).fork()).join();
+    }
+    if (message.principal !== "") {
+      writer.uint32(26).string(message.principal);
+    }
+    if (message.partnerAgreement !== "") {
+      writer.uint32(34).string(message.partnerAgreement);
+    }
+    if (message.action !== "") {
+      writer.uint32(42).string(message.action);
+    }
+    if (message.actionText !== "") {
+      writer.uint32(50).string(message.actionText);
+    }
+    if (message.field !== "") {
+      writer.uint32(58).string(message.field);
+    }
+    if (message.fieldLabel !== "") {
+      writer.uint32(66).string(message.fieldLabel);
+    }
+    if (message.purpose !== "") {
+      writer.uint32(74).string(message.purpose);
+    }
+    if (message.purposeLabel !== "") {
+      writer.uint32(82).string(message.purposeLabel);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(90).string(message.outcome);
+    }
+    if (message.outcomeText !== "") {
+      writer.uint32(98).string(message.outcomeText);
+    }
+    if (message.verification !== 0) {
+      writer.uint32(104).int32(message.verification);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccessRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccessRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.entryId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.at = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.partnerAgreement = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.actionText = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.fieldLabel = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.purpose = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.purposeLabel = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.outcomeText = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.verification = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<AccessRecord>): AccessRecord {
+    return AccessRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AccessRecord>): AccessRecord {
+    const message = createBaseAccessRecord();
+    message.entryId = object.entryId ?? 0;
+    message.at = object.at ?? undefined;
+    message.principal = object.principal ?? "";
+    message.partnerAgreement = object.partnerAgreement ?? "";
+    message.action = object.action ?? "";
+    message.actionText = object.actionText ?? "";
+    message.field = object.field ?? "";
+    message.fieldLabel = object.fieldLabel ?? "";
+    message.purpose = object.purpose ?? "";
+    message.purposeLabel = object.purposeLabel ?? "";
+    message.outcome = object.outcome ?? "";
+    message.outcomeText = object.outcomeText ?? "";
+    message.verification = object.verification ?? 0;
+    return message;
+  },
+};
+
+function createBaseDestruction(): Destruction {
+  return {
+    at: undefined,
+    kind: "",
+    fields: [],
+    fieldLabels: [],
+    reason: "",
+    actor: "",
+    valuesDestroyed: 0,
+    receipt: "",
+    signature: "",
+  };
+}
+
+export const Destruction: MessageFns<Destruction> = {
+  encode(message: Destruction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.at !== undefined) {
+      Timestamp.encode(toTimestamp(message.at), writer.uint32(10).fork()).join();
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    for (const v of message.fields) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.fieldLabels) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.actor !== "") {
+      writer.uint32(50).string(message.actor);
+    }
+    if (message.valuesDestroyed !== 0) {
+      writer.uint32(56).uint32(message.valuesDestroyed);
+    }
+    if (message.receipt !== "") {
+      writer.uint32(66).string(message.receipt);
+    }
+    if (message.signature !== "") {
+      writer.uint32(74).string(message.signature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Destruction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDestruction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.at = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fields.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.fieldLabels.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.valuesDestroyed = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.receipt = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.signature = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<Destruction>): Destruction {
+    return Destruction.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Destruction>): Destruction {
+    const message = createBaseDestruction();
+    message.at = object.at ?? undefined;
+    message.kind = object.kind ?? "";
+    message.fields = object.fields?.map((e) => e) || [];
+    message.fieldLabels = object.fieldLabels?.map((e) => e) || [];
+    message.reason = object.reason ?? "";
+    message.actor = object.actor ?? "";
+    message.valuesDestroyed = object.valuesDestroyed ?? 0;
+    message.receipt = object.receipt ?? "";
+    message.signature = object.signature ?? "";
+    return message;
+  },
+};
+
+function createBaseConsentState(): ConsentState {
+  return { purpose: "", purposeLabel: "", optedOut: false, since: undefined };
+}
+
+export const ConsentState: MessageFns<ConsentState> = {
+  encode(message: ConsentState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.purpose !== "") {
+      writer.uint32(10).string(message.purpose);
+    }
+    if (message.purposeLabel !== "") {
+      writer.uint32(18).string(message.purposeLabel);
+    }
+    if (message.optedOut !== false) {
+      writer.uint32(24).bool(message.optedOut);
+    }
+    if (message.since !== undefined) {
+      Timestamp.encode(toTimestamp(message.since), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConsentState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConsentState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.purpose = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.purposeLabel = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.optedOut = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ConsentState>): ConsentState {
+    return ConsentState.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConsentState>): ConsentState {
+    const message = createBaseConsentState();
+    message.purpose = object.purpose ?? "";
+    message.purposeLabel = object.purposeLabel ?? "";
+    message.optedOut = object.optedOut ?? false;
+    message.since = object.since ?? undefined;
+    return message;
+  },
+};
+
+function createBaseHoldRecord(): HoldRecord {
+  return { caseId: "", reason: "", placedAt: undefined, placedBy: "", releasedAt: undefined };
+}
+
+export const HoldRecord: MessageFns<HoldRecord> = {
+  encode(message: HoldRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.caseId !== "") {
+      writer.uint32(10).string(message.caseId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.placedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.placedAt), writer.uint32(26).fork()).join();
+    }
+    if (message.placedBy !== "") {
+      writer.uint32(34).string(message.placedBy);
+    }
+    if (message.releasedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.releasedAt), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HoldRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHoldRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.caseId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.placedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.placedBy = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.releasedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<HoldRecord>): HoldRecord {
+    return HoldRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HoldRecord>): HoldRecord {
+    const message = createBaseHoldRecord();
+    message.caseId = object.caseId ?? "";
+    message.reason = object.reason ?? "";
+    message.placedAt = object.placedAt ?? undefined;
+    message.placedBy = object.placedBy ?? "";
+    message.releasedAt = object.releasedAt ?? undefined;
+    return message;
+  },
+};
+
 /**
  * SubjectService acts on a resident's data as a whole. A call needs the server's
  * `admin_principals`, or policy grants covering what it touches (README: "Who may call
@@ -1890,6 +3294,22 @@ export const SubjectServiceService = {
       Buffer.from(ListCorrectionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListCorrectionsResponse => ListCorrectionsResponse.decode(value),
   },
+  /**
+   * GetAccessReport answers a resident's access request: every value held about them and
+   * why, every access to it from the access log (tamper-checked), and what was destroyed.
+   * Values only with include_values and an `export` grant for purpose subject_access.
+   */
+  getAccessReport: {
+    path: "/pdv.v1.SubjectService/GetAccessReport" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetAccessReportRequest): Buffer =>
+      Buffer.from(GetAccessReportRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetAccessReportRequest => GetAccessReportRequest.decode(value),
+    responseSerialize: (value: GetAccessReportResponse): Buffer =>
+      Buffer.from(GetAccessReportResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetAccessReportResponse => GetAccessReportResponse.decode(value),
+  },
 } as const;
 
 export interface SubjectServiceServer extends UntypedServiceImplementation {
@@ -1914,6 +3334,12 @@ export interface SubjectServiceServer extends UntypedServiceImplementation {
   correctValue: handleUnaryCall<CorrectValueRequest, CorrectValueResponse>;
   /** ListCorrections lists a subject's correction history (never a value). */
   listCorrections: handleUnaryCall<ListCorrectionsRequest, ListCorrectionsResponse>;
+  /**
+   * GetAccessReport answers a resident's access request: every value held about them and
+   * why, every access to it from the access log (tamper-checked), and what was destroyed.
+   * Values only with include_values and an `export` grant for purpose subject_access.
+   */
+  getAccessReport: handleUnaryCall<GetAccessReportRequest, GetAccessReportResponse>;
 }
 
 export interface SubjectServiceClient extends Client {
@@ -2064,6 +3490,26 @@ export interface SubjectServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListCorrectionsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * GetAccessReport answers a resident's access request: every value held about them and
+   * why, every access to it from the access log (tamper-checked), and what was destroyed.
+   * Values only with include_values and an `export` grant for purpose subject_access.
+   */
+  getAccessReport(
+    request: GetAccessReportRequest,
+    callback: (error: ServiceError | null, response: GetAccessReportResponse) => void,
+  ): ClientUnaryCall;
+  getAccessReport(
+    request: GetAccessReportRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetAccessReportResponse) => void,
+  ): ClientUnaryCall;
+  getAccessReport(
+    request: GetAccessReportRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetAccessReportResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const SubjectServiceClient = makeGenericClientConstructor(
@@ -2093,6 +3539,17 @@ function fromTimestamp(t: Timestamp): Date {
   let millis = (t.seconds || 0) * 1_000;
   millis += (t.nanos || 0) / 1_000_000;
   return new globalThis.Date(millis);
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 export interface MessageFns<T> {

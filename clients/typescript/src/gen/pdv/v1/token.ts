@@ -72,6 +72,12 @@ export interface TokenizeRequest {
   records: Record[];
   /** All-or-nothing (default) or partial. */
   mode: BatchMode;
+  /**
+   * Whether the person was told of this collection (a collection notice). Unset: true when
+   * notice_id is given, else false. False with a notice_id is INVALID_ARGUMENT. Stored with
+   * each value and shown in the subject's access report.
+   */
+  noticeGiven?: boolean | undefined;
 }
 
 /** RecordTokens is the outcome for one record. */
@@ -329,7 +335,7 @@ export const Record_FieldsEntry: MessageFns<Record_FieldsEntry> = {
 };
 
 function createBaseTokenizeRequest(): TokenizeRequest {
-  return { requestId: "", purpose: "", source: "", noticeId: "", records: [], mode: 0 };
+  return { requestId: "", purpose: "", source: "", noticeId: "", records: [], mode: 0, noticeGiven: undefined };
 }
 
 export const TokenizeRequest: MessageFns<TokenizeRequest> = {
@@ -351,6 +357,9 @@ export const TokenizeRequest: MessageFns<TokenizeRequest> = {
     }
     if (message.mode !== 0) {
       writer.uint32(48).int32(message.mode);
+    }
+    if (message.noticeGiven !== undefined) {
+      writer.uint32(56).bool(message.noticeGiven);
     }
     return writer;
   },
@@ -416,6 +425,14 @@ export const TokenizeRequest: MessageFns<TokenizeRequest> = {
             message.mode = reader.int32() as any;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.noticeGiven = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -439,6 +456,7 @@ export const TokenizeRequest: MessageFns<TokenizeRequest> = {
     message.noticeId = object.noticeId ?? "";
     message.records = object.records?.map((e) => Record.fromPartial(e)) || [];
     message.mode = object.mode ?? 0;
+    message.noticeGiven = object.noticeGiven ?? undefined;
     return message;
   },
 };
