@@ -82,16 +82,13 @@ class ReportService:
         except NotFound:
             self._log_failure(caller, subject_id, "no_open_case")
             raise
-        with self.store.snapshot() as tx:
-            if not db.subject_known(tx, subject_id):
-                known = False
-            else:
-                known = True
-                held = db.held_values(tx, subject_id)
-                holds = db.holds_of(tx, subject_id)
-                opt_outs = {o.purpose: o.set_at for o in db.opt_outs_of(tx, subject_id)}
-                tombstones = db.tombstones_of(tx, subject_id)
-                history = corrections_db.history_of_subject(tx, subject_id)
+        with self.store.snapshot() as tx:  # one consistent view of everything held
+            known = db.subject_known(tx, subject_id)
+            held = db.held_values(tx, subject_id) if known else []
+            holds = db.holds_of(tx, subject_id) if known else []
+            opt_outs = {o.purpose: o.set_at for o in db.opt_outs_of(tx, subject_id)} if known else {}
+            tombstones = db.tombstones_of(tx, subject_id) if known else []
+            history = corrections_db.history_of_subject(tx, subject_id) if known else []
         if not known:
             self._log_failure(caller, subject_id, "not_found")
             raise NotFound("PDV holds and has held no data of this subject")
