@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pdv.v1 import subject_pb2 as pb
 from pdv_client import PdvClient, Record
-from pdv_client.errors import InvalidArgument, NotFound, PermissionDenied
+from pdv_client.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from sqlalchemy import select, update
 
 from tests.conftest import DATABASES
@@ -264,6 +264,24 @@ def test_the_letter_reads_plainly_in_chromium(env: Env) -> None:
     assert not [tok for tok in tokens.values() if tok in text]
     assert subject not in text and case.case_id not in text
     assert "…" + subject[-4:] in text and "…" + case.case_id[-4:] in text
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_a_report_too_large_to_send_is_refused_before_it_is_logged_as_made(
+        openbao: OpenBaoServer, vault_token: str, kind: str, tmp_path: Path) -> None:
+    limit = 64 * 1024
+    with stack_with_policy(openbao, vault_token, kind, tmp_path, POLICY_FILE, NAMED,
+                           max_message_bytes=limit) as (stack, keys):
+        small = Env(stack, keys, tmp_path)
+        subject, tokens, _ = small.person()
+        for _ in range(4):  # 800 reads: far more than 64 KiB of report
+            small.c["loader-svc"].detokenize([tokens["email"]] * 200, purpose="billing")
+        with pytest.raises(ResourceExhausted, match="max_message_bytes"):
+            small.c["full-reader"].access_report(subject, include_values=True)
+        rows = small.log(action="access_report", subject_id=subject)
+        assert [(r["field"], r["outcome"]) for r in rows] == [(None, "too_large")]
+        other, _, _ = small.person()  # a small report still goes through
+        assert small.c["full-reader"].access_report(other).subject_id == other
 
 
 def seen_by_a_reader(page: Path, tmp: Path) -> str:

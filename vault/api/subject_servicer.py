@@ -78,14 +78,21 @@ class SubjectServicer(pb_grpc.SubjectServiceServicer):
     def GetAccessReport(
         self, request: pb.GetAccessReportRequest, context: grpc.ServicerContext
     ) -> pb.GetAccessReportResponse:
+        answer: list[pb.GetAccessReportResponse] = []
+
+        def answer_bytes(report) -> int:  # type: ignore[no-untyped-def]
+            # The answer is built once, measured inside the service before the report is logged.
+            answer[:] = [pb.GetAccessReportResponse(report=report_message(report))]
+            return answer[0].ByteSize()
+
         try:
             caller = self._caller()
             views = self._gate.access_report(caller, request.subject_id)
-            report = self._reports.access_report(caller, request.subject_id, views, request.case_id or None,
-                                                 request.include_values)
+            self._reports.access_report(caller, request.subject_id, views, request.case_id or None,
+                                        request.include_values, answer_bytes)
         except Exception as exc:  # noqa: BLE001
             abort_with(context, exc, "GetAccessReport")
-        return pb.GetAccessReportResponse(report=report_message(report))
+        return answer[0]
 
     def SetConsent(self, request: pb.SetConsentRequest, context: grpc.ServicerContext) -> pb.SetConsentResponse:
         try:

@@ -26,7 +26,7 @@ from datetime import datetime
 
 from vault.catalog import Catalog, FieldSpec
 from vault.crypto.aead import row_aad
-from vault.errors import InvalidInput, NotFound, UnknownField
+from vault.errors import AnswerTooLarge, InvalidInput, NotFound, UnknownField
 from vault.policy import MASKED, PLAIN, SUBJECT_ACCESS
 from vault.services.access import AccessControl
 from vault.services.common import Caller, access_row
@@ -51,14 +51,14 @@ _KEEP_WORDS = {"year": "the year", "zip3": "the first three digits", "pseudonym"
 class ReportService:
     def __init__(
         self, store: Store, audit: AuditRepository, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog,
-        access: AccessControl, clock: Callable[[], datetime],
+        access: AccessControl, clock: Callable[[], datetime], max_answer_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.store, self.audit, self.keyring, self.index_keys = store, audit, keyring, index_keys
-        self.catalog, self.access, self.clock = catalog, access, clock
+        self.catalog, self.access, self.clock, self.max_answer_bytes = catalog, access, clock, max_answer_bytes
 
     def access_report(
         self, caller: Caller, subject_id: str, views: dict[str, str | None], case_id: str | None = None,
-        include_values: bool = False,
+        include_values: bool = False, answer_bytes: Callable[[AccessReport], int] | None = None,
     ) -> AccessReport:
         """Everything held about `subject_id` and every access to it (see the module docstring).
 
@@ -69,6 +69,8 @@ class ReportService:
             InvalidInput: malformed subject id or case id.
             NotFound: PDV never held data of this subject, or `case_id` names no open
                 privacy request; nothing is returned (the attempt is logged).
+            AnswerTooLarge: `answer_bytes` (the size of the answer as sent) says the report would
+                not fit in one message (max_answer_bytes); logged "too_large", nothing returned.
             KeyUnavailable, StoreUnavailable: a dependency is down; nothing was returned.
         """
         try:
@@ -98,16 +100,7 @@ class ReportService:
         on_hold = any(h.released_at is None for h in holds)
         values = [self._value(v, shown.get(v.id), on_hold, [h for h in history if h.value_id == v.id]) for v in held]
         now = self.clock()
-        with self.store.transaction() as tx:
-            if case_id:
-                require_open_case(tx, case_id)  # again: it may have closed since
-            rows = [access_row(now, caller, ACTION, SUBJECT_ACCESS, "ok", subject_id, None, case_id)]
-            rows += [access_row(now, caller, ACTION, SUBJECT_ACCESS, shown[v.id][0], subject_id, v.field, v.token)
-                     for v in held if v.id in shown]
-            tx.log_access(rows)
-            if case_id:
-                link(tx, case_id, now, caller, ACTION, [(subject_id, "with_values" if shown else "reported")])
-        return AccessReport(
+        report = AccessReport(
             subject_id, now, caller.principal, case_id, include_values, values,
             [self._access(e, verified.get(e.id)) for e in entries],
             [self._destruction(t) for t in tombstones],
@@ -117,6 +110,22 @@ class ReportService:
             len(entries), sum(1 for ok in verified.values() if ok), sum(1 for ok in verified.values() if not ok),
             report_log.METHOD,
         )
+        # Measured before the access is logged as made: a report that cannot be sent is refused,
+        # not logged as delivered and then lost on the wire.
+        if answer_bytes is not None and answer_bytes(report) > self.max_answer_bytes:
+            self._log_failure(caller, subject_id, "too_large")
+            raise AnswerTooLarge(f"the report is larger than the {self.max_answer_bytes}-byte message limit "
+                                 "(max_message_bytes); raise it for this subject's report")
+        with self.store.transaction() as tx:
+            if case_id:
+                require_open_case(tx, case_id)  # again: it may have closed since
+            rows = [access_row(now, caller, ACTION, SUBJECT_ACCESS, "ok", subject_id, None, case_id)]
+            rows += [access_row(now, caller, ACTION, SUBJECT_ACCESS, shown[v.id][0], subject_id, v.field, v.token)
+                     for v in held if v.id in shown]
+            tx.log_access(rows)
+            if case_id:
+                link(tx, case_id, now, caller, ACTION, [(subject_id, "with_values" if shown else "reported")])
+        return report
 
     # --- steps ---------------------------------------------------------------------
     def _values(self, subject_id: str, held: list[db.HeldRow], views: dict[str, str | None]) -> dict[int, tuple[str, str]]:
