@@ -107,13 +107,14 @@ def _await_checkpointer(chain, every: int) -> None:  # type: ignore[no-untyped-d
 
 @pytest.fixture
 def small_log(openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path) -> ClosedLog:
-    return make_log(openbao, vault_token, database_url, tmp_path, records=300, batch=100, every=250)
+    return make_log(openbao, vault_token, database_url, tmp_path, records=300, batch=10, every=10)
 
 
 def test_a_clean_log_verifies(small_log: ClosedLog) -> None:
     report = small_log.verify()
     assert report.ok, report.problem
-    assert report.entries >= 300 * 3 + 60
+    assert report.entries >= 300 // 10 + 12  # one entry per request
+    assert report.items >= 300 * 3 + 60  # one item per field, token or query
     assert report.checkpoints >= 4 and report.chains == 1
     assert len(CheckpointFile(small_log.file).read() or []) == report.checkpoints
 
@@ -160,7 +161,7 @@ def _pg_rows(cursor: psycopg.Cursor) -> list:
 
 
 COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome",
-           "chain_id", "seq", "mac")
+           "items", "chain_id", "seq", "mac")
 
 
 def random_tampering(rng: random.Random, run: Callable[..., list]) -> str:
@@ -214,7 +215,7 @@ def random_tampering(rng: random.Random, run: Callable[..., list]) -> str:
 
 
 def test_random_tamperings_are_all_detected_on_sqlite(openbao: OpenBaoServer, vault_token: str, tmp_path: Path) -> None:
-    log = make_log(openbao, vault_token, f"sqlite:///{tmp_path / 'log.db'}", tmp_path, records=200, batch=50, every=150)
+    log = make_log(openbao, vault_token, f"sqlite:///{tmp_path / 'log.db'}", tmp_path, records=200, batch=5, every=15)
     assert log.verify().ok
     rng = random.Random(20261126)
     copy = tmp_path / "copy.db"
@@ -273,7 +274,7 @@ def test_the_checkpoint_file_catches_a_covered_up_truncation(small_log: ClosedLo
     _tamper_sqlite_or_pg(small_log, cut)
     assert small_log.verify(file=False).ok  # what the database alone cannot show
     report = small_log.verify()
-    assert not report.ok and f"a signed checkpoint covers up to seq {last}" in (report.problem or "")
+    assert not report.ok and any(f"a signed checkpoint covers up to seq {last}" in p.what for p in report.problems)
 
 
 # --- no false positives at scale, canaries, fail-closed ------------------------------------
@@ -282,7 +283,7 @@ def test_no_false_positive_on_100k_entries(openbao: OpenBaoServer, vault_token: 
     log = make_log(openbao, vault_token, database_url, tmp_path, records=33_334, batch=2000, every=10_000, detokenize=False)
     report = log.verify()
     assert report.ok, report.problem
-    assert report.entries >= 100_000
+    assert report.items >= 100_000
 
 
 def test_audit_export_holds_no_personal_value(small_log: ClosedLog, openbao: OpenBaoServer, vault_token: str,
@@ -344,4 +345,5 @@ def test_concurrent_replicas_write_separate_chains_that_all_verify(openbao: Open
             s.stop()
     report = ClosedLog(database_url, key, signer, file, []).verify()
     assert report.ok, report.problem
-    assert report.chains == 2 and report.entries == 400 * 4
+    # One entry per request though group commit shares transactions: a tokenize's 3 fields, a read's 1.
+    assert report.chains == 2 and (report.entries, report.items) == (400 * 2, 400 * 4)

@@ -21,7 +21,7 @@ from vault.services.audit import CheckpointFile
 
 @pytest.fixture
 def log(openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path) -> ClosedLog:
-    return make_log(openbao, vault_token, database_url, tmp_path, records=300, batch=100, every=250)
+    return make_log(openbao, vault_token, database_url, tmp_path, records=300, batch=10, every=10)
 
 
 @pytest.fixture

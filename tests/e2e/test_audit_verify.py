@@ -14,15 +14,15 @@ from vault.keys.openbao import OpenBaoServer
 
 @pytest.fixture
 def log(openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path) -> ClosedLog:
-    return make_log(openbao, vault_token, database_url, tmp_path, records=300, batch=100, every=250)
+    return make_log(openbao, vault_token, database_url, tmp_path, records=300, batch=10, every=10)
 
 
 def _edit_delete_and_truncate(run: Callable[..., list]) -> dict[str, int]:
-    """An edit of id 7, a deletion of id 100, and a cut of the newest entries with the chain
+    """An edit of id 7, a deletion of id 20, and a cut of the newest entries with the chain
     head rewound and the database checkpoints past the cut deleted (a covered-up truncation)."""
     run("UPDATE access_log SET outcome = 'denied' WHERE id = 7")
-    (deleted_seq,), = run("SELECT seq FROM access_log WHERE id = 100")
-    run("DELETE FROM access_log WHERE id = 100")
+    (deleted_seq,), = run("SELECT seq FROM access_log WHERE id = 20")
+    run("DELETE FROM access_log WHERE id = 20")
     (last_cp,), = run("SELECT max(seq) FROM audit_checkpoints")
     keep = last_cp - 5
     (chain, mac), = run("SELECT chain_id, mac FROM access_log WHERE seq = ?", keep)

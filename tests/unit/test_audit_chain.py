@@ -147,14 +147,16 @@ def test_a_commit_that_landed_but_reported_failure_leaves_no_fork(store: Store, 
     # the old chain rather than reuse its sequence numbers.
     chain = _chain(store, FakeSigner(), tmp_path)
     with chain.lock:
-        rows, head = chain.seal([_row(1), _row(2)])
+        rows, head = chain.seal([(*_row(1), None), (*_row(2), None)])  # two requests: an entry each
         with store.engine.begin() as conn:  # what the store would have written
-            marks = ", ".join("?" * 12)
+            marks = ", ".join("?" * 13)
             conn.exec_driver_sql(
                 "INSERT INTO access_log (at, request_id, principal, action, purpose, subject_id, field, token, outcome,"
-                f" chain_id, seq, mac) VALUES ({marks})",
+                f" items, chain_id, seq, mac) VALUES ({marks})",
                 [(r[0].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[1:]) for r in rows],
             )
+            conn.exec_driver_sql("INSERT INTO access_subjects (subject_id, entry_id) SELECT subject_id, id FROM access_log "
+                                 "WHERE seq IN (1, 2)")
             conn.exec_driver_sql("UPDATE audit_chains SET seq = ?, mac = ? WHERE chain_id = ?", (head.seq, head.mac, head.chain_id))
         chain.abandon()  # ... and the caller saw an error
     with store.transaction() as tx:

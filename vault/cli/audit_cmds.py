@@ -70,14 +70,14 @@ def run_verify(args: argparse.Namespace) -> int:
     if not report.ok:
         count = report.problem_count
         print(f"audit log TAMPERED: {count} problem{'s' if count != 1 else ''} found "
-              f"({report.entries} entries in {report.chains} chain(s))", file=sys.stderr)
+              f"({report.entries} entries, {report.items} items, in {report.chains} chain(s))", file=sys.stderr)
         for problem in report.problems:
             print(f"  {problem}", file=sys.stderr)
         if report.unlisted:
             print(f"  ... and {report.unlisted} more not listed (the first {MAX_PROBLEMS} are)", file=sys.stderr)
         _print_notes(report.notes)
         return 1
-    print(f"audit log intact: {report.entries} entries in {report.chains} chain(s), "
+    print(f"audit log intact: {report.entries} entries in {report.chains} chain(s), {report.items} items, "
           f"{report.checkpoints} signed checkpoint(s) verified", flush=True)
     _print_notes(report.notes)
     return 0

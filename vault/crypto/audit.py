@@ -42,6 +42,23 @@ def encode_entry(chain_id: str, seq: int, at_micros: int, fields: Sequence[str |
     return b"".join(parts)
 
 
+# Marks the encoding of an entry with an items column (migration 0009). The plain encoding
+# starts with its seq as a big-endian uint64, whose top byte is below 0x80 for any seq a
+# BigInteger holds, so no plain entry encodes like one with items.
+_ITEMS_MARK = b"\xff\x01"
+
+
+def encode_entry_items(chain_id: str, seq: int, at_micros: int, fields: Sequence[str | None], items: bytes | None,
+                       memo: dict[str, bytes] | None = None) -> bytes:
+    """The MAC input of an entry: encode_entry when it has no items column (one item, the
+    layout of every entry before 0009), else a mark, encode_entry of its columns and the
+    length-prefixed items bytes — so the MAC covers every item as stored."""
+    plain = encode_entry(chain_id, seq, at_micros, fields, memo)
+    if items is None:
+        return plain
+    return b"".join((_ITEMS_MARK, plain, _LEN.pack(len(items)), items))
+
+
 def chain_mac(key: bytes, prev_mac: bytes, entry: bytes) -> bytes:
     return hmac.digest(key, prev_mac + entry, "sha256")
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry
+from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry_items
 from vault.crypto.index import derive_key
 from vault.errors import ConfigError, PdvError
 from vault.keys.provider import Signer
@@ -220,7 +220,8 @@ class AuditChain:
         return Checkpoint(chain_id, seq, mac, cp_at, signature)
 
     def seal(self, rows: Sequence[tuple]) -> tuple[list[tuple], ChainHead]:
-        """Rows with (chain id, seq, mac) appended, and the head they lead to (not yet committed)."""
+        """Entries (ENTRY_COLUMNS order) with (chain id, seq, mac) appended, and the head they
+        lead to (not yet committed). The MAC covers an entry's columns and its items column."""
         key = self._key
         if self._fresh:
             chain_id, seq, mac = secrets.token_hex(16), 0, GENESIS
@@ -229,7 +230,7 @@ class AuditChain:
         out, memo = [], {}  # the rows of one transaction share most of their values
         for row in rows:
             seq += 1
-            mac = chain_mac(key, mac, encode_entry(chain_id, seq, micros(row[0]), row[1:], memo))
+            mac = chain_mac(key, mac, encode_entry_items(chain_id, seq, micros(row[0]), row[1:9], row[9], memo))
             out.append((*row, chain_id, seq, mac))
         return out, ChainHead(chain_id, seq, mac, new=self._fresh)
 

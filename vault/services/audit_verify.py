@@ -16,14 +16,15 @@ one so that one tampering yields one problem, not one per later entry.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry
+from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry_items
 from vault.keys.provider import Signer
 from vault.services.audit import CheckpointFile, FileRecords, iso, micros
 from vault.services.lifecycle.restore import RESTORE_KIND, invalid_restore_records, superseded_checkpoints
-from vault.storage.audit_log import ENTRY_FIELDS, AuditRepository, Checkpoint, Entry, EntryFilter
+from vault.storage.access_items import decode_items
+from vault.storage.audit_log import ENTRY_FIELDS, AuditRepository, Checkpoint, EntryFilter, LogRow
 
 MAX_PROBLEMS = 100  # listed in a report; the others are counted (a restored copy can hold thousands)
 
@@ -51,6 +52,7 @@ class Problem:
 @dataclass
 class VerifyReport:
     entries: int = 0
+    items: int = 0  # the entries' items (an entry holds one request's)
     chains: int = 0
     checkpoints: int = 0
     problems: list[Problem] = field(default_factory=list)  # the first MAX_PROBLEMS found
@@ -102,32 +104,36 @@ def verify_log(repo: AuditRepository, key: bytes, signer: Signer, sink: Checkpoi
     heads = repo.chain_heads()
     report.chains = len(heads)
     expected = gather_checkpoints(repo, signer, sink, report, heads)
-    walks = _walk_entries(repo, key, heads, expected, report)
+    with repo.reading() as snapshot:
+        index = _IndexCheck(repo.index_rows(conn=snapshot), report)
+        walks = _walk_entries(repo.log_rows(conn=snapshot), key, heads, expected, report, index)
+        index.finish()
     _check_coverage(expected, walks, report)
     _check_heads(heads, walks, report)
     return report
 
 
-def _walk_entries(repo: AuditRepository, key: bytes, heads: dict[str, tuple[int, bytes]],
-                  expected: dict[tuple[str, int], bytes], report: VerifyReport) -> dict[str, _ChainWalk]:
+def _walk_entries(rows: Iterator[LogRow], key: bytes, heads: dict[str, tuple[int, bytes]],
+                  expected: dict[tuple[str, int], bytes], report: VerifyReport, index: "_IndexCheck") -> dict[str, _ChainWalk]:
     walks: dict[str, _ChainWalk] = {}
     unknown: set[str] = set()
-    for e in repo.entries():
+    for e in rows:
         report.entries += 1
+        before = report.problem_count
         if e.chain_id is None or e.seq is None or e.mac is None:
             report.add("not chained (written without a chain, or forged)", entry_id=e.id)
-            continue
-        if e.chain_id not in heads:
+        elif e.chain_id not in heads:
             if e.chain_id not in unknown:  # one problem per unknown chain, not per entry
                 unknown.add(e.chain_id)
                 report.add("unknown chain (forged entry, or its chain head was deleted)", e.chain_id, e.seq, e.id)
-            continue
-        walk = walks.setdefault(e.chain_id, _ChainWalk())
-        _check_entry(key, e, walk, expected, report)
+        else:
+            _check_entry(key, e, walks.setdefault(e.chain_id, _ChainWalk()), expected, report)
+        # An entry already found wrong is not also reported for the index rows its edit invalidated.
+        index.check(e, trusted=report.problem_count == before)
     return walks
 
 
-def _check_entry(key: bytes, e: Entry, walk: _ChainWalk, expected: dict[tuple[str, int], bytes],
+def _check_entry(key: bytes, e: LogRow, walk: _ChainWalk, expected: dict[tuple[str, int], bytes],
                  report: VerifyReport) -> None:
     assert e.chain_id is not None and e.seq is not None and e.mac is not None
     if e.seq <= walk.seq:
@@ -135,7 +141,7 @@ def _check_entry(key: bytes, e: Entry, walk: _ChainWalk, expected: dict[tuple[st
         report.add(f"seq {walk.seq + 1} was due; seq {e.seq} came again (an entry was inserted, replayed or moved)",
                    e.chain_id, e.seq, e.id)
         return
-    encoded = encode_entry(e.chain_id, e.seq, micros(e.at), e.fields)
+    encoded = encode_entry_items(e.chain_id, e.seq, micros(e.at), e.fields, e.items)
     if e.seq > walk.seq + 1:
         # Its predecessor is gone, so its MAC cannot be checked: resume from the stored one.
         first, last = walk.seq + 1, e.seq - 1
@@ -154,6 +160,61 @@ def _check_entry(key: bytes, e: Entry, walk: _ChainWalk, expected: dict[tuple[st
     walk.seq = e.seq
     if (e.chain_id, e.seq) in expected:
         walk.macs[e.seq] = e.mac
+
+
+class _IndexCheck:
+    """The per-subject index against the entries, merged in entry id order.
+
+    The index is derived data, and only one direction of a mismatch hides anything: an entry
+    naming a subject with no index row for it would be left out of that person's access
+    report, so it is a problem. An index row for an entry that does not name the subject (or
+    no longer exists) hides nothing — reading through the index keeps only the items that
+    name the subject, and a deleted entry is a problem of its chain already — so it is a note.
+    """
+
+    def __init__(self, rows: Iterator[tuple[int, str]], report: VerifyReport) -> None:
+        self._rows, self._report = rows, report
+        self._next: tuple[int, str] | None = next(rows, None)
+        self._extra = 0
+        self._items = 0
+
+    def _take(self, entry_id: int) -> set[str]:
+        """The index's subjects of `entry_id`; rows of smaller ids (entries that are gone) are counted extra."""
+        found: set[str] = set()
+        while self._next is not None and self._next[0] <= entry_id:
+            if self._next[0] == entry_id:
+                found.add(self._next[1])
+            else:
+                self._extra += 1
+            self._next = next(self._rows, None)
+        return found
+
+    def check(self, e: LogRow, trusted: bool) -> None:
+        indexed = self._take(e.id)
+        if e.items is None:
+            named = {e.fields[4]} - {None}
+            self._items += 1
+        else:
+            try:
+                items = decode_items(e.items)
+            except ValueError as exc:
+                if trusted:  # its MAC held: only a newer PDV's items would do that
+                    self._report.add(f"its items column cannot be read ({exc})", e.chain_id, e.seq, e.id)
+                return
+            named = {item[0] for item in items} - {None}
+            self._items += len(items)
+        for subject in sorted(named - indexed) if trusted else ():
+            self._report.add(f"names a subject the per-subject index lacks (subject {subject}): the index row was "
+                             "deleted, so this access would be missing from that person's report", e.chain_id, e.seq, e.id)
+        self._extra += len(indexed - named)
+
+    def finish(self) -> None:
+        self._take(2**63)
+        self._report.items = self._items
+        if self._extra:
+            self._report.notes.append(f"{self._extra} per-subject index row(s) name a subject their entry does not, "
+                                      "or an entry that does not exist: added or left behind, they hide nothing "
+                                      "(reads keep only the items that name the subject)")
 
 
 def _check_coverage(expected: dict[tuple[str, int], bytes], walks: dict[str, _ChainWalk], report: VerifyReport) -> None:
@@ -257,13 +318,94 @@ def _compare_file(sink: CheckpointFile, records: FileRecords, in_db: list[Checkp
                             "failed insert between the two writes, or a rolled-back database; checked against the log")
 
 
+@dataclass(frozen=True, slots=True)
+class CitedCheck:
+    """What verify_cited found of one cited entry: true when it holds, else why not."""
+
+    ok: bool
+    why: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def verify_cited(repo: AuditRepository, key: bytes, signer: Signer, sink: CheckpointFile,
+                 entry_ids: Iterable[int]) -> dict[int, CitedCheck]:
+    """Check the entries a report cites, without walking the whole log.
+
+    An entry holds when its MAC recomputes from its predecessor's stored MAC and a signed
+    checkpoint (in the database or the file, its Vault signature checked) at or after its seq
+    on its chain is reached from it: every entry between recomputes in turn and the last one's
+    MAC is the one signed. So an edit of the entry, or of any entry between it and that
+    checkpoint, makes it False. The walk is one checkpoint interval (audit_checkpoint_entries,
+    1,000) from each cited entry at most, shared by cited entries in the same interval.
+    Checkpoints a restore superseded are not told apart here; `pdv audit verify` does that.
+    """
+    ids = sorted(set(entry_ids))
+    rows = repo.rows_by_id(ids)
+    out = {i: CitedCheck(False, "no such entry") for i in ids if i not in rows}
+    signed: dict[str, dict[int, bytes]] = {}
+    records = sink.records()
+    for cp in [*repo.checkpoints(), *(records.checkpoints if records is not None else [])]:
+        if cp.seq > 0 and signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature):
+            signed.setdefault(cp.chain_id, {})[cp.seq] = cp.mac
+    by_chain: dict[str, list[LogRow]] = {}
+    for row in rows.values():
+        if row.chain_id is None or row.seq is None or row.mac is None:
+            out[row.id] = CitedCheck(False, "not chained")
+        else:
+            by_chain.setdefault(row.chain_id, []).append(row)
+    for chain, cited in by_chain.items():
+        out.update(_cited_on_chain(repo, key, chain, sorted(cited, key=lambda r: r.id), signed.get(chain, {})))
+    return out
+
+
+def _cited_on_chain(repo: AuditRepository, key: bytes, chain: str, cited: list[LogRow],
+                    signed: dict[int, bytes]) -> dict[int, CitedCheck]:
+    out: dict[int, CitedCheck] = {}
+    marks = sorted(signed)
+    for first in cited:
+        if first.id in out:
+            continue  # settled by an earlier walk
+        target = next((seq for seq in marks if seq >= first.seq), None)  # type: ignore[operator]
+        if target is None:
+            out[first.id] = CitedCheck(False, "no signed checkpoint at or after its seq yet")
+            continue
+        before = (0, GENESIS) if first.seq == 1 else repo.predecessor(chain, first.id)
+        seq, prev = before if before is not None and before[1] is not None else (-1, b"")
+        waiting: list[int] = []  # cited entries that recomputed, waiting for the checkpoint
+        wanted = {r.id for r in cited if r.id not in out}
+        for row in repo.chain_rows(chain, first.id):
+            good = (row.seq == seq + 1 and row.mac is not None
+                    and chain_mac(key, prev, encode_entry_items(chain, row.seq, micros(row.at), row.fields, row.items)) == row.mac)
+            if not good:
+                out.update((i, CitedCheck(False, f"seq {row.seq}, between it and the checkpoint at seq {target}, "
+                                                 "does not recompute")) for i in waiting)
+                waiting = []
+                if row.id in wanted:
+                    out[row.id] = CitedCheck(False, "its MAC does not recompute from its predecessor's")
+            elif row.id in wanted:
+                waiting.append(row.id)
+            seq, prev = (row.seq if row.seq is not None else -1), row.mac or b""
+            if seq >= target:
+                ok = seq == target and signed[target] == row.mac
+                out.update((i, CitedCheck(True) if ok else CitedCheck(False, f"the chain differs from its checkpoint "
+                                                                            f"at seq {target}")) for i in waiting)
+                waiting = []
+                break
+        out.update((i, CitedCheck(False, f"the chain does not reach its checkpoint at seq {target}")) for i in waiting)
+    return out
+
+
 def export_lines(repo: AuditRepository, where: EntryFilter | None = None) -> Iterator[str]:
-    """One JSON object per entry (a SIEM's input): who, what, why, which, outcome — never a value."""
+    """One JSON object per item of each entry (a SIEM's input): who, what, why, which, outcome —
+    never a value. The items of one entry (one request) share its id, chain, seq and mac, and
+    `item` is the position in it."""
     for e in repo.entries(where):
-        record = {"id": e.id, "at": iso(e.at), **dict(zip(ENTRY_FIELDS, e.fields)),
+        record = {"id": e.id, "item": e.item, "at": iso(e.at), **dict(zip(ENTRY_FIELDS, e.fields)),
                   "chain": e.chain_id, "seq": e.seq, "mac": e.mac.hex() if e.mac is not None else None}
         yield json.dumps(record, sort_keys=True)
 
 
-__all__ = ["Checkpoint", "EntryFilter", "MAX_PROBLEMS", "Problem", "VerifyReport", "export_lines",
-           "gather_checkpoints", "verify_log"]
+__all__ = ["Checkpoint", "CitedCheck", "EntryFilter", "MAX_PROBLEMS", "Problem", "VerifyReport", "export_lines",
+           "gather_checkpoints", "verify_cited", "verify_log"]

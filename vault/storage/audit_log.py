@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from vault.storage import tables as t
+from vault.storage.access_items import decode_items
+from vault.storage.engine import READ_ONLY
 from vault.storage.store import Store
 
 ENTRY_FIELDS = ("request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome")
@@ -16,12 +19,48 @@ ENTRY_FIELDS = ("request_id", "principal", "action", "purpose", "subject_id", "f
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One item of an access-log entry: what query, export and the access report read.
+
+    The items of one entry share its id, time, chain position and MAC; `item` is the item's
+    position in it (0 for an entry of one item, as every entry before migration 0009)."""
+
     id: int
     at: datetime  # aware, UTC
     fields: tuple[str | None, ...]  # ENTRY_FIELDS order
     chain_id: str | None
     seq: int | None
     mac: bytes | None
+    item: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """An access-log entry as stored, what verify recomputes: its columns (ENTRY_FIELDS order;
+    subject, field and token NULL when `items` holds its items) and its items column."""
+
+    id: int
+    at: datetime  # aware, UTC
+    fields: tuple[str | None, ...]
+    items: bytes | None
+    chain_id: str | None
+    seq: int | None
+    mac: bytes | None
+
+    def expanded(self) -> list[Entry]:
+        """Its items as Entry records; one with every item column None (outcome UNDECODABLE)
+        when the items column cannot be decoded (verify reports its MAC)."""
+        if self.items is None:
+            return [Entry(self.id, self.at, self.fields, self.chain_id, self.seq, self.mac)]
+        head = self.fields[:4]
+        try:
+            items = decode_items(self.items)
+        except ValueError:
+            return [Entry(self.id, self.at, (*head, None, None, None, UNDECODABLE), self.chain_id, self.seq, self.mac)]
+        return [Entry(self.id, self.at, (*head, *item), self.chain_id, self.seq, self.mac, n)
+                for n, item in enumerate(items)]
+
+
+UNDECODABLE = "undecodable"  # the outcome query and export show for an items column that does not decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +112,126 @@ class AuditRepository:
             rows = tx.conn.execute(select(c.chain_id, c.seq, c.mac, c.at, c.signature).order_by(c.id)).all()
         return [Checkpoint(r.chain_id, r.seq, bytes(r.mac), r.at, r.signature) for r in rows]
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """One read-only snapshot for several streams (log_rows and index_rows of one verify),
+        so they agree with each other while the server writes; it takes no lock."""
+        with self.store.engine.connect() as conn:
+            options: dict = {READ_ONLY: True}
+            if self.store.dialect == "postgresql":
+                options["isolation_level"] = "REPEATABLE READ"  # one snapshot for every statement
+            conn.execution_options(**options)
+            with conn.begin():
+                yield conn
+
     def entries(self, where: EntryFilter | None = None, batch: int = 10_000) -> Iterator[Entry]:
-        """Every entry (or those matching `where`) in id order, streamed."""
+        """Every item of every entry (or those matching `where`) in entry id order, streamed.
+
+        A subject filter reads through the per-subject index (subject_entries)."""
+        if where is not None and where.subject_id is not None:
+            for e in self.subject_entries(where.subject_id, where.since, where.until):
+                if all(v is None or e.fields[i] == v for i, v in ((1, where.principal), (3, where.purpose),
+                                                                  (2, where.action))):
+                    yield e
+            return
+        for row in self.log_rows(where, batch):
+            yield from row.expanded()
+
+    def subject_entries(self, subject_id: str, since: datetime | None = None,
+                        until: datetime | None = None) -> Iterator[Entry]:
+        """The items naming `subject_id` (since inclusive, until exclusive), in entry id order,
+        found through the per-subject index: a person's accesses without a scan of the log."""
         c = t.access_log.c
-        stmt = select(c.id, c.at, *(c[name] for name in ENTRY_FIELDS), c.chain_id, c.seq, c.mac).order_by(c.id)
+        s = t.access_subjects.c
+        stmt = (select(*self._row_columns()).join(t.access_subjects, s.entry_id == c.id)
+                .where(s.subject_id == subject_id).order_by(c.id))
+        stmt = self._within(stmt, since, until)
+        for row in self._stream(stmt, 10_000):
+            for e in row.expanded():
+                if e.fields[4] == subject_id:
+                    yield e
+
+    def log_rows(self, where: EntryFilter | None = None, batch: int = 10_000,
+                 conn: Connection | None = None) -> Iterator[LogRow]:
+        """Every entry as stored (or those whose columns match `where`; its subject filter
+        matches only entries of one item), in id order, streamed."""
+        c = t.access_log.c
+        stmt = select(*self._row_columns()).order_by(c.id)
         if where is not None:
             for name, value in (("subject_id", where.subject_id), ("principal", where.principal),
                                 ("purpose", where.purpose), ("action", where.action)):
                 if value is not None:
                     stmt = stmt.where(c[name] == value)
-            if where.since is not None:
-                stmt = stmt.where(c.at >= _naive_on_sqlite(where.since, self.store.dialect))
-            if where.until is not None:
-                stmt = stmt.where(c.at < _naive_on_sqlite(where.until, self.store.dialect))
-        with self.store.engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(stmt)
-            for r in result:
+            stmt = self._within(stmt, where.since, where.until)
+        yield from self._stream(stmt, batch, conn)
+
+    def rows_by_id(self, ids: list[int]) -> dict[int, LogRow]:
+        """The stored entries of these ids (those that exist)."""
+        c = t.access_log.c
+        out: dict[int, LogRow] = {}
+        for start in range(0, len(ids), 500):
+            stmt = select(*self._row_columns()).where(c.id.in_(ids[start:start + 500]))
+            out.update((row.id, row) for row in self._stream(stmt, 500))
+        return out
+
+    def chain_rows(self, chain_id: str, first_id: int, last_id: int | None = None, batch: int = 1_000) -> Iterator[LogRow]:
+        """The entries of one chain from id `first_id` on (to `last_id`, inclusive), in id order."""
+        c = t.access_log.c
+        stmt = select(*self._row_columns()).where(c.chain_id == chain_id, c.id >= first_id).order_by(c.id)
+        if last_id is not None:
+            stmt = stmt.where(c.id <= last_id)
+        yield from self._stream(stmt, batch)
+
+    def predecessor(self, chain_id: str, entry_id: int) -> tuple[int, bytes | None] | None:
+        """The (seq, mac) of the nearest entry before `entry_id` on its chain; None if none.
+        A backward walk of the primary key: chains interleave, so it is a few rows away."""
+        c = t.access_log.c
+        stmt = (select(c.seq, c.mac).where(c.id < entry_id, c.chain_id == chain_id)
+                .order_by(c.id.desc()).limit(1))
+        with self.store.snapshot() as tx:
+            row = tx.conn.execute(stmt).first()
+        return None if row is None else (row.seq, bytes(row.mac) if row.mac is not None else None)
+
+    def index_rows(self, batch: int = 10_000, conn: Connection | None = None) -> Iterator[tuple[int, str]]:
+        """The per-subject index as (entry id, subject id), in entry id order, streamed."""
+        s = t.access_subjects.c
+        stmt = select(s.entry_id, s.subject_id).order_by(s.entry_id, s.subject_id)
+        with self._connection(conn) as c:
+            for r in c.execution_options(yield_per=batch).execute(stmt):
+                yield r[0], r[1]
+
+    def _row_columns(self) -> tuple:
+        c = t.access_log.c
+        return (c.id, c.at, *(c[name] for name in ENTRY_FIELDS), c["items"], c.chain_id, c.seq, c.mac)
+
+    def _within(self, stmt, since: datetime | None, until: datetime | None):  # type: ignore[no-untyped-def]
+        c = t.access_log.c
+        if since is not None:
+            stmt = stmt.where(c.at >= _naive_on_sqlite(since, self.store.dialect))
+        if until is not None:
+            stmt = stmt.where(c.at < _naive_on_sqlite(until, self.store.dialect))
+        return stmt
+
+    @contextmanager
+    def _connection(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+            return
+        with self.reading() as own:
+            yield own
+
+    def _stream(self, stmt, batch: int, conn: Connection | None = None) -> Iterator[LogRow]:  # type: ignore[no-untyped-def]
+        with self._connection(conn) as c:
+            for r in c.execution_options(yield_per=batch).execute(stmt):
                 at = r[1] if r[1].tzinfo is not None else r[1].replace(tzinfo=timezone.utc)
-                mac = r[-1]
-                yield Entry(r[0], at, tuple(r[2:10]), r[10], r[11], bytes(mac) if mac is not None else None)
+                yield LogRow(r[0], at, tuple(r[2:10]), _blob(r[10]), r[11], r[12], _blob(r[13]))
+
+
+def _blob(value: object) -> bytes | None:
+    # SQLite hands back whatever was stored: text put into a binary column by hand reads as str.
+    if value is None or isinstance(value, bytes):
+        return value
+    return value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
 
 
     def macs_before(self, cited: list[Entry], chunk: int = 1000) -> dict[int, bytes | None]:

@@ -21,6 +21,9 @@ RECORD_COLUMNS = ("principal", "request_id", "position", "subject_id", "tokens")
 # destroyed, so it is dropped, and a retry of that request is no longer compared with it.
 SCRUBBED_FINGERPRINT = b""
 ACCESS_COLUMNS = ("at", "request_id", "principal", "action", "purpose", "subject_id", "field", "token", "outcome")
+# An access-log entry as the store writes it: one request's header and its items
+# (vault.storage.access_items; `items` NULL when the entry has one item, in the columns).
+ENTRY_COLUMNS = (*ACCESS_COLUMNS, "items")
 # What the access-log chain appends to each row when the transaction commits.
 CHAIN_COLUMNS = ("chain_id", "seq", "mac")
 
@@ -39,7 +42,7 @@ class ChainHead:
 
 
 class AccessChain(Protocol):
-    """Seals access-log rows into a hash chain (vault.services.audit.AuditChain).
+    """Seals access-log entries (ENTRY_COLUMNS order) into a hash chain (vault.services.audit.AuditChain).
 
     `lock` is held from seal() until the transaction has committed (advance) or failed
     (abandon), so the chain's in-memory head only ever moves with a commit.

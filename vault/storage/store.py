@@ -21,11 +21,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vault.errors import Conflict, StoreUnavailable
 from vault.storage import tables as t
+from vault.storage.access_items import group_requests, subjects_of
 from vault.storage.engine import READ_ONLY, is_sqlite_file
 from vault.storage.insert_queue import InsertQueue
 from vault.storage.sqlite_locks import SqliteWriterQueue
 from vault.storage.rows import (
-    ACCESS_COLUMNS, CHAIN_COLUMNS, KEY_COLUMNS, RECORD_COLUMNS, REQUEST_COLUMNS, SUBJECT_COLUMNS, VALUE_COLUMNS,
+    CHAIN_COLUMNS, ENTRY_COLUMNS, KEY_COLUMNS, RECORD_COLUMNS, REQUEST_COLUMNS, SUBJECT_COLUMNS, VALUE_COLUMNS,
     AccessChain, ChainHead, IndexMatch, KeyRow, ValueRow,
 )
 from vault.storage.wal import WalCheckpointer
@@ -65,9 +66,10 @@ class Store:
     def transaction(self) -> Iterator["Tx"]:
         """A write transaction: commit on normal exit, roll back on any exception.
 
-        Access-log rows are held back and written last, sealed into the chain just before
-        the commit: the chain lock then covers only that insert and the commit, never a
-        wait for another transaction's row locks.
+        Access-log rows are held back and written last, one entry per request
+        (vault.storage.access_items), sealed into the chain just before the commit: the chain
+        lock then covers only those inserts and the commit, never a wait for another
+        transaction's row locks.
         """
         chain, held, head = self._chain, False, None
         with self._translated(), self._writer:
@@ -77,14 +79,15 @@ class Store:
                     yield tx
                     tx.write_queued()
                     if tx.pending_access:
+                        entries = group_requests(tx.pending_access)
                         if chain is None:
-                            rows = [(*r, None, None, None) for r in tx.pending_access]
+                            rows = [(*r, None, None, None) for r in entries]
                         else:
                             chain.lock.acquire()
                             held = True
-                            rows, head = chain.seal(tx.pending_access)
+                            rows, head = chain.seal(entries)
                         tx.pending_access = []
-                        tx._bulk_insert("access_log", ACCESS_COLUMNS + CHAIN_COLUMNS, rows, (0,))
+                        tx.add_entries(rows)
                         if head is not None:
                             tx.save_chain_head(head, rows[0][0])
                 if held:
@@ -391,6 +394,29 @@ class Tx:
         """
         self.pending_access.extend(rows)
 
+    def add_entries(self, rows: Sequence[tuple]) -> None:
+        """Insert access-log entries (ENTRY_COLUMNS + CHAIN_COLUMNS order) and their rows in
+        the per-subject index: one per distinct subject an entry names."""
+        columns = ENTRY_COLUMNS + CHAIN_COLUMNS
+        if self.dialect == "sqlite":
+            rows = [_sqlite_times(row, (0,)) for row in rows]
+        sql = f"INSERT INTO access_log ({', '.join(columns)}) VALUES "
+        one = f"({self._marks(len(columns))})"
+        ids: list[int] = []
+        if rows[0][-2] is not None:
+            # Chained: one statement a chunk. RETURNING's row order is not promised, so each
+            # id comes back with its seq, unique in the transaction's chain.
+            seq = len(columns) - 2
+            for start in range(0, len(rows), _ENTRIES_PER_INSERT):
+                chunk = rows[start:start + _ENTRIES_PER_INSERT]
+                got = dict((s, i) for i, s in self._fetch(sql + ", ".join([one] * len(chunk)) + " RETURNING id, seq",
+                                                         [v for row in chunk for v in row]))
+                ids += [got[row[seq]] for row in chunk]
+        else:  # unchained (tests, tools): nothing tells the rows apart, so one statement each
+            ids = [self._fetch(sql + one + " RETURNING id", row)[0][0] for row in rows]
+        index = [(subject, entry_id) for row, entry_id in zip(rows, ids) for subject in subjects_of(row)]
+        self._bulk_insert("access_subjects", ("subject_id", "entry_id"), index, ())
+
     def save_chain_head(self, head: ChainHead, started_at: datetime) -> None:
         """Record where the chain now ends (one statement per transaction, not per row)."""
         m = self._mark
@@ -419,6 +445,8 @@ class Tx:
         self.execute_many(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
 
+
+_ENTRIES_PER_INSERT = 500  # 13 parameters an entry: well under either database's limit
 
 # PostgreSQL: the field_values rows (as `v`) of the tokens bound as one array, found by one
 # index probe per token. A subquery with OFFSET is never flattened into a join, so no plan,

@@ -124,6 +124,21 @@ access_log = Table(
     Column("chain_id", String(32), nullable=True),
     Column("seq", BigInteger, nullable=True),
     Column("mac", LargeBinary, nullable=True),
+    # One entry per request (0009): its items, encoded (vault.storage.access_items), when it
+    # has several; NULL when its one item is in subject_id, field, token and outcome.
+    Column("items", LargeBinary, nullable=True),
+)
+
+# Which entries name a subject (0009): derived from the entries in their own transaction, so
+# a person's accesses are found without scanning the log. A composite key and no rowid on
+# SQLite: the table is its index. `pdv audit verify` checks it against the entries.
+access_subjects = Table(
+    "access_subjects",
+    metadata,
+    Column("subject_id", String(32), nullable=False),
+    Column("entry_id", BigId, nullable=False),
+    PrimaryKeyConstraint("subject_id", "entry_id"),
+    sqlite_with_rowid=False,
 )
 
 # One row per writer process: its chain's committed head, moved once per transaction.
