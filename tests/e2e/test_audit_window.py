@@ -25,7 +25,7 @@ from vault.services.audit import CheckpointFile
 
 def _tokenize(stack: Stack, calls: int, tag: str) -> None:
     client = stack.client()
-    for n in range(calls):  # one record, three fields: three entries a call
+    for n in range(calls):  # one record, three fields: one entry (of three items) a call
         client.tokenize([Record(person(n, tag))], purpose=PURPOSE, source="311")
 
 
@@ -86,11 +86,11 @@ def _uncovered(log: ClosedLog) -> int:
 def test_a_cut_bigger_than_the_entry_window_of_a_crashed_process_is_caught(
     openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path,
 ) -> None:
-    every = 70  # not a divisor of the 300 entries: the tail after the last checkpoint is not empty
+    every = 23  # not a divisor of the 100 entries: the tail after the last checkpoint is not empty
     stack = start_stack(openbao, database_url, vault_token, audit_checkpoint_file=tmp_path / "cp.jsonl",
                         audit_checkpoint_entries=every, audit_checkpoint_seconds=3600)
     try:
-        _tokenize(stack, 100, "w")  # 300 entries, past the threshold five times
+        _tokenize(stack, 100, "w")  # 100 entries, past the threshold four times
         _await_checkpointer(stack.app.audit, every)
     finally:
         log = _close(stack, crash=True)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.storage import tables as t
+from vault.storage.audit_log import AuditRepository
 
 PURPOSE = "benefits_eligibility"
 
@@ -252,10 +253,15 @@ def _database_contents(stack: Stack, book: Book) -> None:
 
 
 def _access_log(stack: Stack, book: Book) -> None:
+    """The log as stored, its items column decoded, and the per-subject index."""
     with stack.app.store.engine.connect() as conn:
         rows = conn.execute(select(t.access_log)).all()
-    assert rows
+        index = conn.execute(select(t.access_subjects)).all()
+    assert rows and index
+    assert any(r.items is not None for r in rows)  # batched calls: entries of several items are searched too
     book.look_in("access_log", "\n".join(repr(tuple(r)) for r in rows))
+    book.look_in("access_log items, decoded", "\n".join(repr(e) for e in AuditRepository(stack.app.store).entries()))
+    book.look_in("access_subjects", "\n".join(repr(tuple(r)) for r in index))
 
 
 def test_canaries_appear_only_in_detokenize_values(stack: Stack) -> None:
