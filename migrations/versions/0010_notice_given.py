@@ -5,18 +5,15 @@ on (TokenizeRequest.notice_given; unset, it is whether a notice id was given). V
 collected before keep NULL, "not recorded", except those collected with a notice id, which
 says a notice was given. The access report shows it.
 
-Numbered 0010 so it cannot collide with the access-log redesign's 0009; until that lands it
-follows 0008 directly.
-
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

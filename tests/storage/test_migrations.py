@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import text
 
 from tests.storage.test_store_contract import _add_subjects, _subject, _value
@@ -146,6 +147,65 @@ def test_0010_records_a_notice_for_values_collected_with_a_notice_id(database_ur
         migrate.downgrade(engine, "0008")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM field_values")).scalar() == 2
+
+
+def test_0009_keeps_per_item_rows_readable_and_verify_follows_a_chain_across_the_upgrade(
+        database_url: str) -> None:
+    """Rows written before 0009 (one per item, chained) stay as they are: entries of one item,
+    found through the per-subject index the upgrade fills, and verified as before — also when
+    the same chain goes on after the upgrade with entries of several items."""
+    from tests.unit.test_audit_chain import KEY, FakeSigner
+    from vault.crypto.audit import GENESIS, chain_mac, encode_entry
+    from vault.services.audit import AuditChain, CheckpointFile, micros
+    from vault.services.audit_verify import verify_log
+    from vault.storage.audit_log import AuditRepository
+    from vault.storage.rows import ChainHead
+
+    engine = create_store_engine(database_url)
+    alice, bob, chain_id = _subject(1), _subject(2), "c" * 32
+    old = [(AT, "old-1", "intake", "detokenize", "billing", alice, "email", "pdv_a", "ok"),
+           (AT, "old-1", "intake", "detokenize", "billing", bob, "email", "pdv_b", "denied"),
+           (AT, "old-2", "intake", "lookup", "billing", None, "email", None, "not_found")]
+    try:
+        migrate.upgrade(engine, "0008")
+        mac = GENESIS
+        with engine.begin() as conn:  # what revision 0008's server wrote: a chained row per item
+            for seq, row in enumerate(old, 1):
+                mac = chain_mac(KEY, mac, encode_entry(chain_id, seq, micros(row[0]), row[1:]))
+                conn.execute(text("INSERT INTO access_log (at, request_id, principal, action, purpose, subject_id, field, "
+                                  "token, outcome, chain_id, seq, mac) VALUES (:at, :r, :p, :a, :pu, :s, :f, :t, :o, :c, "
+                                  ":seq, :mac)"), dict(zip(("at", "r", "p", "a", "pu", "s", "f", "t", "o"), row),
+                                                       c=chain_id, seq=seq, mac=mac))
+            conn.execute(text("INSERT INTO audit_chains (chain_id, started_at, seq, mac) VALUES (:c, :at, 3, :mac)"),
+                         {"c": chain_id, "at": AT, "mac": mac})
+        migrate.upgrade(engine)
+        store = Store(engine)
+        repo = AuditRepository(store)
+        assert [(e.fields[0], e.fields[4], e.item) for e in repo.subject_entries(bob)] == [("old-1", bob, 0)]
+        sink = CheckpointFile(None)  # no external record: the chain predates it here
+        # The same chain goes on after the upgrade (as if its process had lived through it).
+        chain = AuditChain(KEY, repo, FakeSigner(), sink, lambda: AT, 10_000, 3600)
+        chain._head = ChainHead(chain_id, 3, mac)
+        store.attach_chain(chain)
+        with store.transaction() as tx:
+            tx.log_access([(AT, "new-1", "intake", "detokenize", "billing", bob, f, f"pdv_{f}", "ok") for f in ("email", "phone")])
+        report = verify_log(repo, KEY, FakeSigner(), sink)
+        assert report.ok, report.problem
+        assert (report.entries, report.items) == (4, 5)
+        assert [(e.fields[0], e.seq, e.item) for e in repo.subject_entries(bob)] == [("old-1", 2, 0), ("new-1", 4, 0),
+                                                                                      ("new-1", 4, 1)]
+        with engine.begin() as conn:  # an old row edited after the upgrade is caught as before
+            conn.execute(text("UPDATE access_log SET outcome = 'ok' WHERE request_id = 'old-1' AND subject_id = :s"),
+                         {"s": bob})
+        assert [p.seq for p in verify_log(repo, KEY, FakeSigner(), sink).problems] == [2]
+
+        with pytest.raises(RuntimeError, match="several items"):  # revision 0008 could not read new-1
+            migrate.downgrade(engine, "0008")
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM access_log WHERE request_id = 'new-1'"))
+        migrate.downgrade(engine, "0008")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM access_log")).scalar() == 3
         migrate.upgrade(engine)
     finally:
         engine.dispose()
