@@ -30,11 +30,14 @@ def test_floor_writes_tokenize_rows_and_reads_them_back(kind: str) -> None:
         assert floor.tokenize_rate(records, 100) > 0
         with store.snapshot() as tx:
             counts = {table: tx.fetch(f"SELECT COUNT(*) FROM {table}")[0][0]
-                      for table in ("subjects", "data_keys", "field_values", "access_log", "request_records")}
+                      for table in ("subjects", "data_keys", "field_values", "access_log", "access_subjects",
+                                    "request_records")}
             chains = sorted(r[0] for r in tx.fetch("SELECT seq FROM audit_chains"))
             blind = tx.fetch("SELECT COUNT(*) FROM field_values WHERE blind_index IS NOT NULL")[0][0]
-        assert counts == {"subjects": 300, "data_keys": 300, "field_values": 1500, "access_log": 1500, "request_records": 300}
-        assert chains == [500, 1000]  # a chain per transaction in flight: batches 0 and 2, and batch 1
+        # One log entry per batch (request), with an index row per record.
+        assert counts == {"subjects": 300, "data_keys": 300, "field_values": 1500, "access_log": 3, "access_subjects": 300,
+                          "request_records": 300}
+        assert chains == [1, 2]  # a chain per transaction in flight: batches 0 and 2, and batch 1
         assert blind == 600  # email and phone are searchable in the shipped catalog
         assert floor.detokenize_rate(100) > 0  # raises unless every stored token was found
         database = store.engine.url.database

@@ -1,9 +1,11 @@
 """`pdv bench`'s database floor: what the database alone takes of the rows PDV writes and reads.
 
 A batched tokenize of new subjects looks up its deterministic tokens, then commits, per
-batch: a subject and a wrapped data key per record, a value row and a chained access-log
-row per field, the answer kept for retries with a row per record, and the chain's head. A batched detokenize reads each
-token's value row with its key row and commits an access-log row per token. Here the
+batch: a subject and a wrapped data key per record, a value row per field, one chained
+access-log entry for the request (its items encoded, vault.storage.access_items) with a
+per-subject index row per record, the answer kept for retries with a row per record, and
+the chain's head. A batched detokenize reads each token's value row with its key row and
+commits one entry with an index row per subject read. Here the
 same rows, of the same shapes and sizes but made before the clock starts, go through the
 store's own statements (COPY on PostgreSQL, executemany on SQLite), one transaction a
 batch and as many at once as the bench keeps in flight, into an empty database of PDV's schema: no validation, tokens, encryption, HMACs,
@@ -29,7 +31,8 @@ from vault.crypto.tokens import random_token
 from vault.services.tokenize_model import new_subject_id
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
-from vault.storage.rows import ACCESS_COLUMNS, CHAIN_COLUMNS, ChainHead
+from vault.storage.access_items import group_requests
+from vault.storage.rows import ChainHead
 from vault.storage.scratch import create_scratch_database, drop_database
 from vault.storage.store import Store, Tx
 
@@ -69,6 +72,7 @@ class DatabaseFloor:
     def __init__(self, store: Store, purpose: str, inflight: int = 1) -> None:
         self.store, self.purpose, self.inflight = store, purpose, inflight
         self.tokens: list[str] = []  # what tokenize_rate stored, for detokenize_rate
+        self.subject_of: dict[str, str] = {}
         self._catalog = load_catalog()
         self._chains = [ChainHead(secrets.token_hex(16), 0, b"\0" * MAC, new=True) for _ in range(inflight)]
 
@@ -97,7 +101,7 @@ class DatabaseFloor:
         now = datetime.now(timezone.utc)
         batches = [sorted(self.tokens[s:s + batch]) for s in range(0, len(self.tokens), batch)]
         work = [(tokens, self._chained(n % self.inflight, [
-            (now, "floor", "bench", "detokenize", self.purpose, None, None, t, "ok") for t in tokens
+            (now, f"floor-read-{n}", "bench", "detokenize", self.purpose, self.subject_of[t], None, t, "ok") for t in tokens
         ])) for n, tokens in enumerate(batches)]
 
         def read(item: tuple) -> int:
@@ -133,6 +137,7 @@ class DatabaseFloor:
                 spec, token = self._catalog.field(name), random_token()
                 tokens[name] = token
                 self.tokens.append(token)
+                self.subject_of[token] = subject
                 if spec.token_kind is TokenKind.DETERMINISTIC:
                     deterministic.append((token, name, subject))
                 values.append((
@@ -146,14 +151,15 @@ class DatabaseFloor:
         return subjects, keys, values, self._chained(chain, log), request, stored, deterministic
 
     def _chained(self, chain: int, rows: list[tuple]) -> tuple[list[tuple], ChainHead]:
-        """Rows with chain columns, as PDV seals them, but with MACs drawn now: the floor computes no HMAC."""
+        """The request's entry with chain columns, as PDV seals it, but with its items encoded
+        and a MAC drawn now: the floor neither encodes nor computes an HMAC on the clock."""
         chain_id, seq, _ = current = self._chains[chain]
-        sealed = [(*row, chain_id, seq + i, os.urandom(MAC)) for i, row in enumerate(rows, 1)]
-        head = ChainHead(chain_id, seq + len(rows), sealed[-1][-1], new=current.new)
+        sealed = [(*row, chain_id, seq + i, os.urandom(MAC)) for i, row in enumerate(group_requests(rows), 1)]
+        head = ChainHead(chain_id, seq + len(sealed), sealed[-1][-1], new=current.new)
         self._chains[chain] = ChainHead(chain_id, head.seq, head.mac)
         return sealed, head
 
 
 def _write_log(tx: Tx, rows: list[tuple], head: ChainHead) -> None:
-    tx.insert_rows("access_log", ACCESS_COLUMNS + CHAIN_COLUMNS, rows, (0,))
+    tx.add_entries(rows)
     tx.save_chain_head(head, rows[0][0])
