@@ -24,6 +24,7 @@ from sqlalchemy import select
 from tests.conftest import DATABASES
 from tests.e2e.test_canaries import Book, _database_contents
 from tests.e2e.test_rotation import admin_settings, cli, kek, served, versions  # noqa: F401 - fixtures
+from tests.support.access_log import logged_items
 from tests.support.databases import database
 from tests.support.stack import Stack, start_stack
 from vault.bootstrap import disposal_service
@@ -65,9 +66,7 @@ class Env:
         return result.subject_id
 
     def log(self, **where: str) -> list[dict]:
-        with self.stack.app.store.engine.connect() as conn:
-            rows = conn.execute(select(t.access_log).order_by(t.access_log.c.id)).mappings().all()
-        return [dict(r) for r in rows if all(r[k] == v for k, v in where.items())]
+        return logged_items(self.stack.app.store, **where)
 
     def pdv(self, tmp_path: Path, *args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess:
         key = tmp_path / "officer-key"

@@ -403,10 +403,22 @@ class Tx:
         sql = f"INSERT INTO access_log ({', '.join(columns)}) VALUES "
         one = f"({self._marks(len(columns))})"
         ids: list[int] = []
-        if rows[0][-2] is not None:
+        seq = len(columns) - 2
+        if rows[0][seq] is not None and self.dialect == "postgresql":
+            # One round trip for the entries and their index rows: the index rows join the
+            # inserted entries' ids by seq (unique in the transaction's chain).
+            for start in range(0, len(rows), _ENTRIES_PER_INSERT):
+                chunk = rows[start:start + _ENTRIES_PER_INSERT]
+                pairs = [(row[seq], subject) for row in chunk for subject in subjects_of(row)]
+                self.execute(
+                    f"WITH e AS ({sql}{', '.join([one] * len(chunk))} RETURNING id, seq) "
+                    "INSERT INTO access_subjects (subject_id, entry_id) SELECT s.subject_id, e.id FROM e "
+                    "JOIN unnest(%s::bigint[], %s::text[]) AS s(seq, subject_id) ON s.seq = e.seq",
+                    [*(v for row in chunk for v in row), [p[0] for p in pairs], [p[1] for p in pairs]])
+            return
+        if rows[0][seq] is not None:
             # Chained: one statement a chunk. RETURNING's row order is not promised, so each
             # id comes back with its seq, unique in the transaction's chain.
-            seq = len(columns) - 2
             for start in range(0, len(rows), _ENTRIES_PER_INSERT):
                 chunk = rows[start:start + _ENTRIES_PER_INSERT]
                 got = dict((s, i) for i, s in self._fetch(sql + ", ".join([one] * len(chunk)) + " RETURNING id, seq",
