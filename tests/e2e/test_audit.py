@@ -132,9 +132,13 @@ def test_pdv_audit_verify_query_and_export(small_log: ClosedLog, openbao: OpenBa
     assert pdv_main(["audit", "query", "--action", "lookup", "--purpose", PURPOSE, "--since", "2000-01-01"]) == 0
     found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert found and {r["action"] for r in found} == {"lookup"}
-    subject = lines[0]["subject_id"]
+    subject = next(r["subject_id"] for r in lines if r["action"] == "tokenize" and r["item"] > 0)
     assert pdv_main(["audit", "query", "--subject", subject, "--until", "2000-01-01"]) == 0
     assert capsys.readouterr().out == ""
+    # Through the per-subject index: exactly the items of the export that name the subject.
+    assert pdv_main(["audit", "query", "--subject", subject]) == 0
+    mine = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(mine) >= 3 and mine == [r for r in lines if r["subject_id"] == subject]
     _tamper_sqlite_or_pg(small_log, lambda run: run("UPDATE access_log SET outcome = 'denied' WHERE id = 7"))
     assert pdv_main(["audit", "verify", "--local"]) == 1
     assert "id 7" in capsys.readouterr().err
