@@ -15,8 +15,8 @@ import threading
 import pytest
 from pdv_client import Record
 from pdv_client.errors import ResourceExhausted
-from sqlalchemy import text
 
+from tests.support.access_log import logged_items
 from tests.support.stack import PRINCIPAL, start_stack
 from vault.keys.openbao import OpenBaoServer
 
@@ -24,9 +24,7 @@ PURPOSE = "benefits_eligibility"
 
 
 def log_rows(stack, action: str) -> list[tuple]:  # type: ignore[no-untyped-def]
-    with stack.app.store.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "SELECT principal, purpose, field, outcome FROM access_log WHERE action = :a ORDER BY id"), {"a": action})]
+    return [(r["principal"], r["purpose"], r["field"], r["outcome"]) for r in logged_items(stack.app.store, action=action)]
 
 
 def test_a_call_that_cannot_get_its_share_in_time_is_refused_and_logged(

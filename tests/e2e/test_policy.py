@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from pdv.v1 import token_pb2
 from pdv_client import Record
 from pdv_client.errors import InvalidArgument, PermissionDenied, ResourceExhausted
 from pdv_client.raw import RawTokenCalls
 
 from tests.conftest import DATABASES
+from tests.support.access_log import logged_items
 from tests.support.databases import database
 from tests.support.stack import PRINCIPAL, Stack, stack_with_policy, start_stack
 from vault.catalog import load_catalog
@@ -60,9 +60,8 @@ def policy_stack(
 
 
 def logged(stack: Stack, where: str, value: str) -> list[str]:
-    """Outcomes of the access-log rows whose `where` column equals `value`, oldest first."""
-    with stack.app.store.engine.connect() as conn:
-        return list(conn.scalars(text(f"SELECT outcome FROM access_log WHERE {where} = :v ORDER BY id"), {"v": value}))
+    """Outcomes of the access-log items whose `where` equals `value`, oldest first."""
+    return [r["outcome"] for r in logged_items(stack.app.store, **{where: value})]
 
 
 def outcomes(stack: Stack, token: str) -> list[str]:
@@ -240,7 +239,8 @@ def test_a_consent_opt_out_denies_reads_and_is_logged(policy_stack: tuple[Stack,
     (result,) = reader.detokenize([(tokens["ssn"], "ssn")], purpose="benefits_eligibility")
     assert (result.code, result.value) == (OK, "123454321")
     # The clerk's refused opt-out is logged too.
-    assert logged(stack, "action = 'consent' AND subject_id", subject) == ["denied", "opt_out", "ok", "opt_in", "ok"]
+    assert [r["outcome"] for r in logged_items(stack.app.store, action="consent", subject_id=subject)] == [
+        "denied", "opt_out", "ok", "opt_in", "ok"]
 
 
 # --- rate limits -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pdv_client import Record
 from pdv_client.errors import AlreadyExists, NotFound
 from sqlalchemy import text
 
+from tests.support.access_log import logged_items
 from tests.support.stack import Stack
 
 PURPOSE = "benefits_eligibility"
@@ -92,11 +93,8 @@ def raw_tokenize(stack: Stack, request_id: str, email: str) -> token_pb2.Tokeniz
 
 
 def tokenize_log(stack: Stack) -> list[tuple[str, str]]:
-    """(request id, token) of every tokenize row of the access log, oldest first."""
-    with stack.app.store.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(
-            text("SELECT request_id, token FROM access_log WHERE action = 'tokenize' ORDER BY id")
-        )]
+    """(request id, token) of every tokenize item of the access log, oldest first."""
+    return [(r["request_id"], r["token"]) for r in logged_items(stack.app.store, action="tokenize")]
 
 
 def kept_answers(stack: Stack) -> list[str]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from pdv_client import Match, Record
-from sqlalchemy import text
 
 from tests.conftest import DATABASES
+from tests.support.access_log import logged_items
 from tests.support.stack import PRINCIPAL, Stack, stack_with_policy
 from vault.crypto import tokens as tk
 from vault.keys.openbao import OpenBaoServer
@@ -51,10 +51,9 @@ def share(stack: Stack, keys: dict[str, str]) -> tuple[str, str, str, str]:
 
 
 def logged(stack: Stack, request_id: str) -> dict[str | None, str]:
-    """subject id -> outcome of the access-log rows of one request."""
-    with stack.app.store.engine.connect() as conn:
-        rows = conn.execute(text("SELECT subject_id, outcome FROM access_log WHERE request_id = :r ORDER BY id"),
-                            {"r": f"{request_id}/0"}).all()  # the client numbers its batches
+    """subject id -> outcome of the access-log items of one request."""
+    rows = [(r["subject_id"], r["outcome"])  # the client numbers its batches
+            for r in logged_items(stack.app.store, request_id=f"{request_id}/0")]
     out = dict(rows)
     assert len(out) == len(rows), rows  # one row per subject
     return out
