@@ -22,13 +22,12 @@ from pathlib import Path
 import pytest
 from pdv_client import PdvClient, Record
 from pdv_client.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
-from sqlalchemy import select
 
 from tests.conftest import DATABASES
+from tests.support.access_log import logged_items
 from tests.support.stack import PRINCIPAL, Stack, stack_with_policy
 from vault.cli.main import main as pdv_main
 from vault.keys.openbao import OpenBaoServer
-from vault.storage import tables as t
 
 POLICY_FILE = Path(__file__).with_name("disclosure_policy.yaml")
 PURPOSE = "public_disclosure"
@@ -88,23 +87,19 @@ def run_cli(env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
 
 def logged(env: Env, case: str) -> tuple[list[tuple], list[tuple]]:
     """The case's batch entries, and the item entries of those batches: (request id, subject, field, token, outcome)."""
-    c = t.access_log.c
-    with env.stack.app.store.engine.connect() as conn:
-        batches = [tuple(r) for r in conn.execute(
-            select(c.request_id, c.principal, c.purpose, c.outcome).where(c.action == "disclose_case", c.token == case)
-            .order_by(c.id))]
-        ids = [b[0] for b in batches]
-        items = [tuple(r) for r in conn.execute(
-            select(c.request_id, c.subject_id, c.field, c.token, c.outcome).where(
-                c.action == "disclose", c.request_id.in_(ids)).order_by(c.id))] if ids else []
+    store = env.stack.app.store
+    batches = [(r["request_id"], r["principal"], r["purpose"], r["outcome"])
+               for r in logged_items(store, action="disclose_case", token=case)]
+    ids = {b[0] for b in batches}
+    items = [(r["request_id"], r["subject_id"], r["field"], r["token"], r["outcome"])
+             for r in logged_items(store, action="disclose") if r["request_id"] in ids]
     return batches, items
 
 
 def access_log_text(env: Env) -> str:
-    c = t.access_log.c
-    with env.stack.app.store.engine.connect() as conn:
-        return "\n".join(repr(tuple(r)) for r in conn.execute(
-            select(c.request_id, c.action, c.purpose, c.subject_id, c.field, c.token, c.outcome)))
+    """Every item of the access log, whatever form its entry is stored in."""
+    return "\n".join(repr((r["request_id"], r["action"], r["purpose"], r["subject_id"], r["field"], r["token"],
+                            r["outcome"])) for r in logged_items(env.stack.app.store))
 
 
 def records(env: Env) -> tuple[dict, dict, dict, dict]:
@@ -248,10 +243,8 @@ def test_disclosure_needs_a_disclose_grant_and_a_refusal_is_logged(env: Env) -> 
     with pytest.raises(PermissionDenied):  # granted for public_disclosure only
         env.clients["records-office"].disclosure.disclose([tokens["full_name"]], purpose=COLLECTED_FOR, case_id=case)
 
-    c = t.access_log.c
-    with env.stack.app.store.engine.connect() as conn:
-        refused = [tuple(r) for r in conn.execute(select(c.principal, c.purpose, c.outcome).where(
-            c.action == "disclose_case", c.token == case))]
+    refused = [(r["principal"], r["purpose"], r["outcome"])
+               for r in logged_items(env.stack.app.store, action="disclose_case", token=case)]
     assert refused == [(STRANGER, PURPOSE, "denied"), ("records-office", COLLECTED_FOR, "denied")]
 
 
