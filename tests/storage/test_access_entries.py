@@ -15,7 +15,8 @@ from sqlalchemy import text
 
 from tests.unit.test_audit_chain import KEY, FakeSigner
 from vault.services.audit import AuditChain, CheckpointFile
-from vault.services.audit_verify import verify_cited, verify_log
+from vault.services.audit_cited import verify_cited
+from vault.services.audit_verify import verify_log
 from vault.storage import migrate
 from vault.storage.access_items import MIXED
 from vault.storage.audit_log import AuditRepository, Entry

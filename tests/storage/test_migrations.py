@@ -147,6 +147,9 @@ def test_0010_records_a_notice_for_values_collected_with_a_notice_id(database_ur
         migrate.downgrade(engine, "0008")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT COUNT(*) FROM field_values")).scalar() == 2
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def test_0009_keeps_per_item_rows_readable_and_verify_follows_a_chain_across_the_upgrade(
@@ -198,7 +201,6 @@ def test_0009_keeps_per_item_rows_readable_and_verify_follows_a_chain_across_the
             conn.execute(text("UPDATE access_log SET outcome = 'ok' WHERE request_id = 'old-1' AND subject_id = :s"),
                          {"s": bob})
         assert [p.seq for p in verify_log(repo, KEY, FakeSigner(), sink).problems] == [2]
-
         with pytest.raises(RuntimeError, match="several items"):  # revision 0008 could not read new-1
             migrate.downgrade(engine, "0008")
         with engine.begin() as conn:

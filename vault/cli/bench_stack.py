@@ -17,7 +17,6 @@ from pdv_client.tls import tls_credentials
 
 from vault.certs import write_dev_pki
 from vault.config import hash_api_key
-from vault.crypto.aead import new_data_key
 from vault.keys.openbao import OpenBaoServer, create_service_token, free_loopback_port, provision_transit
 from vault.keys.transit import TransitKeyProvider, make_client
 from vault.secret import SecretBytes

@@ -16,7 +16,7 @@ one so that one tampering yields one problem, not one per later entry.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry_items
@@ -318,85 +318,6 @@ def _compare_file(sink: CheckpointFile, records: FileRecords, in_db: list[Checkp
                             "failed insert between the two writes, or a rolled-back database; checked against the log")
 
 
-@dataclass(frozen=True, slots=True)
-class CitedCheck:
-    """What verify_cited found of one cited entry: true when it holds, else why not."""
-
-    ok: bool
-    why: str = ""
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-def verify_cited(repo: AuditRepository, key: bytes, signer: Signer, sink: CheckpointFile,
-                 entry_ids: Iterable[int]) -> dict[int, CitedCheck]:
-    """Check the entries a report cites, without walking the whole log.
-
-    An entry holds when its MAC recomputes from its predecessor's stored MAC and a signed
-    checkpoint (in the database or the file, its Vault signature checked) at or after its seq
-    on its chain is reached from it: every entry between recomputes in turn and the last one's
-    MAC is the one signed. So an edit of the entry, or of any entry between it and that
-    checkpoint, makes it False. The walk is one checkpoint interval (audit_checkpoint_entries,
-    1,000) from each cited entry at most, shared by cited entries in the same interval.
-    Checkpoints a restore superseded are not told apart here; `pdv audit verify` does that.
-    """
-    ids = sorted(set(entry_ids))
-    rows = repo.rows_by_id(ids)
-    out = {i: CitedCheck(False, "no such entry") for i in ids if i not in rows}
-    signed: dict[str, dict[int, bytes]] = {}
-    records = sink.records()
-    for cp in [*repo.checkpoints(), *(records.checkpoints if records is not None else [])]:
-        if cp.seq > 0 and signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature):
-            signed.setdefault(cp.chain_id, {})[cp.seq] = cp.mac
-    by_chain: dict[str, list[LogRow]] = {}
-    for row in rows.values():
-        if row.chain_id is None or row.seq is None or row.mac is None:
-            out[row.id] = CitedCheck(False, "not chained")
-        else:
-            by_chain.setdefault(row.chain_id, []).append(row)
-    for chain, cited in by_chain.items():
-        out.update(_cited_on_chain(repo, key, chain, sorted(cited, key=lambda r: r.id), signed.get(chain, {})))
-    return out
-
-
-def _cited_on_chain(repo: AuditRepository, key: bytes, chain: str, cited: list[LogRow],
-                    signed: dict[int, bytes]) -> dict[int, CitedCheck]:
-    out: dict[int, CitedCheck] = {}
-    marks = sorted(signed)
-    for first in cited:
-        if first.id in out:
-            continue  # settled by an earlier walk
-        target = next((seq for seq in marks if seq >= first.seq), None)  # type: ignore[operator]
-        if target is None:
-            out[first.id] = CitedCheck(False, "no signed checkpoint at or after its seq yet")
-            continue
-        before = (0, GENESIS) if first.seq == 1 else repo.predecessor(chain, first.id)
-        seq, prev = before if before is not None and before[1] is not None else (-1, b"")
-        waiting: list[int] = []  # cited entries that recomputed, waiting for the checkpoint
-        wanted = {r.id for r in cited if r.id not in out}
-        for row in repo.chain_rows(chain, first.id):
-            good = (row.seq == seq + 1 and row.mac is not None
-                    and chain_mac(key, prev, encode_entry_items(chain, row.seq, micros(row.at), row.fields, row.items)) == row.mac)
-            if not good:
-                out.update((i, CitedCheck(False, f"seq {row.seq}, between it and the checkpoint at seq {target}, "
-                                                 "does not recompute")) for i in waiting)
-                waiting = []
-                if row.id in wanted:
-                    out[row.id] = CitedCheck(False, "its MAC does not recompute from its predecessor's")
-            elif row.id in wanted:
-                waiting.append(row.id)
-            seq, prev = (row.seq if row.seq is not None else -1), row.mac or b""
-            if seq >= target:
-                ok = seq == target and signed[target] == row.mac
-                out.update((i, CitedCheck(True) if ok else CitedCheck(False, f"the chain differs from its checkpoint "
-                                                                            f"at seq {target}")) for i in waiting)
-                waiting = []
-                break
-        out.update((i, CitedCheck(False, f"the chain does not reach its checkpoint at seq {target}")) for i in waiting)
-    return out
-
-
 def export_lines(repo: AuditRepository, where: EntryFilter | None = None) -> Iterator[str]:
     """One JSON object per item of each entry (a SIEM's input): who, what, why, which, outcome —
     never a value. The items of one entry (one request) share its id, chain, seq and mac, and
@@ -407,5 +328,5 @@ def export_lines(repo: AuditRepository, where: EntryFilter | None = None) -> Ite
         yield json.dumps(record, sort_keys=True)
 
 
-__all__ = ["Checkpoint", "CitedCheck", "EntryFilter", "MAX_PROBLEMS", "Problem", "VerifyReport", "export_lines",
-           "gather_checkpoints", "verify_cited", "verify_log"]
+__all__ = ["Checkpoint", "EntryFilter", "MAX_PROBLEMS", "Problem", "VerifyReport", "export_lines",
+           "gather_checkpoints", "verify_log"]

@@ -234,34 +234,6 @@ def _blob(value: object) -> bytes | None:
     return value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
 
 
-    def macs_before(self, cited: list[Entry], chunk: int = 1000) -> dict[int, bytes | None]:
-        """For each cited entry, the stored MAC of its chain predecessor (seq - 1, written before
-        it), None when that entry is not in the log. Read by (chain, seq) in chunks: the log has
-        no index on them, so each statement is one pass over it (this stands in until the
-        access-log redesign's indexed verify_cited)."""
-        wanted: dict[str, set[int]] = {}
-        for e in cited:
-            if e.chain_id is not None and e.seq is not None and e.seq > 1:
-                wanted.setdefault(e.chain_id, set()).add(e.seq - 1)
-        c = t.access_log.c
-        found: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
-        with self.store.snapshot() as tx:
-            for chain_id, seqs in wanted.items():
-                ordered = sorted(seqs)
-                for i in range(0, len(ordered), chunk):
-                    stmt = select(c.chain_id, c.seq, c.id, c.mac).where(
-                        c.chain_id == chain_id, c.seq.in_(ordered[i:i + chunk]))
-                    for r in tx.conn.execute(stmt):
-                        found.setdefault((r.chain_id, r.seq), []).append((r.id, bytes(r.mac) if r.mac else b""))
-        out: dict[int, bytes | None] = {}
-        for e in cited:
-            if e.chain_id is None or e.seq is None or e.seq <= 1:
-                continue
-            earlier = [(i, mac) for i, mac in found.get((e.chain_id, e.seq - 1), []) if i < e.id]
-            out[e.id] = max(earlier)[1] if earlier else None
-        return out
-
-
 def _naive_on_sqlite(value: datetime, dialect: str) -> datetime:
     # SQLite compares the stored text: UTC without an offset.
     if dialect == "sqlite" and value.tzinfo is not None:

@@ -3,8 +3,7 @@
 correction of a stored value (correction.py), public disclosure: rewriting the tokens of
 records the city releases to what the catalog lets the public see (disclosure.py), and the
 subject access report (report.py, built as report_model.py's shapes, its words in
-report_words.py, its one door into the access log in report_log.py, and its printable letter
-in report_html.py with the Jinja2 template under templates/).
+report_words.py, and its printable letter in report_html.py with the Jinja2 template under templates/).
 
 Owns the request workflow, due dates, the sealing of a request's free text, the retention
 of closed requests, value corrections with their history, disclosure rewriting, and the

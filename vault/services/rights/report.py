@@ -6,8 +6,9 @@ about them and who used it.
   whether a collection notice was given (and its id), when it expires and the retention rule
   behind that, whether a legal hold blocks its disposal, its corrections, its token masked;
 - consent per purpose, and legal holds (current and released);
-- every access-log entry about the subject (report_log.py: today a scan, the per-subject
-  index once the log redesign lands), in plain words, each checked against the chain;
+- every access-log entry about the subject, read through the per-subject index
+  (`access_subjects`), in plain words, each checked against its chain up to the next
+  Vault-signed checkpoint (vault/services/audit_cited.py);
 - every shred and disposal, with its signed receipt.
 
 Values are read only when asked for, and then per field as SubjectAccess.access_report
@@ -28,11 +29,13 @@ from vault.catalog import Catalog, FieldSpec
 from vault.crypto.aead import row_aad
 from vault.errors import AnswerTooLarge, InvalidInput, NotFound, UnknownField
 from vault.policy import MASKED, PLAIN, SUBJECT_ACCESS
+from vault.keys.provider import Signer
 from vault.services.access import AccessControl
+from vault.services.audit import CheckpointFile
+from vault.services.audit_cited import CitedCheck, verify_cited
 from vault.services.common import Caller, access_row
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
-from vault.services.rights import report_log
 from vault.services.rights.links import link, require_open_case
 from vault.services.rights.report_model import (
     AccessReport, ReportAccess, ReportConsent, ReportCorrection, ReportDestruction, ReportHold, ReportValue,
@@ -45,15 +48,19 @@ from vault.storage.audit_log import AuditRepository, Entry
 from vault.storage.store import Store
 
 ACTION = "access_report"
+METHOD = ("each cited entry's MAC recomputed from its chain predecessor's, and the chain from it to the next "
+          "Vault-signed checkpoint (pdv audit verify checks the whole log, deletions included)")
 _KEEP_WORDS = {"year": "the year", "zip3": "the first three digits", "pseudonym": "a code for counting, not the value"}
 
 
 class ReportService:
     def __init__(
         self, store: Store, audit: AuditRepository, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog,
-        access: AccessControl, clock: Callable[[], datetime], max_answer_bytes: int = 4 * 1024 * 1024,
+        access: AccessControl, signer: Signer, sink: CheckpointFile, clock: Callable[[], datetime],
+        max_answer_bytes: int = 4 * 1024 * 1024, checkpoint: Callable[[], bool] | None = None,
     ) -> None:
         self.store, self.audit, self.keyring, self.index_keys = store, audit, keyring, index_keys
+        self.signer, self.sink, self.checkpoint = signer, sink, checkpoint
         self.catalog, self.access, self.clock, self.max_answer_bytes = catalog, access, clock, max_answer_bytes
 
     def access_report(
@@ -94,21 +101,24 @@ class ReportService:
         if not known:
             self._log_failure(caller, subject_id, "not_found")
             raise NotFound("PDV holds and has held no data of this subject")
-        entries = list(report_log.subject_entries(self.audit, subject_id))
-        verified = report_log.verify_cited(self.audit, self.index_keys.audit_key, entries)
+        entries = list(self.audit.subject_entries(subject_id))
+        if self.checkpoint is not None:
+            self.checkpoint()  # this process's newest entries get a signed checkpoint to be checked against
+        verified = verify_cited(self.audit, self.index_keys.audit_key, self.signer, self.sink, [e.id for e in entries])
         shown = self._values(subject_id, held, views) if include_values else {}
         on_hold = any(h.released_at is None for h in holds)
         values = [self._value(v, shown.get(v.id), on_hold, [h for h in history if h.value_id == v.id]) for v in held]
         now = self.clock()
+        accesses = [self._access(e, _state(verified.get(e.id))) for e in entries]
         report = AccessReport(
             subject_id, now, caller.principal, case_id, include_values, values,
-            [self._access(e, verified.get(e.id)) for e in entries],
+            accesses,
             [self._destruction(t) for t in tombstones],
             [ReportConsent(p, self.catalog.describe_purpose(p), p in opt_outs, opt_outs.get(p))
              for p in sorted(self.catalog.purposes) if p != SUBJECT_ACCESS],
             [ReportHold(h.case_id, h.reason, h.placed_at, h.placed_by, h.released_at) for h in holds],
-            len(entries), sum(1 for ok in verified.values() if ok), sum(1 for ok in verified.values() if not ok),
-            report_log.METHOD,
+            len(accesses), sum(1 for a in accesses if a.verified is True), sum(1 for a in accesses if a.verified is False),
+            METHOD,
         )
         # Measured before the access is logged as made: a report that cannot be sent is refused,
         # not logged as delivered and then lost on the wire.
@@ -205,3 +215,8 @@ def _on_expiry(spec: FieldSpec | None) -> str:
     if spec is None or spec.on_expiry != "deidentify":
         return "destroyed"
     return f"de-identified: only {_KEEP_WORDS.get(spec.deidentify_keep or '', 'a summary')} is kept, not linked to you"
+
+
+def _state(check: CitedCheck | None) -> bool | None:
+    """Verified, failed, or None: not checked, or not yet covered by a signed checkpoint."""
+    return None if check is None or check.pending else check.ok
