@@ -51,6 +51,9 @@ from vault.storage.audit_log import AuditRepository
 from vault.storage.engine import create_store_engine
 from vault.storage.rotation import RotationRepository
 from vault.storage.store import Store
+from vault.observability.collectors import StateCollector
+from vault.observability.health import HealthProber
+from vault.observability.metrics import Metrics
 
 
 log = logging.getLogger("pdv.bootstrap")
@@ -86,8 +89,13 @@ class App:
     replay: LedgerReplay | None = None  # the tombstone ledger's replay (run at start)
     restore_guard: RestoreGuard | None = None  # blocks personal data while the database is behind the checkpoints
     budget: ItemBudget | None = None  # max_items_in_flight, taken by the servicers
+    metrics: Metrics | None = None  # recorded always; served over HTTP only with metrics_address
+    state: StateCollector | None = None  # the scrape-time gauges; jobs register with it when started
+    health: HealthProber | None = None  # Vault, the database and the restore guard, probed in the background
 
     def close(self) -> None:
+        if self.health is not None:
+            self.health.stop()
         if self.restore_guard is not None:
             self.restore_guard.stop()
         if self.refusals is not None:
@@ -98,11 +106,13 @@ class App:
         self.store.close()
 
 
-def build_vault(settings: Settings) -> tuple[KeyProvider, Signer]:
+def build_vault(settings: Settings, metrics: Metrics | None = None) -> tuple[KeyProvider, Signer]:
     client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
+    observe = metrics.vault_call if metrics is not None else None
     return (
-        TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=settings.vault_batch_size),
-        TransitSigner(client, settings.transit_mount, signing_key_name(settings.kek_name)),
+        TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=settings.vault_batch_size,
+                           observe=observe),
+        TransitSigner(client, settings.transit_mount, signing_key_name(settings.kek_name), observe=observe),
     )
 
 
@@ -118,10 +128,11 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         KeyUnavailable: Vault sealed, unreachable, or the token may not use the KEK.
         ConfigError: a setting or the catalog is invalid.
     """
+    metrics = Metrics()
     store = Store(create_store_engine(settings.database_url, pool_size=settings.max_workers + 4))
     try:
         migrate.require_current(store.engine)
-        keys, signer = build_vault(settings)
+        keys, signer = build_vault(settings, metrics)
         keys.check()
         catalog = load_catalog(settings.catalog_path)
         policy = PolicyHolder(access_policy(settings, catalog), settings.policy_path, catalog)
@@ -135,7 +146,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         disposer = DisposalService(store, keyring, shredder, catalog, index_keys, clock)
         replay = LedgerReplay(store, signer, ledger, clock, disposer.kept_of)
         replay.run()
-        committer = GroupCommitter(store)
+        committer = GroupCommitter(store, on_batch=metrics.commit_batch)
         guard = RestoreGuard(AuditRepository(store), CheckpointFile(settings.audit_checkpoint_file), signer, committer,
                              clock, settings.restore_check_seconds)
         found = guard.check()
@@ -152,6 +163,15 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
     def over_budget(method: str, principal: str, items: int) -> None:
         refusals.record(method, REFUSAL_REASON, principal, OVERLOADED, action=ADMIT)
 
+    budget = ItemBudget(settings.max_items_in_flight, settings.items_wait_seconds, over_budget, on_share=metrics.items)
+    health = HealthProber({"vault": keys.check, "database": store.ping}, settings.health_check_seconds,
+                          blocked=lambda: guard.message)
+    state = StateCollector()
+    for watch, source in ((state.watch_keyring, keyring), (state.watch_budget, budget), (state.watch_audit, audit),
+                          (state.watch_health, health)):
+        watch(source)
+    metrics.registry.register(state)
+
     return App(
         settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
         tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock, access),
@@ -166,7 +186,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
                               audit.checkpoint),
         audit=audit,
         refusals=refusals,
-        budget=ItemBudget(settings.max_items_in_flight, settings.items_wait_seconds, over_budget),
+        budget=budget, metrics=metrics, state=state, health=health,
         requests=RequestService(
             store, keyring, RequestAccess(access, settings.admin_principals, store, clock), limits,
             settings.request_deadline, timedelta(days=settings.request_retention_days), clock),
@@ -270,7 +290,8 @@ def rewrap_service(app: App) -> RewrapService:
     the in-server rewrap job: one chunk in flight, so request traffic keeps its share."""
     settings = app.settings
     client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
-    keys = TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=min(settings.vault_batch_size, 1000))
+    keys = TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=min(settings.vault_batch_size, 1000),
+                              observe=app.metrics.vault_call if app.metrics is not None else None)
     return RewrapService(RotationRepository(app.store), keys, batch_size=min(settings.vault_batch_size, 1000), workers=1)
 
 

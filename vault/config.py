@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     max_items_in_flight: int = Field(default=20_000, ge=1)
     # How long a call waits for its share of max_items_in_flight before RESOURCE_EXHAUSTED.
     items_wait_seconds: float = Field(default=30.0, ge=0)
+    # Health (grpc.health.v1 and /ready): how often Vault and the database are probed.
+    health_check_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # host:port of the Prometheus metrics and /ready HTTP server; None (the default) serves none.
+    # With processes > 1, worker i serves on port + i.
+    metrics_address: str | None = None
+    # Server log lines: "text" (readable) or "json" (one JSON object a line); `--log-format` overrides it.
+    log_format: Literal["text", "json"] = "text"
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
@@ -128,6 +135,16 @@ class Settings(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("listen must be host:port")
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _metrics_host_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("metrics_address must be host:port")
         return value
 
     @field_validator("request_deadline_days_by_kind")
@@ -175,6 +192,8 @@ class Settings(BaseSettings):
     def _processes_need_a_port(self) -> "Settings":
         if self.processes > 1 and self.listen.rpartition(":")[2] == "0":
             raise ValueError("processes > 1 needs a fixed listen port (they share it with SO_REUSEPORT)")
+        if self.processes > 1 and self.metrics_address is not None and self.metrics_address.rpartition(":")[2] == "0":
+            raise ValueError("processes > 1 needs a fixed metrics_address port (worker i serves on port + i)")
         return self
 
     @classmethod

@@ -20,6 +20,7 @@ from vault.api.server import PdvServer, create_server
 from vault.bootstrap import App, bootstrap, utc_now
 from vault.config import ApiKey, Settings, hash_api_key, load_settings
 from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
+from vault.observability.logs import formatter as log_formatter
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
 
@@ -49,6 +50,7 @@ class Stack:
     api_key: str
     log: io.StringIO
     clients: list[PdvClient] = field(default_factory=list)
+    json_log: io.StringIO = field(default_factory=io.StringIO)  # the same records, as `log_format = "json"` writes them
 
     @property
     def target(self) -> str:
@@ -68,20 +70,25 @@ class Stack:
 
 
 class _LogCapture:
-    """Everything the server logs, formatted as an operator would see it."""
+    """Everything the server logs, formatted as an operator would see it: as text, and as JSON lines."""
 
     def __init__(self) -> None:
         self.buffer = io.StringIO()
+        self.json_buffer = io.StringIO()
         self.handler = logging.StreamHandler(self.buffer)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        self.handler.setFormatter(log_formatter("text"))
+        self.json_handler = logging.StreamHandler(self.json_buffer)
+        self.json_handler.setFormatter(log_formatter("json"))
 
     def __enter__(self) -> io.StringIO:
         logging.getLogger().addHandler(self.handler)
+        logging.getLogger().addHandler(self.json_handler)
         logging.getLogger().setLevel(logging.DEBUG)
         return self.buffer
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger().removeHandler(self.handler)
+        logging.getLogger().removeHandler(self.json_handler)
 
 
 def start_stack(
@@ -108,7 +115,7 @@ def start_stack(
     log = capture.__enter__()
     app = bootstrap(settings, clock)
     server = create_server(app)
-    stack = Stack(settings, app, server, api_key, log)
+    stack = Stack(settings, app, server, api_key, log, json_log=capture.json_buffer)
     original_stop = stack.stop
 
     def stop() -> None:

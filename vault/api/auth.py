@@ -36,6 +36,7 @@ import grpc
 
 from vault.api.decoding import BadRequest, RequestReader, release_memory, stream_handler, trim_soon
 from vault.api.handlers import PerMethodInterceptor
+from vault.api.observe import current_call
 from vault.crl import RevocationList
 from vault.domain import Principal
 from vault.services.auth_log import BAD_REQUEST, DECODE, DENIED, INVALID, UNAUTHENTICATED, RefusalLog
@@ -106,6 +107,9 @@ class Authenticator(PerMethodInterceptor):
         def enter(raw_requests: Iterator[bytes], context: grpc.ServicerContext) -> tuple[Any, int, contextvars.Token | None]:
             principal = self.authenticate(_api_key(context.invocation_metadata()), context, method) if authenticated else None
             token = current_principal.set(principal) if principal is not None else None
+            record = current_call.get(None)
+            if record is not None and principal is not None:
+                record.principal = principal.name  # for the call's one log line (vault.api.observe)
             try:
                 if reader.request_streaming:
                     return self._decoded_stream(reader, raw_requests, context, method, principal), 0, token

@@ -2,7 +2,8 @@
 services answer FAILED_PRECONDITION, and health says NOT_SERVING for them and overall.
 
 The gate sits inside the authentication interceptor, so each refusal is written to the
-access log under the caller's principal. Health and reflection stay open.
+access log under the caller's principal. Health and reflection stay open; the health
+prober (vault.observability.health) reads the guard and reports NOT_SERVING while it blocks.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2
 
 from vault.api.auth import current_principal
 from vault.api.handlers import PerMethodInterceptor, replace_behaviour
@@ -42,17 +42,3 @@ class RestoreGate(PerMethodInterceptor):
             return behaviour(request, context)
 
         return call
-
-
-def publish_health(guard: RestoreGuard | None, servicer: health.HealthServicer, names: tuple[str, ...]) -> None:
-    """Set health for the overall server ("") and `names`: NOT_SERVING while the guard blocks,
-    SERVING otherwise; while blocked, the guard's thread turns them SERVING once reconciled."""
-    def set_all(status: int) -> None:
-        for name in ("", *names):
-            servicer.set(name, status)
-
-    if guard is None or guard.message is None:
-        set_all(health_pb2.HealthCheckResponse.SERVING)
-        return
-    set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
-    guard.watch(lambda: set_all(health_pb2.HealthCheckResponse.SERVING))

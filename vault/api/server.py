@@ -17,15 +17,19 @@ from vault.api.admin_servicer import AdminServicer
 from vault.api.auth import Authenticator
 from vault.api.disclosure_servicer import DisclosureServicer
 from vault.api.drain import Drain
+from vault.api.health import publish_health
+from vault.api.observe import CallObserver
 from vault.api.reflection import enable_reflection
 from vault.api.request_servicer import RequestServicer
-from vault.api.restore_gate import RestoreGate, publish_health
+from vault.api.restore_gate import RestoreGate
 from vault.api.subject_servicer import SubjectServicer
 from vault.api.token_servicer import TokenServicer
 from vault.bootstrap import App, admin_service
 from vault.config import is_loopback
 from vault.crl import RevocationList
 from vault.errors import ConfigError
+from vault.observability.health import HealthProber
+from vault.observability.http import MetricsServer
 from vault.tls import ServerTls, load_server_tls
 
 log = logging.getLogger("pdv.server")
@@ -35,10 +39,14 @@ class PdvServer:
     """A running server: its bound port, and a stop that drains in-flight calls."""
 
     def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer, grace: float,
-                 revocations: RevocationList | None = None, drain: Drain | None = None) -> None:
+                 revocations: RevocationList | None = None, drain: Drain | None = None,
+                 prober: HealthProber | None = None, metrics: MetricsServer | None = None) -> None:
         self.server, self.port, self._health, self._grace = server, port, health_servicer, grace
         self.revocations = revocations  # tls_crl_file; reloaded with the policy
         self._drain = drain
+        self._prober = prober
+        self.metrics = metrics  # the /metrics and /ready HTTP server, with metrics_address
+        self.metrics_port = metrics.port if metrics is not None else None
 
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, tell health checkers, let in-flight calls finish within the grace period.
@@ -55,9 +63,13 @@ class PdvServer:
         if self._drain is not None:
             self._drain.refuse_new()  # first: once health says NOT_SERVING, no new call gets in
         self._health.enter_graceful_shutdown()
+        if self._prober is not None:
+            self._prober.stop()
         if self._drain is not None:
             self._drain.wait_idle(grace)
         self.server.stop(max(0.0, deadline - time.monotonic())).wait()
+        if self.metrics is not None:
+            self.metrics.stop()  # last: a scrape during the drain still sees the calls finish
 
     def wait(self) -> None:
         self.server.wait_for_termination()
@@ -81,7 +93,9 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="pdv-rpc"),
         interceptors=[
-            drain,  # outermost: a stopping server refuses before anything else runs
+            # outermost: every call counted and logged, the drain's and authenticator's refusals too
+            *([CallObserver(app.metrics)] if app.metrics is not None else []),
+            drain,  # a stopping server refuses before anything else runs
             Authenticator(settings.principal_for_key(), settings.tls_principals, app.refusals, revocations),
             *([RestoreGate(app.restore_guard)] if app.restore_guard is not None else []),  # inside: knows the caller
         ],
@@ -115,10 +129,32 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     )
     enable_reflection(service_names, server)
     port = _add_port(server, address or settings.listen, tls)
+    metrics = _start_metrics(app)
     server.start()
-    publish_health(app.restore_guard, health_servicer, service_names[:-1])  # all but Health itself
+    prober = app.health
+    if prober is not None:
+        publish_health(prober, health_servicer, service_names[:-1])  # all but Health itself
+        if app.restore_guard is not None:
+            app.restore_guard.watch(prober.poke)  # a reconcile turns health SERVING at once
+        prober.start()
+    else:
+        for name in ("", *service_names[:-1]):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
-    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations, drain)
+    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations, drain, prober, metrics)
+
+
+def _start_metrics(app: App) -> MetricsServer | None:
+    """The /metrics and /ready HTTP server on metrics_address, if set (raises ConfigError if it cannot bind)."""
+    address = app.settings.metrics_address
+    if address is None or app.metrics is None:
+        return None
+    health = app.health
+    try:
+        server = MetricsServer(address, app.metrics.registry, lambda: health.state if health is not None else None)
+    except OSError as exc:
+        raise ConfigError(f"metrics_address {address}: cannot listen ({exc.strerror})") from None
+    return server.start()
 
 
 def _add_port(server: grpc.Server, address: str, tls: ServerTls | None) -> int:

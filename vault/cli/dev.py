@@ -14,7 +14,8 @@ from pathlib import Path
 
 from vault.certs import DEFAULT_HOSTS, DevPkiPaths, dev_pki_is_current, write_dev_pki
 from vault.cli.dev_config import write_dev_config, write_secret
-from vault.cli.serve import serve_until_signalled
+from vault.cli.serve import add_log_format_arg, serve_until_signalled
+from vault.observability import logs
 from vault.config import hash_api_key, load_settings
 from vault.keys.openbao import OpenBaoServer, create_admin_token, create_service_token, provision_transit
 from vault.storage import migrate
@@ -35,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, default=Path(".pdv"))
     p.add_argument("--listen", default="127.0.0.1:50051")
     p.add_argument("--vault-port", type=int, default=8200)
+    p.add_argument("--metrics-listen", default="127.0.0.1:9464",
+                   help="host:port of the Prometheus metrics and /ready HTTP server")
+    add_log_format_arg(p)
     p.add_argument("--tls", action="store_true",
                    help="serve with mTLS, using dev certificates made under DATA_DIR/certs (as `pdv certs dev`)")
     p.set_defaults(run=run_dev)
@@ -80,13 +84,16 @@ def run_dev(args: argparse.Namespace) -> int:
             "tombstone_ledger": data_dir / "tombstones.jsonl",
             "audit_checkpoint_file": data_dir / "audit-checkpoints.jsonl",
             "dev_policy": True,  # everything for everyone: a local sandbox, never production
+            "metrics_address": args.metrics_listen,
+            "log_format": args.log_format or "text",
             **(_tls_settings(pki) if pki else {}),
         })
         settings = load_settings(config)  # what the admin commands will read, exactly
+        logs.configure(settings.log_format)
         engine = create_store_engine(settings.database_url)
         migrate.upgrade(engine)
         engine.dispose()
-        serve_until_signalled(settings, on_ready=lambda server: _print_howto(args.listen, data_dir, pki))
+        serve_until_signalled(settings, on_ready=lambda server: _print_howto(args.listen, data_dir, pki, server))
     finally:
         bao.stop()
     return 0
@@ -112,7 +119,11 @@ def _tls_settings(pki: DevPkiPaths) -> dict[str, object]:
     }
 
 
-def _print_howto(listen: str, data_dir: Path, pki: DevPkiPaths | None = None) -> None:
+def _print_howto(listen: str, data_dir: Path, pki: DevPkiPaths | None = None, server=None) -> None:  # type: ignore[no-untyped-def]
+    if server is not None and server.metrics_port is not None:
+        host = server.metrics.address_host
+        print(f"\nMetrics: http://{host}:{server.metrics_port}/metrics   Readiness: http://{host}:{server.metrics_port}/ready",
+              file=sys.stderr, flush=True)
     if pki is not None:
         _print_tls_howto(listen, pki)
         return

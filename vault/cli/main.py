@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the gRPC server")
     _config_arg(p)
+    serve.add_log_format_arg(p)
     p.set_defaults(run=serve.run_serve)
 
     p = sub.add_parser("db", help="database schema")

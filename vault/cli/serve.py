@@ -16,6 +16,7 @@ from vault.api.server import PdvServer, create_server
 from vault.bootstrap import bootstrap, disposal_service, rewrap_service
 from vault.config import Settings, load_settings
 from vault.errors import PdvError
+from vault.observability import logs
 from vault.services.disposal import DisposalJob
 from vault.services.rewrap import RewrapJob
 from vault.storage import migrate
@@ -55,23 +56,36 @@ def allocator_reexec() -> None:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **missing})
 
 
+def add_log_format_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="server log lines as readable text or JSON lines (default: the log_format setting, text)")
+
+
+def log_format_of(args: argparse.Namespace, settings: Settings) -> logs.LogFormat:
+    """--log-format if given, else the log_format setting."""
+    return getattr(args, "log_format", None) or settings.log_format
+
+
 def run_serve(args: argparse.Namespace) -> int:
     allocator_reexec()
     settings = load_settings(args.config)
+    log_format = log_format_of(args, settings)
+    logs.configure(log_format)
     if settings.processes == 1:
         serve_until_signalled(settings)
         return 0
-    return serve_processes(args.config, settings)
+    return serve_processes(args.config, settings, log_format)
 
 
-def serve_processes(config: Path | None, settings: Settings) -> int:
+def serve_processes(config: Path | None, settings: Settings, log_format: logs.LogFormat = "text") -> int:
     """Run `processes` servers on one port (SO_REUSEPORT): Python's GIL caps one process at
     one core. Each worker is a full, stateless replica; the kernel spreads connections.
     SIGTERM/SIGINT drain every worker; if one dies, the rest are stopped too, so the
     supervisor sees the failure instead of a quietly shrunken pool."""
     # spawn, not fork: a forked child must not inherit any gRPC or database state.
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_worker, args=(config,), name=f"pdv-worker-{i}") for i in range(settings.processes)]
+    workers = [ctx.Process(target=_worker, args=(config, i, log_format), name=f"pdv-worker-{i}")
+               for i in range(settings.processes)]
     for worker in workers:
         worker.start()
     stop = threading.Event()
@@ -93,9 +107,14 @@ def serve_processes(config: Path | None, settings: Settings) -> int:
     return 0
 
 
-def _worker(config: Path | None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve_until_signalled(load_settings(config))
+def _worker(config: Path | None, index: int = 0, log_format: logs.LogFormat = "text") -> None:
+    logs.configure(log_format)
+    settings = load_settings(config)
+    if settings.metrics_address is not None:
+        # Each worker has its own numbers: worker i serves them on the configured port + i.
+        host, _, port = settings.metrics_address.rpartition(":")
+        settings = settings.model_copy(update={"metrics_address": f"{host}:{int(port) + index}"})
+    serve_until_signalled(settings)
 
 
 def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: ignore[no-untyped-def]
@@ -133,6 +152,8 @@ def start_disposal_job(app, settings: Settings) -> DisposalJob | None:  # type: 
     if settings.disposal_interval_seconds <= 0:
         return None
     job = DisposalJob(disposal_service(app), settings.disposal_interval_seconds)
+    if app.state is not None:
+        app.state.watch_disposal(job)
     job.start()
     return job
 
@@ -144,6 +165,8 @@ def start_rewrap_job(app, settings: Settings) -> RewrapJob | None:  # type: igno
     if settings.rewrap_interval_seconds <= 0:
         return None
     job = RewrapJob(rewrap_service(app), app.store, settings.rewrap_interval_seconds)
+    if app.state is not None:
+        app.state.watch_rewrap(job)
     job.start()
     return job
 

@@ -9,6 +9,9 @@ none, and rows are bound by the AAD of our own AES-GCM layer instead.
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Sequence
 
 import hvac
@@ -16,7 +19,7 @@ import hvac.exceptions
 import requests
 
 from vault.domain import WrappedKey
-from vault.errors import DecryptionFailed, KeyUnavailable
+from vault.errors import DecryptionFailed, KeyUnavailable, PdvError
 from vault.secret import SecretBytes
 
 _UNREACHABLE = "vault sealed or unreachable"
@@ -29,6 +32,26 @@ _TRANSPORT_ERRORS = (
 _REJECTED = "vault rejected the key request; check the key name and the listener's JSON limits"
 # check() encrypts this; its ciphertext is thrown away.
 _PROBE = base64.b64encode(b"\0" * 32).decode("ascii")
+
+
+# (operation, seconds, the domain error's class name or None): the metrics' view of each Vault call.
+CallObserver = Callable[[str, float, "str | None"], None]
+
+
+@contextmanager
+def _observed(observe: CallObserver | None, operation: str) -> Iterator[None]:
+    """Time one Vault call for `observe`, with the class of the domain error it ended in."""
+    if observe is None:
+        yield
+        return
+    started, error = time.perf_counter(), None
+    try:
+        yield
+    except PdvError as exc:
+        error = type(exc).__name__
+        raise
+    finally:
+        observe(operation, time.perf_counter() - started, error)
 
 
 def signing_key_name(key_name: str) -> str:
@@ -45,11 +68,13 @@ class TransitKeyProvider:
     """Wraps DEKs with the Transit key `key_name` at `mount`, `batch_size` items per call."""
 
     def __init__(
-        self, client: hvac.Client, mount: str, key_name: str, batch_size: int = 1000
+        self, client: hvac.Client, mount: str, key_name: str, batch_size: int = 1000,
+        observe: CallObserver | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._client = client
+        self._observe = observe
         self._mount = mount.strip("/")
         self._key_name = key_name
         self._batch_size = batch_size
@@ -110,7 +135,7 @@ class TransitKeyProvider:
         Raises:
             KeyUnavailable: as for wrap_keys.
         """
-        return rewrap_batches(self._client, self._rewrap_path, wrapped, self._batch_size)
+        return rewrap_batches(self._client, self._rewrap_path, wrapped, self._batch_size, self._observe)
 
     def check(self) -> None:
         """Encrypt a throwaway value: proves reachable, unsealed, the key exists and may be used.
@@ -124,6 +149,12 @@ class TransitKeyProvider:
         self, path: str, batch: list[dict[str, str]], *, decrypting: bool
     ) -> list[dict[str, Any]]:
         """POST one batch_input and return its batch_results; every failure goes through _translate."""
+        with _observed(self._observe, "decrypt" if decrypting else "encrypt"):
+            return self._post_batch(path, batch, decrypting=decrypting)
+
+    def _post_batch(
+        self, path: str, batch: list[dict[str, str]], *, decrypting: bool
+    ) -> list[dict[str, Any]]:
         failure: Exception | None = None
         try:
             response = self._client.adapter.post(path, json={"batch_input": batch})
@@ -161,14 +192,16 @@ def _translate(error: Exception, decrypting: bool) -> Exception:
 
 
 def rewrap_batches(
-    client: hvac.Client, path: str, wrapped: Sequence[WrappedKey], batch_size: int
+    client: hvac.Client, path: str, wrapped: Sequence[WrappedKey], batch_size: int,
+    observe: CallObserver | None = None,
 ) -> list[WrappedKey | None]:
     """Transit rewrap, `batch_size` items per call. An item Vault could not rewrap (tampered, or
     its version already retired) comes back as None, so one bad row cannot stall a rewrap."""
     out: list[WrappedKey | None] = []
     for start in range(0, len(wrapped), batch_size):
         batch = [{"ciphertext": w.ciphertext} for w in wrapped[start : start + batch_size]]
-        results = _rewrap_batch(client, path, batch)
+        with _observed(observe, "rewrap"):
+            results = _rewrap_batch(client, path, batch)
         if len(results) != len(batch):
             raise KeyUnavailable("vault returned an unexpected response")
         out += [
@@ -211,8 +244,9 @@ def _batch_results(response: object) -> list[dict[str, Any]]:
 class TransitSigner:
     """Signs and verifies with an ed25519 Transit key (shred receipts). The key never leaves Vault."""
 
-    def __init__(self, client: hvac.Client, mount: str, key_name: str) -> None:
+    def __init__(self, client: hvac.Client, mount: str, key_name: str, observe: CallObserver | None = None) -> None:
         self._client = client
+        self._observe = observe
         self._sign_path = f"/v1/{mount.strip('/')}/sign/{key_name}"
         self._verify_path = f"/v1/{mount.strip('/')}/verify/{key_name}"
 
@@ -241,6 +275,10 @@ class TransitSigner:
         return data.get("valid") is True
 
     def _call(self, path: str, body: dict[str, Any], malformed_is_invalid: bool = False) -> dict[str, Any]:
+        with _observed(self._observe, "sign" if path == self._sign_path else "verify"):
+            return self._post(path, body, malformed_is_invalid)
+
+    def _post(self, path: str, body: dict[str, Any], malformed_is_invalid: bool) -> dict[str, Any]:
         failure: Exception | None = None
         try:
             response = self._client.adapter.post(path, json=body)

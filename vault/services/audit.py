@@ -185,9 +185,18 @@ class AuditChain:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # For the metrics: when a checkpoint last covered the head (signed and filed, or nothing new
+        # to cover), and how many failed.
+        self.last_checkpoint_monotonic = time.monotonic()
+        self.checkpoint_failures = 0
 
     def __repr__(self) -> str:
         return f"AuditChain(chain_id={self.chain_id!r})"
+
+    @property
+    def unchecked_entries(self) -> int:
+        """Entries committed to this chain since its last signed checkpoint (what a cut could lose unnoticed)."""
+        return max(0, self._head.seq - self._checkpointed)
 
     @property
     def chain_id(self) -> str:
@@ -211,6 +220,7 @@ class AuditChain:
             raise ConfigError(f"audit_checkpoint_file: cannot append to {self._sink.path} ({exc.strerror})") from None
         self._repo.register_chain(self.chain_id, self._clock(), GENESIS)
         self._repo.add_checkpoint(cp)
+        self.last_checkpoint_monotonic = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="pdv-audit-checkpoints", daemon=True)
         self._thread.start()
 
@@ -267,6 +277,8 @@ class AuditChain:
         stored = self._store_unstored()
         chain_id, seq, mac = self._head
         if seq <= self._checkpointed:
+            if stored:
+                self.last_checkpoint_monotonic = time.monotonic()  # the head is covered as of now
             return stored
         self._attempted = seq
         try:
@@ -274,14 +286,17 @@ class AuditChain:
         except PdvError as exc:
             log.error("audit checkpoint of chain %s at seq %d failed (%s); retrying at the next threshold",
                       chain_id, seq, exc)
+            self.checkpoint_failures += 1
             return False
         try:
             self._sink.append(cp)
         except OSError as exc:
             log.error("could not append the audit checkpoint of chain %s at seq %d to the file (%s); "
                       "retrying at the next threshold", chain_id, seq, exc.strerror)
+            self.checkpoint_failures += 1
             return False
         self._checkpointed = seq
+        self.last_checkpoint_monotonic = time.monotonic()
         self._unstored.append(cp)
         return self._store_unstored()
 

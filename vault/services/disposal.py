@@ -244,7 +244,10 @@ class DisposalJob(PeriodicJob[DisposalReport]):
     def __init__(self, service: DisposalService, interval: float) -> None:
         super().__init__(interval, log)
         self.service = service
-        self.runs = 0
+        # For the metrics: expired values still stored (as of this replica's last round, live
+        # during one), and the last report.
+        self.backlog = 0
+        self.last_report: DisposalReport | None = None
 
     def run_once(self) -> DisposalReport | None:
         """One run if no other replica holds the lock; None if one does."""
@@ -252,5 +255,14 @@ class DisposalJob(PeriodicJob[DisposalReport]):
             if not mine:
                 log.info("disposal: another replica is running it; skipped")
                 return None
-            self.runs += 1
-            return self.service.dispose()
+
+            def found(total: int) -> None:
+                self.backlog = total
+
+            def handled(count: int) -> None:
+                self.backlog = max(0, self.backlog - count)
+
+            report = self.service.dispose(on_total=found, on_progress=handled)
+            self.backlog = report.values_held if not report.dry_run else self.backlog
+            self.last_report = report
+            return report

@@ -16,8 +16,9 @@ T = TypeVar("T")
 
 
 class GroupCommitter:
-    def __init__(self, store: Store, max_units: int = 512) -> None:
+    def __init__(self, store: Store, max_units: int = 512, on_batch: Callable[[int], None] | None = None) -> None:
         self._store = store
+        self._on_batch = on_batch  # told each transaction's unit count (metrics)
         self._units: Coalescer[Callable[[Tx], object], object] = Coalescer(self._commit, take_up_to(max_units))
 
     def run(self, work: Callable[[Tx], T]) -> T:
@@ -28,5 +29,7 @@ class GroupCommitter:
         return self._units.run(work)  # type: ignore[return-value]
 
     def _commit(self, works: list[Callable[[Tx], object]]) -> list[object]:
+        if self._on_batch is not None:
+            self._on_batch(len(works))
         with self._store.transaction() as tx:
             return [work(tx) for work in works]

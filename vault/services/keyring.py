@@ -39,6 +39,23 @@ class KeyRing:
         self._spare_max_age = ttl_seconds
         self._clock = clock
         self._spares: list[tuple[SecretBytes, WrappedKey, float]] = []  # (DEK, wrapped, made at)
+        # Read by the metrics at scrape time; counted under _lock, which cached() holds anyway.
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def cached_keys(self) -> int:
+        """Unwrapped DEKs in the cache now (expired ones may count until the cache next touches them)."""
+        return len(self._cache)
+
+    @property
+    def spare_keys(self) -> int:
+        """Fresh wrapped DEKs ready now."""
+        return len(self._spares)
+
+    @property
+    def spare_target(self) -> int:
+        return self._spare_target
 
     def new_keys(self, count: int) -> list[tuple[SecretBytes, WrappedKey]]:
         """`count` fresh, never-used DEKs and their wrapped forms (at most one batched Vault call)."""
@@ -82,8 +99,11 @@ class KeyRing:
             self._cache[key_id] = data_key
         return data_key
 
-    def cached(self, wanted: Iterable[KeyId]) -> tuple[dict[KeyId, DataKey], list[KeyId]]:
-        """The DEKs already unwrapped, and the ids of those that are not (no Vault call)."""
+    def cached(self, wanted: Iterable[KeyId], count: bool = True) -> tuple[dict[KeyId, DataKey], list[KeyId]]:
+        """The DEKs already unwrapped, and the ids of those that are not (no Vault call).
+
+        `count`: add them to the hit and miss counts (False for a second look at keys a caller
+        has already been counted for, so a cold read counts one miss, not a miss and a hit)."""
         found: dict[KeyId, DataKey] = {}
         missing: list[KeyId] = []
         with self._lock:
@@ -93,11 +113,14 @@ class KeyRing:
                     missing.append(key_id)
                 else:
                     found[key_id] = data_key
+            if count:
+                self.hits += len(found)
+                self.misses += len(missing)
         return found, missing
 
-    def data_keys(self, wanted: Mapping[KeyId, str]) -> dict[KeyId, DataKey]:
-        """The DEKs for `wanted` (key id → wrapped text just read from the database)."""
-        found, missing = self.cached(wanted)
+    def data_keys(self, wanted: Mapping[KeyId, str], count: bool = True) -> dict[KeyId, DataKey]:
+        """The DEKs for `wanted` (key id → wrapped text just read from the database); `count` as for cached()."""
+        found, missing = self.cached(wanted, count)
         if missing:
             secrets = self._provider.unwrap_keys([WrappedKey(wanted[k]) for k in missing])
             for key_id, secret in zip(missing, secrets):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,6 +20,12 @@ class PeriodicJob(Generic[T]):
         self.interval, self._log = interval, log
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"pdv-{self.name}", daemon=True)
+        # What the metrics read: rounds finished, failed, and the last one's end, length and verdict.
+        self.runs = 0
+        self.failures = 0
+        self.last_finished: float | None = None  # Unix time
+        self.last_seconds: float | None = None
+        self.last_ok: bool | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -34,7 +41,17 @@ class PeriodicJob(Generic[T]):
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception as exc:  # noqa: BLE001 - keep serving; the next run retries
-                self._log.error("%s run failed (%s); retrying in %.0fs", self.name, type(exc).__name__, self.interval)
+            self.run_round()
+
+    def run_round(self) -> None:
+        """One round, as the thread runs it: failures logged and counted, never raised."""
+        started = time.monotonic()
+        ok = True
+        try:
+            self.run_once()
+        except Exception as exc:  # noqa: BLE001 - keep serving; the next run retries
+            ok = False
+            self.failures += 1
+            self._log.error("%s run failed (%s); retrying in %.0fs", self.name, type(exc).__name__, self.interval)
+        self.runs += 1
+        self.last_seconds, self.last_finished, self.last_ok = time.monotonic() - started, time.time(), ok

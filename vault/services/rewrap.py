@@ -160,6 +160,11 @@ class RewrapJob(PeriodicJob[RewrapReport]):
     def __init__(self, service: RewrapService, store: Store, interval: float) -> None:
         super().__init__(interval, log)
         self.service, self.store = service, store
+        # For the metrics: keys left below the latest version (live during a round), keys
+        # rewrapped by this replica so far, and the version the last round brought them to.
+        self.remaining = 0
+        self.rewrapped = 0
+        self.latest_version: int | None = None
 
     def run_once(self) -> RewrapReport | None:
         """One round if no other replica is running one; None if one is."""
@@ -167,7 +172,16 @@ class RewrapJob(PeriodicJob[RewrapReport]):
             if not mine:
                 log.info("rewrap: another replica is running it; skipped")
                 return None
-            report = self.service.rewrap()
+
+            def announced(total: int) -> None:
+                self.remaining = total
+
+            def done(count: int) -> None:
+                self.remaining = max(0, self.remaining - count)
+
+            report = self.service.rewrap(on_total=announced, on_progress=done)
+            self.remaining, self.latest_version = report.remaining, report.latest
+            self.rewrapped += report.rewrapped
         if report.rewrapped or report.failed or report.remaining:
             log.info(
                 "rewrap to KEK v%d: %d rewrapped, %d skipped (changed concurrently), %d failed, %d still below",

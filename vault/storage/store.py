@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,6 +62,22 @@ class Store:
         self.engine.dispose()
         if isinstance(self._writer, SqliteWriterQueue):
             self._writer.close()
+
+    def ping(self) -> None:
+        """A `SELECT 1` on a connection from the pool (the health probe).
+
+        For an SQLite file, also that the file is still where it was opened: pooled
+        connections keep reading a file that was moved or deleted under them, which a
+        `SELECT 1` on them cannot notice.
+
+        Raises:
+            StoreUnavailable: the database does not answer, or its file is gone.
+        """
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and is_sqlite_file(database) and not os.path.isfile(database):
+            raise StoreUnavailable("database unavailable (its file is gone)")
+        with self.snapshot() as tx:
+            tx.fetch("SELECT 1")
 
     @contextmanager
     def transaction(self) -> Iterator["Tx"]:

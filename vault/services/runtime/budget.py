@@ -35,11 +35,13 @@ class ItemBudget:
 
     def __init__(self, capacity: int, wait_seconds: float,
                  on_refused: Callable[[str, str, int], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_share: Callable[[str, int], None] | None = None) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity, self.wait_seconds = capacity, wait_seconds
         self._on_refused = on_refused  # (method, principal, items)
+        self._on_share = on_share  # (method, items): every call's item count, for the metrics
         self._clock = clock
         self._in_flight = 0
         self._queue: deque[object] = deque()  # waiting calls, oldest first
@@ -70,6 +72,8 @@ class ItemBudget:
         Raises:
             Overloaded: the share did not come free in time; nothing was taken.
         """
+        if self._on_share is not None:
+            self._on_share(method, items)
         taken = self._take(method, principal, min(max(items, 1), self.capacity), timeout)
         try:
             yield

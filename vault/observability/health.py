@@ -1,0 +1,119 @@
+"""Health that means something: a background prober of what serving needs.
+
+Every `interval` seconds each probe runs (a Transit encrypt of a throwaway value through the
+key provider; a `SELECT 1` through the store), and the restore guard's state is read. The
+server is SERVING only while every probe passed its last run and no rollback is detected;
+it turns SERVING again by itself once they pass. Listeners (grpc.health.v1, the readiness
+endpoint) hear of every change. A probe costs one Vault call and one query per interval, so
+the default (5 s) is cheap; calls never wait for a probe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from vault.errors import PdvError
+
+log = logging.getLogger("pdv.health")
+
+ROLLBACK = "rollback"
+
+
+@dataclass(frozen=True)
+class HealthState:
+    """The verdict: serving, and for each failing dependency why not (messages hold no values)."""
+
+    serving: bool
+    problems: Mapping[str, str]
+
+    def describe(self) -> str:
+        if self.serving:
+            return "serving"
+        return "; ".join(f"{name}: {why}" for name, why in sorted(self.problems.items()))
+
+
+class HealthProber:
+    """Runs `probes` (name → a callable that raises when the dependency is unusable) every
+    `interval` seconds on a daemon thread; `blocked()` names a rollback block (or None)."""
+
+    def __init__(self, probes: Mapping[str, Callable[[], None]], interval: float,
+                 blocked: Callable[[], str | None] = lambda: None) -> None:
+        self._probes = dict(probes)
+        self._interval = interval
+        self._blocked = blocked
+        self._problems: dict[str, str] = {}
+        self._state = self._verdict()
+        self._listeners: list[Callable[[HealthState], None]] = []
+        self._lock = threading.Lock()  # one check at a time: the thread and check_now()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> HealthState:
+        return self._state
+
+    def subscribe(self, listener: Callable[[HealthState], None]) -> None:
+        """Call `listener(state)` now and on every change of serving or of the problems."""
+        self._listeners.append(listener)
+        listener(self._state)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pdv-health", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def poke(self) -> None:
+        """Check again soon, without waiting for the interval (e.g. a reconcile just cleared the guard)."""
+        self._wake.set()
+
+    def check_now(self) -> HealthState:
+        """Run every probe once, publish the verdict if it changed, and return it."""
+        with self._lock:
+            problems: dict[str, str] = {}
+            for name, probe in self._probes.items():
+                try:
+                    probe()
+                except PdvError as exc:
+                    problems[name] = str(exc)  # domain messages are value-free by construction
+                except Exception as exc:  # noqa: BLE001 - a probe that breaks is a failing dependency
+                    problems[name] = f"probe failed ({type(exc).__name__})"
+            self._problems = problems
+            state = self._verdict()
+            changed = state != self._state
+            self._state = state
+        if changed:
+            if state.serving:
+                log.warning("health: SERVING again")
+            else:
+                log.error("health: NOT_SERVING (%s)", state.describe())
+            for listener in self._listeners:
+                listener(state)
+        return state
+
+    def _verdict(self) -> HealthState:
+        problems = dict(self._problems)
+        blocked = self._blocked()
+        if blocked is not None:
+            problems[ROLLBACK] = "the database is behind the audit checkpoints; run `pdv restore reconcile`"
+        return HealthState(not problems, problems)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.check_now()
+            except Exception as exc:  # noqa: BLE001 - the prober must outlive a failing listener
+                log.error("health check failed (%s)", type(exc).__name__)
