@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import secrets
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +26,9 @@ from pdv_client.errors import AlreadyExists, InvalidArgument, PdvError, Unauthen
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from tests.support.observe import http_get, scrape, value
 from tests.support.stack import PRINCIPAL, Stack, start_stack
+from vault.keys.openbao import OpenBaoServer
 from vault.storage import tables as t
 from vault.storage.audit_log import AuditRepository
 
@@ -264,7 +266,18 @@ def _access_log(stack: Stack, book: Book) -> None:
     book.look_in("access_subjects", "\n".join(repr(tuple(r)) for r in index))
 
 
-def test_canaries_appear_only_in_detokenize_values(stack: Stack) -> None:
+@pytest.fixture
+def watched_stack(openbao: OpenBaoServer, vault_token: str, database_url: str) -> Iterator[Stack]:
+    """A stack serving its metrics and readiness over HTTP, so the scrape is searched too."""
+    s = start_stack(openbao, database_url, vault_token, metrics_address="127.0.0.1:0")
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_canaries_appear_only_in_detokenize_values(watched_stack: Stack) -> None:
+    stack = watched_stack
     book = Book()
     stored = _plant(stack, book)
     _detokenize(stack, book, stored)
@@ -272,6 +285,13 @@ def test_canaries_appear_only_in_detokenize_values(stack: Stack) -> None:
     assert len(book.canaries) >= 1000 and len(stored) >= 1000
 
     book.look_in("server log", stack.log.getvalue())
+    json_log = stack.json_log.getvalue()
+    assert '"logger": "pdv.rpc"' in json_log, "the JSON log has no call records: the search would prove less"
+    book.look_in("server log (JSON lines)", json_log)
+    scraped, samples = scrape(stack)
+    assert value(samples, "pdv_rpc_calls_total", method="TokenService/Tokenize", code="OK") >= 1
+    book.look_in("metrics scrape", scraped)
+    book.look_in("readiness", http_get(stack, "/ready")[1])
     _access_log(stack, book)
     _database_contents(stack, book)
     assert stack.log.getvalue(), "the server log captured nothing: the search would prove nothing"
@@ -283,7 +303,7 @@ def test_canaries_appear_only_in_detokenize_values(stack: Stack) -> None:
 @pytest.fixture
 def admin_stack(openbao, vault_token: str, database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     s = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL],
-                    tombstone_ledger=tmp_path / "tombstones.jsonl")
+                    tombstone_ledger=tmp_path / "tombstones.jsonl", metrics_address="127.0.0.1:0")
     try:
         yield s
     finally:
@@ -314,6 +334,8 @@ def test_canaries_stay_out_of_admin_calls(admin_stack: Stack) -> None:
     _detokenize(admin_stack, book, stored)  # every value reads back, under the new DEKs too
 
     book.look_in("server log", admin_stack.log.getvalue())
+    book.look_in("server log (JSON lines)", admin_stack.json_log.getvalue())
+    book.look_in("metrics scrape", scrape(admin_stack)[0])
     _access_log(admin_stack, book)
     _database_contents(admin_stack, book)
     assert "DEK rotated" in admin_stack.log.getvalue()

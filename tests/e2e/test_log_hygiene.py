@@ -23,6 +23,7 @@ from pdv_client import Record
 from sqlalchemy import text
 from pdv_client.errors import AlreadyExists, InvalidArgument, NotFound, PdvError, Unauthenticated
 
+from tests.support.observe import scrape
 from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.bootstrap import rotation_service
 from vault.config import load_settings
@@ -58,7 +59,7 @@ def admin_stack(openbao: OpenBaoServer, vault_token: str, database_url: str):  #
     sql_log = logging.getLogger("sqlalchemy.engine")
     level = sql_log.level
     sql_log.setLevel(logging.INFO)
-    s = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL])
+    s = start_stack(openbao, database_url, vault_token, admin_principals=[PRINCIPAL], metrics_address="127.0.0.1:0")
     try:
         yield s
     finally:
@@ -173,8 +174,13 @@ def test_no_subject_id_or_token_reaches_the_operational_log(admin_stack: Stack) 
     log = admin_stack.log.getvalue()
     for expected in ("pdv.shred shred:", "pdv.api Tokenize -> ALREADY_EXISTS", "sqlalchemy.engine", "urllib3"):
         assert expected in log, f"the log has no {expected!r} line: the search would prove less than it claims"
-    hits = sorted({f"{value[:12]}… as {form[:16]}…" for value in seen for form in encodings(value) if form in log})
-    assert hits == [], f"{len(hits)} subject ids / tokens in the server log, e.g. {hits[:5]}"
+    json_log = admin_stack.json_log.getvalue()
+    assert '"logger": "pdv.rpc"' in json_log and '"principal": "intake-311"' in json_log
+    scraped, _ = scrape(admin_stack)
+    assert "pdv_rpc_calls_total" in scraped
+    for name, text in (("server log", log), ("JSON log", json_log), ("metrics scrape", scraped)):
+        hits = sorted({f"{value[:12]}… as {form[:16]}…" for value in seen for form in encodings(value) if form in text})
+        assert hits == [], f"{len(hits)} subject ids / tokens in the {name}, e.g. {hits[:5]}"
 
 
 def test_a_failed_rewrap_names_no_subject_in_the_log(openbao: OpenBaoServer, tmp_path: Path) -> None:
