@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -106,12 +107,12 @@ def test_client_commands_exit_non_zero_when_an_item_fails_and_name_each_items_co
 
 def test_pdv_dev_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
     """`make dev`'s command: a local OpenBao + SQLite + server; data survives a restart."""
-    listen, vault_port = f"127.0.0.1:{free_port()}", free_port()
+    listen, vault_port, metrics = f"127.0.0.1:{free_port()}", free_port(), f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
 
     def start() -> subprocess.Popen:
-        proc = subprocess.Popen([*PDV, "dev", "--listen", listen, "--vault-port", str(vault_port)], cwd=tmp_path,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([*PDV, "dev", "--listen", listen, "--vault-port", str(vault_port), "--metrics-listen", metrics],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_serving(listen, proc)
         return proc
 
@@ -126,9 +127,12 @@ def test_pdv_dev_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
     try:
         created = json.loads(pdv("tokenize", "--purpose", PURPOSE, "--source", "311", "email=dev@example.org",
                                  cwd=tmp_path, env=client_env).stdout)
+        with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as answer:  # on in pdv dev
+            assert 'pdv_rpc_calls_total{code="OK",method="TokenService/Tokenize"} 1.0' in answer.read().decode()
     finally:
         banner = stop(proc)
     assert "DEVELOPMENT MODE" in banner and "pdv tokenize" in banner
+    assert f"Metrics: http://{metrics}/metrics" in banner
     creds = tmp_path / ".pdv" / "openbao" / "credentials.json"
     assert creds.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / ".pdv" / "dev-api-key").stat().st_mode & 0o777 == 0o600
@@ -155,7 +159,8 @@ def test_admin_commands_run_against_pdv_dev_with_no_settings(tmp_path: Path) -> 
     data.mkdir(mode=0o700)
     old_key = "pdvk_" + "k" * 43
     (data / "dev-api-key").write_text(old_key + "\n")  # as an older `pdv dev` wrote it
-    proc = subprocess.Popen([*PDV, "dev", "--listen", listen, "--vault-port", str(vault_port)], cwd=tmp_path,
+    proc = subprocess.Popen([*PDV, "dev", "--listen", listen, "--vault-port", str(vault_port),
+                             "--metrics-listen", f"127.0.0.1:{free_port()}"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_serving(listen, proc)

@@ -31,7 +31,8 @@ def test_certs_dev_writes_private_keys_and_prints_settings_but_no_key_material(t
 def test_pdv_dev_tls_serves_with_mtls_and_the_banner_says_how_to_call_it(tmp_path: Path) -> None:
     listen = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
-    proc = subprocess.Popen([*PDV, "dev", "--tls", "--listen", listen, "--vault-port", str(free_port())], cwd=tmp_path,
+    proc = subprocess.Popen([*PDV, "dev", "--tls", "--listen", listen, "--vault-port", str(free_port()),
+                             "--metrics-listen", f"127.0.0.1:{free_port()}"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         banner = _read_until(proc, "pdv detokenize")

@@ -6,13 +6,16 @@ import json
 import os
 import re
 import secrets
+import socket
 import signal
 import subprocess
 import sys
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pdv_client import PdvClient
 from pdv_client.raw import wait_until_serving
 
@@ -24,6 +27,27 @@ from vault.keys.openbao import OpenBaoServer, free_loopback_port
 PURPOSE = "benefits_eligibility"
 CONNECTIONS = 24  # the kernel spreads connections over the processes: all 24 on one would be a 1-in-8-million draw
 CALLS = 10
+
+
+def two_free_ports() -> int:
+    """A loopback port free together with the next one."""
+    for _ in range(100):
+        port = free_loopback_port()
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no two neighbouring free loopback ports")
+
+
+def tokenize_calls(address: str) -> float:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "pdv_rpc_calls_total" and s.labels == {"method": "TokenService/Tokenize", "code": "OK"})
 
 
 def test_two_processes_serve_one_database_and_each_chains_its_own_log(
@@ -39,6 +63,7 @@ def test_two_processes_serve_one_database_and_each_chains_its_own_log(
         "PDV_VAULT_TOKEN": vault_token, "PDV_PROCESSES": "2", "PDV_DEV_POLICY": "true",
         "PDV_API_KEYS": json.dumps([{"principal": "intake-311", "sha256": hash_api_key(api_key)}]),
         "PDV_AUDIT_CHECKPOINT_FILE": str(tmp_path / "checkpoints.jsonl"),
+        "PDV_METRICS_ADDRESS": f"127.0.0.1:{two_free_ports()}",  # worker i serves its metrics on port + i
     }
     server = subprocess.Popen([sys.executable, "-m", "vault.cli.main", "serve"], env={**env, **settings}, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,6 +84,9 @@ def test_two_processes_serve_one_database_and_each_chains_its_own_log(
         with ThreadPoolExecutor(max_workers=8) as pool:
             stored = [pair for pairs in pool.map(one_connection, range(CONNECTIONS)) for pair in pairs]
         assert len({subject for subject, _ in stored}) == CONNECTIONS * CALLS
+        base = int(settings["PDV_METRICS_ADDRESS"].rpartition(":")[2])
+        per_worker = [tokenize_calls(f"127.0.0.1:{base + i}") for i in range(2)]
+        assert sum(per_worker) == CONNECTIONS * CALLS and all(n > 0 for n in per_worker)
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
