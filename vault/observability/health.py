@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from vault.errors import PdvError
@@ -20,6 +21,9 @@ from vault.errors import PdvError
 log = logging.getLogger("pdv.health")
 
 ROLLBACK = "rollback"
+# A probe that has not answered in this long fails (a database host gone silent can hold a
+# connect for minutes); it is not started again until the hung one returns.
+PROBE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,12 @@ class HealthProber:
     `interval` seconds on a daemon thread; `blocked()` names a rollback block (or None)."""
 
     def __init__(self, probes: Mapping[str, Callable[[], None]], interval: float,
-                 blocked: Callable[[], str | None] = lambda: None) -> None:
+                 blocked: Callable[[], str | None] = lambda: None, timeout: float = PROBE_TIMEOUT) -> None:
         self._probes = dict(probes)
         self._interval = interval
+        self._timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self._probes)), thread_name_prefix="pdv-health-probe")
+        self._running: dict[str, Future] = {}
         self._blocked = blocked
         self._problems: dict[str, str] = {}
         self._state = self._verdict()
@@ -71,6 +78,7 @@ class HealthProber:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def poke(self) -> None:
         """Check again soon, without waiting for the interval (e.g. a reconcile just cleared the guard)."""
@@ -79,14 +87,21 @@ class HealthProber:
     def check_now(self) -> HealthState:
         """Run every probe once, publish the verdict if it changed, and return it."""
         with self._lock:
+            for name, probe in self._probes.items():  # side by side: a slow Vault does not delay the database's
+                if name not in self._running:
+                    self._running[name] = self._pool.submit(probe)
+            wait(self._running.values(), timeout=self._timeout)
             problems: dict[str, str] = {}
-            for name, probe in self._probes.items():
-                try:
-                    probe()
-                except PdvError as exc:
-                    problems[name] = str(exc)  # domain messages are value-free by construction
-                except Exception as exc:  # noqa: BLE001 - a probe that breaks is a failing dependency
-                    problems[name] = f"probe failed ({type(exc).__name__})"
+            for name, future in list(self._running.items()):
+                if not future.done():
+                    problems[name] = f"no answer within {self._timeout:g}s"
+                    continue  # left running; a new probe starts once it returns
+                del self._running[name]
+                error = future.exception()
+                if isinstance(error, PdvError):
+                    problems[name] = str(error)  # domain messages are value-free by construction
+                elif error is not None:  # a probe that breaks is a failing dependency
+                    problems[name] = f"probe failed ({type(error).__name__})"
             self._problems = problems
             state = self._verdict()
             changed = state != self._state
