@@ -174,3 +174,10 @@ def test_import_linter_contracts_pass() -> None:
     )
     assert "Contracts:" in result.stdout, result.stdout + result.stderr
     assert "0 broken" in result.stdout and result.returncode == 0, result.stdout + result.stderr
+
+
+def test_observability_imports_no_layer_of_pdv() -> None:
+    watched = [i for i in _all_imports() if i.path.startswith("vault/observability/")]
+    assert watched, "no observability module found"
+    layers = ("vault.keys", "vault.storage", "vault.services", "vault.api", "vault.cli", "vault.bootstrap", "vault.config")
+    assert [str(i) for i in watched if _is(i.module, (*GRPC, *DATABASE, "hvac", *layers))] == []
