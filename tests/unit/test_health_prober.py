@@ -43,7 +43,7 @@ def test_each_kind_of_failure_is_named_and_recovery_is_seen() -> None:
         assert prober.check_now().serving
     finally:
         prober.stop()
-    assert [h.serving for h in heard] == [True, False, False, True, False, True]
+    assert [h.serving for h in heard] == [True, False, False, True, False, True, False]  # the last: stopped
 
 
 def test_a_probe_that_breaks_fails_with_its_class_only() -> None:
@@ -55,3 +55,12 @@ def test_a_probe_that_breaks_fails_with_its_class_only() -> None:
         assert prober.check_now() == HealthState(False, {"database": "probe failed (RuntimeError)"})
     finally:
         prober.stop()
+
+
+def test_a_stopped_prober_says_not_serving() -> None:
+    prober = HealthProber({"database": lambda: None}, interval=3600)
+    heard: list[HealthState] = []
+    prober.subscribe(heard.append)
+    prober.start()
+    prober.stop()  # PdvServer.stop: from the signal on, /ready answers 503 like gRPC health
+    assert heard[-1] == prober.state == HealthState(False, {"shutdown": "the server is shutting down"})

@@ -21,6 +21,7 @@ from vault.errors import PdvError
 log = logging.getLogger("pdv.health")
 
 ROLLBACK = "rollback"
+SHUTDOWN = "shutdown"
 # A probe that has not answered in this long fails (a database host gone silent can hold a
 # connect for minutes); it is not started again until the hung one returns.
 PROBE_TIMEOUT = 10.0
@@ -52,6 +53,7 @@ class HealthProber:
         self._running: dict[str, Future] = {}
         self._blocked = blocked
         self._problems: dict[str, str] = {}
+        self._shutting_down = False
         self._state = self._verdict()
         self._listeners: list[Callable[[HealthState], None]] = []
         self._lock = threading.Lock()  # one check at a time: the thread and check_now()
@@ -74,7 +76,17 @@ class HealthProber:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop probing, and say NOT_SERVING from now on: the server is shutting down (a load
+        balancer reading /ready must stop sending before the port closes, as gRPC health says)."""
         self._stop.set()
+        with self._lock:
+            self._shutting_down = True
+            state = self._verdict()
+            changed = state != self._state
+            self._state = state
+        if changed:
+            for listener in self._listeners:
+                listener(state)
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -120,6 +132,8 @@ class HealthProber:
         blocked = self._blocked()
         if blocked is not None:
             problems[ROLLBACK] = "the database is behind the audit checkpoints; run `pdv restore reconcile`"
+        if self._shutting_down:
+            problems[SHUTDOWN] = "the server is shutting down"
         return HealthState(not problems, problems)
 
     def _run(self) -> None:
