@@ -57,6 +57,7 @@ class HealthProber:
         self._state = self._verdict()
         self._listeners: list[Callable[[HealthState], None]] = []
         self._lock = threading.Lock()  # one check at a time: the thread and check_now()
+        self._publishing = threading.Lock()  # verdicts reach the listeners in the order they were reached
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,19 +78,14 @@ class HealthProber:
 
     def stop(self) -> None:
         """Stop probing, and say NOT_SERVING from now on: the server is shutting down (a load
-        balancer reading /ready must stop sending before the port closes, as gRPC health says)."""
+        balancer reading /ready must stop sending before the port closes, as gRPC health says).
+        Never waits for a hung probe."""
         self._stop.set()
-        with self._lock:
-            self._shutting_down = True
-            state = self._verdict()
-            changed = state != self._state
-            self._state = state
-        if changed:
-            for listener in self._listeners:
-                listener(state)
+        self._shutting_down = True
+        self._publish(self._verdict(), quiet=True)
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=1)  # a check in progress may wait on a hung probe; the thread is a daemon
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def poke(self) -> None:
@@ -115,16 +111,22 @@ class HealthProber:
                 elif error is not None:  # a probe that breaks is a failing dependency
                     problems[name] = f"probe failed ({type(error).__name__})"
             self._problems = problems
-            state = self._verdict()
+        return self._publish(self._verdict())
+
+    def _publish(self, state: HealthState, quiet: bool = False) -> HealthState:
+        """Make `state` the verdict; log it and tell the listeners if it changed."""
+        with self._publishing:
             changed = state != self._state
             self._state = state
-        if changed:
-            if state.serving:
-                log.warning("health: SERVING again")
-            else:
-                log.error("health: NOT_SERVING (%s)", state.describe())
-            for listener in self._listeners:
-                listener(state)
+            if changed:
+                if quiet:
+                    pass  # the shutdown: PdvServer.stop logs it
+                elif state.serving:
+                    log.warning("health: SERVING again")
+                else:
+                    log.error("health: NOT_SERVING (%s)", state.describe())
+                for listener in self._listeners:
+                    listener(state)
         return state
 
     def _verdict(self) -> HealthState:
