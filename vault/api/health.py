@@ -15,7 +15,7 @@ def publish_health(prober: HealthProber, servicer: health.HealthServicer, names:
     """Keep `servicer`'s status for "" and `names` in step with `prober` from now on."""
     def apply(state: HealthState) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if state.serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", *names):
+        for name in (*names, ""):  # the overall status last: whoever sees it change finds every service changed too
             servicer.set(name, status)
 
     prober.subscribe(apply)
