@@ -6,6 +6,8 @@ real SQLite and PostgreSQL. (A detected rollback: tests/e2e/test_restore.py.)"""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import os
+import signal
 from pathlib import Path
 
 import psycopg
@@ -15,7 +17,7 @@ from pdv_client.errors import Unavailable
 from sqlalchemy.engine import make_url
 
 from tests.conftest import DATABASES
-from tests.e2e.test_failures import wait_until_active
+from tests.e2e.test_failures import wait_until_active, wait_until_stopped
 from tests.support.databases import PG_ADMIN_DSN, postgres_database
 from tests.support.observe import NOT_SERVING, SERVING, HealthWatch, check, http_get, scrape, value
 from tests.support.stack import Stack, service_token, start_stack
@@ -68,6 +70,29 @@ def test_sealed_vault_is_not_serving_until_unsealed(own_bao: OpenBaoServer, data
         assert statuses(stack) == [SERVING] * 5
         assert http_get(stack, "/ready")[0] == 200
         assert client.detokenize_one(kept.tokens["email"], purpose=PURPOSE) == "seal@example.org"
+    finally:
+        watch.close()
+        stack.stop()
+
+
+def test_a_hung_vault_is_not_serving_until_it_answers(own_bao: OpenBaoServer, tmp_path: Path) -> None:
+    """A Vault that accepts connections but never answers (SIGSTOP): the probe gives up after
+    vault_timeout, and health comes back once Vault answers again."""
+    stack = start_stack(own_bao, f"sqlite:///{tmp_path / 'pdv.db'}", service_token(own_bao), **PROBE)
+    watch = HealthWatch(stack.target)
+    pid = own_bao._proc.pid  # type: ignore[union-attr]  # the test owns this server
+    try:
+        watch.wait_for(SERVING)
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            wait_until_stopped(pid)
+            watch.wait_for(NOT_SERVING)
+            status, body = http_get(stack, "/ready")
+            assert status == 503 and body.startswith("not ready: vault: ")
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+        watch.wait_for(SERVING)
+        assert statuses(stack) == [SERVING] * 5
     finally:
         watch.close()
         stack.stop()
