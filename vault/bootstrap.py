@@ -318,7 +318,8 @@ def admin_service(app: App) -> AdminService:
                                    timedelta(days=settings.backup_horizon_days))
     client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
     service_keys = TransitKeyProvider(client, settings.transit_mount, settings.kek_name,
-                                      batch_size=min(settings.vault_batch_size, 1000))
+                                      batch_size=min(settings.vault_batch_size, 1000),
+                                      observe=app.metrics.vault_call if app.metrics is not None else None)
     keys = KeyOperations(app.store, service_keys, rotation, dek_rotation_service(app),
                          timedelta(days=settings.backup_horizon_days), settings.vault_batch_size)
 

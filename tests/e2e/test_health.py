@@ -24,7 +24,8 @@ from tests.support.stack import Stack, service_token, start_stack
 from vault.keys.openbao import OpenBaoServer
 
 PURPOSE = "benefits_eligibility"
-SERVICES = ("", "pdv.v1.TokenService", "pdv.v1.SubjectService", "pdv.v1.RequestService", "pdv.v1.DisclosureService")
+SERVICES = ("", "pdv.v1.TokenService", "pdv.v1.SubjectService", "pdv.v1.RequestService", "pdv.v1.DisclosureService",
+            "pdv.v1.AdminService")
 PROBE = {"health_check_seconds": 0.2, "metrics_address": "127.0.0.1:0"}
 
 
@@ -49,12 +50,12 @@ def test_sealed_vault_is_not_serving_until_unsealed(own_bao: OpenBaoServer, data
         client = stack.client()
         (kept,) = client.tokenize([Record({"email": "seal@example.org"})], purpose=PURPOSE, source="311")
         watch.wait_for(SERVING)
-        assert statuses(stack) == [SERVING] * 5
+        assert statuses(stack) == [SERVING] * len(SERVICES)
         assert http_get(stack, "/ready") == (200, "ready\n")
 
         own_bao.seal()
         watch.wait_for(NOT_SERVING)
-        assert statuses(stack) == [NOT_SERVING] * 5
+        assert statuses(stack) == [NOT_SERVING] * len(SERVICES)
         status, body = http_get(stack, "/ready")
         assert status == 503 and "vault: vault sealed or unreachable" in body
         _, samples = scrape(stack)
@@ -67,7 +68,7 @@ def test_sealed_vault_is_not_serving_until_unsealed(own_bao: OpenBaoServer, data
         own_bao.unseal()
         wait_until_active(own_bao)
         watch.wait_for(SERVING)  # by itself: the same process, nothing restarted
-        assert statuses(stack) == [SERVING] * 5
+        assert statuses(stack) == [SERVING] * len(SERVICES)
         assert http_get(stack, "/ready")[0] == 200
         assert client.detokenize_one(kept.tokens["email"], purpose=PURPOSE) == "seal@example.org"
     finally:
@@ -92,7 +93,7 @@ def test_a_hung_vault_is_not_serving_until_it_answers(own_bao: OpenBaoServer, tm
         finally:
             os.killpg(pid, signal.SIGCONT)
         watch.wait_for(SERVING)
-        assert statuses(stack) == [SERVING] * 5
+        assert statuses(stack) == [SERVING] * len(SERVICES)
     finally:
         watch.close()
         stack.stop()
@@ -149,13 +150,13 @@ def test_database_gone_is_not_serving_until_it_is_back(
 
         break_database()
         watch.wait_for(NOT_SERVING)
-        assert statuses(stack) == [NOT_SERVING] * 5
+        assert statuses(stack) == [NOT_SERVING] * len(SERVICES)
         status, body = http_get(stack, "/ready")
         assert status == 503 and "database: database unavailable" in body
 
         repair()
         watch.wait_for(SERVING)
-        assert statuses(stack) == [SERVING] * 5
+        assert statuses(stack) == [SERVING] * len(SERVICES)
         assert http_get(stack, "/ready")[0] == 200
         assert client.detokenize_one(kept.tokens["email"], purpose=PURPOSE) == "db@example.org"
     finally:
