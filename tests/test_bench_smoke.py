@@ -33,3 +33,16 @@ def test_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
     assert figures["database"] == "sqlite" and figures["fields_per_record"] == 5
     assert all(figures[name] > 0 for name in FIGURES), {name: figures.get(name) for name in FIGURES}
     assert "tokenize_fields_per_s" in done.stdout
+
+
+def test_bench_times_the_report_log_reads_at_each_size(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "vault.cli.main", "bench", "--report-log", "300,3000", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["report_log_ms_300"] > 0 and figures["report_log_ms_3000"] > 0
+    # every entry of the smaller log names the subject; the larger one spreads 1,000 of them
+    assert (figures["report_log_accesses_300"], figures["report_log_accesses_3000"]) == (300, 1000)

@@ -27,6 +27,7 @@ from pdv.v1 import token_pb2 as pb
 from pdv_client.raw import RawTokenCalls
 
 from vault.cli.bench_anchor import checkpoint_cost
+from vault.cli.bench_report import report_log_times
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
 from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_oracle import oracle_latencies
@@ -53,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server-processes", type=int, default=1, help="pdv serve processes sharing the port")
     p.add_argument("--tls", action="store_true", help="serve with mTLS; the bench calls with a client certificate")
     p.add_argument("--json", type=Path, default=None, help="write results here (default bench-<database>.json)")
+    p.add_argument("--report-log", metavar="SIZES", type=_sizes, default=None,
+                   help="instead: time an access report's log reads (index + entry checks) for a subject with "
+                        "1,000 accesses at these log sizes, e.g. 10000,1000000 (vault/cli/bench_report.py)")
     p.set_defaults(run=run_bench)
 
 
@@ -77,6 +81,12 @@ def run_bench(args: argparse.Namespace) -> int:
         bench = stack.enter_context(
             BenchStack(args.database, args.pg_admin_url, hash_api_key(api_key), args.server_processes, args.tls)
         )
+        if args.report_log:
+            print(f"pdv bench: {args.database}, the access report's log reads at {args.report_log} entries",
+                  file=sys.stderr)
+            results.update(report_log_times(load_settings(vault_addr=bench.bao.addr, vault_token=bench.token),
+                                            args.database, args.pg_admin_url, args.report_log))
+            return _finish(results, args)
         # Several connections, as a fleet of callers would make, so that the kernel can
         # spread them over the server processes.
         channels = [
@@ -192,11 +202,25 @@ def run_bench(args: argparse.Namespace) -> int:
             results[f"{name}_p50_ms"] = percentile(latencies, 50) * 1000
             results[f"{name}_p99_ms"] = percentile(latencies, 99) * 1000
 
+    return _finish(results, args)
+
+
+def _finish(results: dict[str, object], args: argparse.Namespace) -> int:
     print_table(results)
     out = args.json or Path(f"bench-{args.database}.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}", file=sys.stderr)
     return 0
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("sizes are whole numbers separated by commas, e.g. 10000,1000000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("each size must be at least 1")
+    return sizes
 
 
 def anchoring_pair(bench: BenchStack, raw: "_RoundRobin", records: int, batch: int, inflight: int) -> dict[str, float]:
