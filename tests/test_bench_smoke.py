@@ -13,12 +13,13 @@ FIGURES = (
     "single_tokenize_calls_per_s", "naive_transit_fields_per_s", "rewrap_deks_per_s", "shred_subjects_per_s",
     "single_shred_p99_ms", "single_shred_alone_p99_ms", "grpc_floor_calls_per_s", "grpc_floor_p99_ms",
     "db_floor_tokenize_fields_per_s", "db_floor_detokenize_fields_per_s",
-    "audit_checkpoints_per_s", "audit_checkpoint_ms", "audit_checkpoint_cpu_ms",
+    "audit_checkpoint_ms", "audit_checkpoint_cpu_ms",
     "tokenize_rare_checkpoints_fields_per_s", "tokenize_default_checkpoints_fields_per_s",
-    "tokenize_default_checkpoints_checkpoints_per_s",
     *(f"oracle_{case}_{stat}_us" for case in ("allowed", "unknown", "shredded", "forbidden_caller", "forbidden_value")
       for stat in ("p50", "p99")),
 )
+RATES = ("audit_checkpoints_per_s", "tokenize_default_checkpoints_checkpoints_per_s",
+         "tokenize_rare_checkpoints_checkpoints_per_s")
 
 
 def test_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
@@ -32,6 +33,9 @@ def test_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["database"] == "sqlite" and figures["fields_per_record"] == 5
     assert all(figures[name] > 0 for name in FIGURES), {name: figures.get(name) for name in FIGURES}
+    # A run this short makes a few log entries (one a request), often fewer than a checkpoint's
+    # worth and in under its second: the checkpoint rates are reported, and may be zero.
+    assert all(figures[name] >= 0 for name in RATES), {name: figures.get(name) for name in RATES}
     assert "tokenize_fields_per_s" in done.stdout
 
 
