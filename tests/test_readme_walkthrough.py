@@ -25,8 +25,10 @@ def _section() -> str:
 
 
 def _block(lang: str) -> str:
-    (block,) = re.findall(rf"```{lang}\n(.*?)```", _section(), re.S)
-    return block
+    """The section's first block in `lang` (the walkthrough; the TypeScript part's install is a later sh block)."""
+    blocks = re.findall(rf"```{lang}\n(.*?)```", _section(), re.S)
+    assert blocks, f"README's walkthrough has no {lang} block"
+    return blocks[0]
 
 
 def _pdv_commands() -> list[list[str]]:

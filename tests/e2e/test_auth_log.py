@@ -31,7 +31,8 @@ def _audit(args: list[str], stack_settings: object, openbao: OpenBaoServer, vaul
     # The stack keeps no checkpoint file, and says so: verify needs to be told the same.
     monkeypatch.setenv("PDV_AUDIT_EXTERNAL_RECORD", "false")
     capsys.readouterr()
-    code = pdv_main(["audit", *args])
+    # verify reads the database itself (--local): this checks the log, not the admin API
+    code = pdv_main(["audit", *args, *(["--local"] if args[0] == "verify" else [])])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
