@@ -26,6 +26,7 @@ from pdv.v1 import subject_pb2 as spb
 from pdv.v1 import token_pb2 as pb
 from pdv_client.raw import RawTokenCalls
 
+from vault.cli import bench_profile
 from vault.cli.bench_anchor import checkpoint_cost
 from vault.cli.bench_report import report_log_times
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
@@ -57,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-log", metavar="SIZES", type=_sizes, default=None,
                    help="instead: time an access report's log reads (index + entry checks) for a subject with "
                         "1,000 accesses at these log sizes, e.g. 10000,1000000 (vault/cli/bench_report.py)")
+    p.add_argument("--profile", action="store_true",
+                   help="instead: count CPU instructions per field in process under callgrind (vault/cli/bench_profile.py)")
+    bench_profile.add_arguments(p)
     p.set_defaults(run=run_bench)
 
 
@@ -72,6 +76,8 @@ def person(i: int) -> dict[str, str]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.profile:
+        return bench_profile.run_profile(args)
     api_key = "pdvk_" + secrets.token_urlsafe(24)
     results: dict[str, object] = {
         "database": args.database, "server_processes": args.server_processes, "mtls": args.tls,
