@@ -50,3 +50,26 @@ def test_bench_times_the_report_log_reads_at_each_size(tmp_path: Path) -> None:
     assert figures["report_log_ms_300"] > 0 and figures["report_log_ms_3000"] > 0
     # every entry of the smaller log names the subject; the larger one spreads 1,000 of them
     assert (figures["report_log_accesses_300"], figures["report_log_accesses_3000"]) == (300, 1000)
+
+
+PROFILE_FIGURES = tuple(
+    f"{phase}_us_per_field" for phase in (
+        "tokenize", "detokenize", "lookup", "tokenize_rpc", "detokenize_rpc", "lean_tokenize", "lean_detokenize")
+) + ("tokenize_to_lean_ratio", "detokenize_to_lean_ratio", "tokenize_rpc_to_lean_ratio", "detokenize_rpc_to_lean_ratio")
+
+
+def test_bench_profile_runs_every_phase(tmp_path: Path) -> None:
+    """`pdv bench --profile` without valgrind (it times instead of counting): every phase runs
+    through the real services and the servicer, logs a row per field (the child checks), and
+    each figure is reported."""
+    out = tmp_path / "profile.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "vault.cli.main", "bench", "--profile", "--no-valgrind", "--profile-records", "60",
+         "--profile-batch", "25", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["records"] == 60 and figures["collector"] == "serve"
+    assert all(figures[name] > 0 for name in PROFILE_FIGURES), {name: figures.get(name) for name in PROFILE_FIGURES}
+    assert "detokenize_to_lean_ratio" in done.stdout

@@ -211,7 +211,12 @@ def child(args: argparse.Namespace) -> int:
             sys.call_tracing(run, ())
         else:
             run()
-        out.append({"phase": phase, "fields": fields, "seconds": time.perf_counter() - start})
+        seconds = time.perf_counter() - start
+        # Each field left its access-log row: the phase did the work it is counted for.
+        logged = len(work.lean.log if phase.startswith("lean_") else work.store.log)
+        if logged != fields:
+            raise SystemExit(f"pdv bench --profile: phase {phase} logged {logged} rows for {fields} fields")
+        out.append({"phase": phase, "fields": fields, "seconds": seconds})
         work.clear()
     json.dump(out, sys.stdout)
     return 0

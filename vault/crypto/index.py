@@ -24,4 +24,9 @@ def derive_key(root: SecretBytes, use: str, field: str = "") -> bytes:
 
 def blind_index(field_key: bytes, normalized_value: str) -> bytes:
     """Keyed, truncated HMAC-SHA256 of the normalized value: searchable, not reversible."""
-    return hmac.digest(field_key, normalized_value.encode(), "sha256")[:INDEX_BYTES]
+    return blind_index_bytes(field_key, normalized_value.encode())
+
+
+def blind_index_bytes(field_key: bytes, normalized_value: bytes) -> bytes:
+    """`blind_index` of a normalized value already encoded as UTF-8 (the tokenize path has it)."""
+    return hmac.digest(field_key, normalized_value, "sha256")[:INDEX_BYTES]

@@ -73,15 +73,18 @@ ROUNDS = 3
 # varint (<= 5 bytes) for each of its four strings and for the result itself, and for the code.
 RESULT_FRAMING = 6 * 6
 TOO_LARGE = "too_large"  # log outcome of a row whose value an over-large answer did not deliver
+_READABLE = (PLAIN, MASKED)
 
 
-@dataclass(frozen=True)
+# Per-item values are plain slotted dataclasses: a frozen one costs three times as much to make,
+# and a batch makes one of each per item.
+@dataclass(slots=True)
 class DetokenizeItem:
     token: str
     field: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Detokenized:
     token: str
     field: str = ""
@@ -114,8 +117,10 @@ class DetokenizeService:
         self.access.require_purpose(self.committer, caller, "detokenize", purpose, now)
         with refusals_logged(self.committer.run, now, caller, "detokenize", purpose):
             require_batch("items", len(items), self.limits)
+            fields, opaque = frozenset(self.catalog.names), tk.is_opaque_token
             for i, item in enumerate(items):
-                self._check_syntax(i, item)
+                if not (opaque(item.token) and (not item.field or item.field in fields)):
+                    self._check_syntax(i, item)  # the common case passed above; this names what is wrong
         self.access.limiter.spend(caller.principal, len(items))
         policy, today = self.access.policy, now.date()
         may_read_any = policy.may_read_any(caller.principal, purpose, today)
@@ -149,34 +154,34 @@ class DetokenizeService:
     ) -> list[Detokenized] | dict[KeyId, str] | AnswerTooLarge:
         """Inside the shared transaction: the results (logged), the wrapped DEKs still needed, or,
         for an answer over max_answer_bytes, the refusal (logged, nothing delivered)."""
-        found = _rows_per_item(items, tx.values_for_tokens(tokens, purpose))
-        rows = [item_rows if ok else [] for item_rows, ok in zip(found, cleared)]  # read, then dropped unused
-        verdicts = [[self._verdict(view, purpose, row) for row in item_rows] for item_rows in rows]
+        judged = self._judge(items, cleared, _rows_by_token(tx.values_for_tokens(tokens, purpose)), view, purpose)
         wanted = {
-            (r.subject_id, r.key_version): r.wrapped
-            for item_rows, item_verdicts in zip(rows, verdicts)
-            for r, v in zip(item_rows, item_verdicts) if v in (PLAIN, MASKED)
+            (row.subject_id, row.key_version): row.wrapped
+            for item_rows in judged if item_rows for row, verdict in item_rows if verdict in _READABLE
         }
         keys, missing = self.keyring.cached(wanted, count=first)
         if missing:
             return {key_id: wanted[key_id] for key_id in missing}
-        results, log = [], []
-        for item, ok, item_rows, item_verdicts in zip(items, cleared, rows, verdicts):
-            if not ok:
-                results.append(Detokenized(item.token, error=PermissionDenied(NOT_PERMITTED)))
-                log.append(access_row(now, caller, "detokenize", purpose, DENIED, None, item.field or None, item.token))
-                continue
-            if not item_rows:
-                results.append(Detokenized(item.token, error=NotFound(NOT_FOUND)))
-                log.append(access_row(now, caller, "detokenize", purpose, "not_found", None, item.field or None, item.token))
-                continue
-            result, outcomes = self._read_rows(item, item_rows, item_verdicts, keys)
+        # Every log row of the call starts the same way (ACCESS_COLUMNS order).
+        head = (now, caller.request_id, caller.principal, "detokenize", purpose)
+        results, log, size = [], [], 0
+        for item, item_rows in zip(items, judged):
+            token = item.token
+            if item_rows is None:  # the caller may read no such field for the purpose
+                result = Detokenized(token, "", "", PermissionDenied(NOT_PERMITTED))
+                log.append(head + (None, item.field or None, token, DENIED))
+            elif not item_rows:
+                result = Detokenized(token, "", "", NotFound(NOT_FOUND))
+                log.append(head + (None, item.field or None, token, "not_found"))
+            elif len(item_rows) == 1:  # every token but a shared deterministic one
+                row, verdict = item_rows[0]
+                result, outcome = self._read_row(token, row, verdict, keys)
+                log.append(head + (row.subject_id, row.field, token, outcome))
+            else:
+                result, outcomes = self._read_rows(token, item_rows, keys)
+                log += [head + (row.subject_id, row.field, token, outcome) for (row, _), outcome in zip(item_rows, outcomes)]
             results.append(result)
-            log += [
-                access_row(now, caller, "detokenize", purpose, outcome, row.subject_id, row.field, item.token)
-                for row, outcome in zip(item_rows, outcomes)
-            ]
-        size = answer_bytes(results)
+            size += _result_bytes(result)
         if size > self.limits.max_answer_bytes:
             tx.log_access([row[:-1] + (TOO_LARGE,) if row[-1] in ("ok", "ok_masked") else row for row in log])
             return AnswerTooLarge(f"items: the answer would be about {size} bytes, over the "
@@ -184,28 +189,60 @@ class DetokenizeService:
         tx.log_access(log)
         return results
 
+    def _judge(
+        self, items: list[DetokenizeItem], cleared: list[bool], by_token: dict[str, list[ValueRow]],
+        view: Callable[[str], str | None], purpose: str,
+    ) -> list[list[tuple[ValueRow, str]] | None]:
+        """Per item: None if the caller is refused outright, else each row under its token (and
+        field, if the item names one), oldest first, with its verdict: PLAIN, MASKED or the
+        refusal's log outcome. Rows of refused items were read all the same (see the module doc)."""
+        verdicts: dict[tuple[str, str, bool], str] = {}  # (field, collection purpose, opted out): one answer a call
+        judged: list[list[tuple[ValueRow, str]] | None] = []
+        for item, ok in zip(items, cleared):
+            if not ok:
+                judged.append(None)
+                continue
+            item_rows = []
+            for row in by_token.get(item.token, ()):
+                if item.field and row.field != item.field:
+                    continue
+                key = (row.field, row.purpose, row.opted_out)
+                verdict = verdicts.get(key)
+                if verdict is None:
+                    verdict = verdicts[key] = self._verdict(view, purpose, row)
+                item_rows.append((row, verdict))
+            judged.append(item_rows)
+        return judged
+
+    def _read_row(self, token: str, row: ValueRow, verdict: str, keys: dict[KeyId, DataKey]) -> tuple[Detokenized, str]:
+        """The answer from one row under the token, and its log outcome."""
+        if verdict not in _READABLE:
+            return Detokenized(token, "", "", NotFound(NOT_FOUND)), verdict  # refused for the row's own reason: a miss's answer
+        try:
+            plain = keys[(row.subject_id, row.key_version)].open(
+                row.ciphertext, row_aad(row.subject_id, row.field, row.token, row.key_version))
+        except DecryptionFailed as exc:
+            return Detokenized(token, row.field, "", exc), "decryption_failed"
+        if verdict == MASKED:
+            return Detokenized(token, row.field, self.catalog.field(row.field).masked(plain.decode())), "ok_masked"
+        return Detokenized(token, row.field, plain.decode()), "ok"
+
     def _read_rows(
-        self, item: DetokenizeItem, rows: list[ValueRow], verdicts: list[str], keys: dict[KeyId, DataKey]
+        self, token: str, rows: list[tuple[ValueRow, str]], keys: dict[KeyId, DataKey]
     ) -> tuple[Detokenized, list[str]]:
         """One item's answer from the rows stored under its token (several subjects' rows for a
         shared deterministic token, see the module doc), and each row's log outcome."""
         answer: Detokenized | None = None
         outcomes = []
-        for row, verdict in zip(rows, verdicts):
-            if verdict not in (PLAIN, MASKED):
-                outcomes.append(verdict)  # refused for this row's own reason; the caller sees a miss's answer
-                continue
-            opened = _open(item, row, keys)
-            if opened.error is not None:
-                outcomes.append(_outcome(opened))
-                answer = answer or opened  # reported only if no other row opens
-                continue
-            if verdict == MASKED:
-                opened = Detokenized(item.token, opened.field, self.catalog.field(opened.field).masked(opened.value))
-            outcomes.append("ok_masked" if verdict == MASKED else "ok")
-            if answer is None or answer.error is not None:
-                answer = opened
-        return answer or Detokenized(item.token, error=NotFound(NOT_FOUND)), outcomes
+        for row, verdict in rows:
+            opened, outcome = self._read_row(token, row, verdict, keys)
+            outcomes.append(outcome)
+            if opened.error is None:
+                if answer is None or answer.error is not None:
+                    answer = opened
+            elif verdict in _READABLE:
+                answer = answer or opened  # a row that failed to open is reported only if no other row opens
+        return answer or Detokenized(token, "", "", NotFound(NOT_FOUND)), outcomes
 
     def _verdict(self, view: Callable[[str], str | None], purpose: str, row: ValueRow) -> str:
         """PLAIN or MASKED if this stored value may be read, else the refusal's log outcome."""
@@ -249,30 +286,32 @@ class DetokenizeService:
             pass  # the request fails either way; the operational log says why
 
 
-def _open(item: DetokenizeItem, row: ValueRow, keys: dict[KeyId, DataKey]) -> Detokenized:
-    data_key = keys[(row.subject_id, row.key_version)]
-    try:
-        plain = data_key.open(row.ciphertext, row_aad(row.subject_id, row.field, row.token, row.key_version))
-    except DecryptionFailed as exc:
-        return Detokenized(item.token, row.field, error=exc)
-    return Detokenized(item.token, row.field, plain.decode())
-
-
 def answer_bytes(results: list[Detokenized]) -> int:
     """An upper bound on the encoded size of the DetokenizeResponse holding `results`."""
-    return sum(
-        len(r.token.encode()) + len(r.field.encode()) + len(r.value.encode())
+    return sum(_result_bytes(r) for r in results)
+
+
+def _result_bytes(r: Detokenized) -> int:
+    # len() of an ASCII str is its UTF-8 length, and isascii() is a flag test: most values need no encoding.
+    token, field, value = r.token, r.field, r.value
+    return (
+        (len(token) if token.isascii() else len(token.encode()))
+        + (len(field) if field.isascii() else len(field.encode()))
+        + (len(value) if value.isascii() else len(value.encode()))
         + (len(str(r.error).encode()) if r.error is not None else 0) + RESULT_FRAMING
-        for r in results
     )
 
 
-def _rows_per_item(items: list[DetokenizeItem], rows: list[ValueRow]) -> list[list[ValueRow]]:
-    """Match rows to items: every row with the item's token (and field, if the item names one), oldest first."""
+def _rows_by_token(rows: list[ValueRow]) -> dict[str, list[ValueRow]]:
+    """The rows read, by token, oldest first (as read)."""
     by_token: dict[str, list[ValueRow]] = {}
     for row in rows:
-        by_token.setdefault(row.token, []).append(row)
-    return [[r for r in by_token.get(item.token, ()) if not item.field or r.field == item.field] for item in items]
+        same = by_token.get(row.token)
+        if same is None:
+            by_token[row.token] = [row]
+        else:
+            same.append(row)
+    return by_token
 
 
 def shaped_like(spec: FieldSpec, token: str) -> bool:
@@ -282,9 +321,3 @@ def shaped_like(spec: FieldSpec, token: str) -> bool:
         and set(token) <= set(spec.format_alphabet or "")
         and (spec.max_length is None or len(token) <= spec.max_length)
     )
-
-
-def _outcome(result: Detokenized) -> str:
-    if result.error is None:
-        return "ok"
-    return "not_found" if isinstance(result.error, NotFound) else "decryption_failed"

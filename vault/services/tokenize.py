@@ -17,7 +17,7 @@ from datetime import datetime
 from vault.catalog import Catalog, FieldSpec, TokenKind
 from vault.crypto import tokens as tk
 from vault.crypto.aead import DataKey, row_aad
-from vault.crypto.index import blind_index
+from vault.crypto.index import blind_index_bytes
 from vault.domain import WrappedKey
 from vault.errors import Conflict, InvalidInput, NotFound, PdvError, PermissionDenied, RequestIdReused, shown_field
 from vault.policy import APPEND, TOKENIZE
@@ -37,6 +37,7 @@ from vault.storage.store import Store, Tx
 # A concurrent writer can take a format-preserving token or the request id between our
 # read and our write; the loser starts again (and then sees the winner's result).
 ATTEMPTS = 3
+_RANDOM, _DETERMINISTIC = TokenKind.RANDOM, TokenKind.DETERMINISTIC
 
 
 class TokenizeService:
@@ -126,7 +127,8 @@ class TokenizeService:
             outcome = plan.outcome()
             answer, stored_records = outcome.to_stored()
             tx.queue_tokenized(
-                plan.subjects, plan.keys, [row for row in plan.values if (row[2], row[1], row[0]) not in known],
+                plan.subjects, plan.keys,
+                [row for row in plan.values if (row[2], row[1], row[0]) not in known] if known else plan.values,
                 (caller.principal, caller.request_id, fingerprint, answer, now) if remembered else None, stored_records,
             )
             return outcome
@@ -220,21 +222,52 @@ class TokenizeService:
                 new_ids.add(p.subject_id)
                 plan.subjects.append((p.subject_id, now, caller.principal))  # SUBJECT_COLUMNS
         keys = self._data_keys(plan, prepared, existing, new_ids, now)
+        # Per field kind, what every field of the call shares: looked up once a call, not once a field.
+        shared: dict[str, tuple] = {}
+        head = (now, caller.request_id, caller.principal, "tokenize", purpose)  # ACCESS_COLUMNS order
+        notice_id, notice_given = notice[0] or None, notice[1]
+        values, log, deterministic_keys = plan.values, plan.log, plan.deterministic_keys
         for p in prepared:
-            data_key = keys[p.subject_id]
+            data_key, subject_id = keys[p.subject_id], p.subject_id
+            version, seal = data_key.version, data_key.seal
+            known_subject = subject_id not in new_ids
             record_tokens: dict[str, str] = {}
             for spec, value in p.values:
-                token = self._token(spec, value)
-                record_tokens[spec.name] = token
-                if spec.token_kind is TokenKind.DETERMINISTIC and p.subject_id not in new_ids:
-                    plan.deterministic_keys.append((token, spec.name, p.subject_id))
-                elif spec.token_kind is TokenKind.FORMAT_PRESERVING:
-                    plan.shaped.append((len(plan.values), len(plan.log), p.index, spec, value, data_key))
-                plan.values.append(self._value_row(data_key, p.subject_id, spec, token, value, purpose, source, notice, now))
-                plan.log.append(access_row(now, caller, "tokenize", purpose, "ok", p.subject_id, spec.name, token))
-            plan.results[p.index] = (p.subject_id, record_tokens)
+                name = spec.name
+                kind = shared.get(name)
+                if kind is None:
+                    kind = shared[name] = self._field_constants(spec, purpose, now)
+                token_kind, token_key, index_key, expires = kind
+                raw = value.encode()
+                if token_kind is _RANDOM:
+                    token = tk.random_token()
+                elif token_kind is _DETERMINISTIC:
+                    token = tk.deterministic_token(token_key, value)
+                    if known_subject:
+                        deterministic_keys.append((token, name, subject_id))
+                else:  # format-preserving: chosen by _choose_shaped_tokens, which checks uniqueness, then sealed
+                    token = ""
+                    plan.shaped.append((len(values), len(log), p.index, spec, value, data_key))
+                record_tokens[name] = token
+                # VALUE_COLUMNS order.
+                values.append((
+                    subject_id, name, token, version, seal(raw, row_aad(subject_id, name, token, version)) if token else b"",
+                    blind_index_bytes(index_key, raw) if index_key is not None else None,
+                    purpose, source, notice_id, now, expires, notice_given,
+                ))
+                log.append(head + (subject_id, name, token, "ok"))
+            plan.results[p.index] = (subject_id, record_tokens)
         plan.log += [access_row(now, caller, "tokenize", purpose, _problem_outcome(q), field=q.field or None) for q in problems]
         return plan
+
+    def _field_constants(self, spec: FieldSpec, purpose: str, now: datetime) -> tuple:
+        """(token kind, deterministic-token key, blind-index key or None, expiry) of a field's rows in one call."""
+        return (
+            spec.token_kind,
+            self.index_keys.token_key(spec.name) if spec.token_kind is TokenKind.DETERMINISTIC else None,
+            self.index_keys.index_key(spec.name) if spec.searchable else None,
+            now + spec.retention_for(purpose),
+        )
 
     def _data_keys(
         self, plan: Plan, prepared: list[Prepared], existing: dict[str, KeyRow], new_ids: set[str], now: datetime
@@ -267,13 +300,6 @@ class TokenizeService:
             plan.keys.append(_key_row(p.subject_id, 1, wrapped, len(p.values), now))
         return keys
 
-    def _token(self, spec: FieldSpec, value: str) -> str:
-        if spec.token_kind is TokenKind.DETERMINISTIC:
-            return tk.deterministic_token(self.index_keys.token_key(spec.name), value)
-        if spec.token_kind is TokenKind.FORMAT_PRESERVING:
-            return ""  # chosen by _choose_shaped_tokens, which checks uniqueness
-        return tk.random_token()
-
     def _choose_shaped_tokens(self, tx: Tx, plan: Plan) -> None:
         """Give each format-preserving value a token unique in its field and unlike its value."""
         pending = list(plan.shaped)
@@ -299,18 +325,6 @@ class TokenizeService:
     def _reseal(row: tuple, data_key: DataKey, token: str, value: str) -> bytes:
         subject_id, field = row[0], row[1]
         return data_key.seal(value.encode(), row_aad(subject_id, field, token, data_key.version))
-
-    def _value_row(
-        self, data_key: DataKey, subject_id: str, spec: FieldSpec, token: str, value: str,
-        purpose: str, source: str, notice: tuple[str, bool], now: datetime,
-    ) -> tuple:
-        # VALUE_COLUMNS order. A format-preserving row is sealed once its token is chosen.
-        sealed = data_key.seal(value.encode(), row_aad(subject_id, spec.name, token, data_key.version)) if token else b""
-        return (
-            subject_id, spec.name, token, data_key.version, sealed,
-            blind_index(self.index_keys.index_key(spec.name), value) if spec.searchable else None,
-            purpose, source, notice[0] or None, now, now + spec.retention_for(purpose), notice[1],
-        )
 
     def _fingerprint(self, purpose: str, source: str, notice_id: str, atomic: bool, records: list[RecordIn],
                      notice_given: bool | None = None) -> bytes:

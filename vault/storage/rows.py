@@ -63,7 +63,9 @@ class KeyRow:
     encryptions: int
 
 
-@dataclass(frozen=True, slots=True)
+# A read makes one ValueRow or IndexMatch per row: plain slotted classes, since a frozen
+# dataclass sets each field through object.__setattr__ and cost three times as much to make.
+@dataclass(slots=True)
 class ValueRow:
     token: str
     field: str
@@ -77,7 +79,7 @@ class ValueRow:
     opted_out: bool = dc_field(default=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IndexMatch:
     field: str
     blind_index: bytes
