@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import importlib.resources
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +64,7 @@ ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPOR
            *ADMIN_ACTIONS)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
+MAX_REMEMBERED = 4096  # answers a Policy keeps (see Policy._answers)
 
 _TOP = {"version", "roles", "principals", "partners"}
 _ROLE = {"description", "grants"}
@@ -88,8 +89,26 @@ class Policy:
     partners: dict[str, Partner] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     source: str = "<policy>"
+    # Answers already given, by question: the policy never changes (a reload makes a new one),
+    # so a verdict on (principal, action, field, purpose, day) holds for the policy's life.
+    # Every call asks its questions again; this makes them dictionary lookups. Bounded.
+    _answers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _remembered(self, question: tuple, answer: Callable[[], object]) -> object:
+        answers = self._answers
+        try:
+            return answers[question]
+        except KeyError:
+            pass
+        if len(answers) >= MAX_REMEMBERED:
+            answers.clear()  # many principals or days: start again rather than grow
+        value = answers[question] = answer()
+        return value
 
     def _granted(self, principal: str, today: datetime.date) -> frozenset[tuple[str, str, str]]:
+        return self._remembered(("granted", principal, today), lambda: self._grants_of(principal, today))  # type: ignore[return-value]
+
+    def _grants_of(self, principal: str, today: datetime.date) -> frozenset[tuple[str, str, str]]:
         partner = self.partners.get(principal)
         if partner is not None and today > partner.expires:
             return frozenset()  # an expired agreement grants nothing, not even what "*" grants
@@ -103,6 +122,10 @@ class Policy:
 
     def view(self, principal: str, field_name: str, purpose: str, today: datetime.date) -> str | None:
         """The detokenize view granted: PLAIN, MASKED or None (denied)."""
+        return self._remembered(  # type: ignore[return-value]
+            ("view", principal, field_name, purpose, today), lambda: self._view(principal, field_name, purpose, today))
+
+    def _view(self, principal: str, field_name: str, purpose: str, today: datetime.date) -> str | None:
         granted = self._granted(principal, today)
         if (DETOKENIZE, field_name, purpose) in granted:
             return PLAIN
@@ -113,6 +136,10 @@ class Policy:
     def may_read_any(self, principal: str, purpose: str, today: datetime.date) -> bool:
         """Whether any field may be detokenized (plain or masked) for `purpose` — a question
         whose answer does not depend on any token, so it is safe to answer before a lookup."""
+        return self._remembered(  # type: ignore[return-value]
+            ("read_any", principal, purpose, today), lambda: self._may_read_any(principal, purpose, today))
+
+    def _may_read_any(self, principal: str, purpose: str, today: datetime.date) -> bool:
         return any(a in (DETOKENIZE, DETOKENIZE_MASKED) and p == purpose for a, _, p in self._granted(principal, today))
 
     def may_disclose_any(self, principal: str, purpose: str, today: datetime.date) -> bool:

@@ -77,16 +77,22 @@ class LookupService:
         for match in tx.find_by_index(sorted(set(keys)), purpose):
             found.setdefault((match.field, match.blind_index), []).append(match)
         results, log = [], []
+        head = (now, caller.request_id, caller.principal, "lookup", purpose)  # ACCESS_COLUMNS order
+        refusals: dict[tuple[str, bool], str | None] = {}  # (collection purpose, opted out): asked once a call
         for field_name, index in keys:
             kept = []
-            for match in found.get((field_name, index), []):
+            for match in found.get((field_name, index), ()):
                 s, t = match.subject_id, match.token
-                refusal = self.access.refusal(purpose, match.purpose, match.opted_out)
-                log.append(access_row(now, caller, "lookup", purpose, refusal or "ok", s, field_name, t))
+                key = (match.purpose, match.opted_out)
+                if key in refusals:
+                    refusal = refusals[key]
+                else:
+                    refusal = refusals[key] = self.access.refusal(purpose, match.purpose, match.opted_out)
+                log.append(head + (s, field_name, t, refusal or "ok"))
                 if refusal is None:
                     kept.append((s, t))
             if not kept:
-                log.append(access_row(now, caller, "lookup", purpose, "not_found", field=field_name))
+                log.append(head + (None, field_name, None, "not_found"))
             results.append(kept)
         tx.log_access(log)
         return results
