@@ -99,6 +99,7 @@ class DetokenizeService:
     ) -> None:
         self.committer, self.keyring = committer, keyring
         self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
+        self._field_names = frozenset(catalog.names)
 
     def detokenize(self, caller: Caller, purpose: str, items: list[DetokenizeItem]) -> list[Detokenized]:
         """The value (or its mask) behind each token, in order; a miss is a per-item NotFound,
@@ -117,7 +118,7 @@ class DetokenizeService:
         self.access.require_purpose(self.committer, caller, "detokenize", purpose, now)
         with refusals_logged(self.committer.run, now, caller, "detokenize", purpose):
             require_batch("items", len(items), self.limits)
-            fields, opaque = frozenset(self.catalog.names), tk.is_opaque_token
+            fields, opaque = self._field_names, tk.is_opaque_token
             for i, item in enumerate(items):
                 if not (opaque(item.token) and (not item.field or item.field in fields)):
                     self._check_syntax(i, item)  # the common case passed above; this names what is wrong
@@ -154,11 +155,7 @@ class DetokenizeService:
     ) -> list[Detokenized] | dict[KeyId, str] | AnswerTooLarge:
         """Inside the shared transaction: the results (logged), the wrapped DEKs still needed, or,
         for an answer over max_answer_bytes, the refusal (logged, nothing delivered)."""
-        judged = self._judge(items, cleared, _rows_by_token(tx.values_for_tokens(tokens, purpose)), view, purpose)
-        wanted = {
-            (row.subject_id, row.key_version): row.wrapped
-            for item_rows in judged if item_rows for row, verdict in item_rows if verdict in _READABLE
-        }
+        judged, wanted = self._judge(items, cleared, _rows_by_token(tx.values_for_tokens(tokens, purpose)), view, purpose)
         keys, missing = self.keyring.cached(wanted, count=first)
         if missing:
             return {key_id: wanted[key_id] for key_id in missing}
@@ -181,7 +178,11 @@ class DetokenizeService:
                 result, outcomes = self._read_rows(token, item_rows, keys)
                 log += [head + (row.subject_id, row.field, token, outcome) for (row, _), outcome in zip(item_rows, outcomes)]
             results.append(result)
-            size += _result_bytes(result)
+            if result.error is None:  # tokens and field names are ASCII (syntax check, catalog names)
+                value = result.value
+                size += len(token) + len(result.field) + (len(value) if value.isascii() else len(value.encode())) + RESULT_FRAMING
+            else:
+                size += _result_bytes(result)
         if size > self.limits.max_answer_bytes:
             tx.log_access([row[:-1] + (TOO_LARGE,) if row[-1] in ("ok", "ok_masked") else row for row in log])
             return AnswerTooLarge(f"items: the answer would be about {size} bytes, over the "
@@ -192,12 +193,14 @@ class DetokenizeService:
     def _judge(
         self, items: list[DetokenizeItem], cleared: list[bool], by_token: dict[str, list[ValueRow]],
         view: Callable[[str], str | None], purpose: str,
-    ) -> list[list[tuple[ValueRow, str]] | None]:
+    ) -> tuple[list[list[tuple[ValueRow, str]] | None], dict[KeyId, str]]:
         """Per item: None if the caller is refused outright, else each row under its token (and
         field, if the item names one), oldest first, with its verdict: PLAIN, MASKED or the
-        refusal's log outcome. Rows of refused items were read all the same (see the module doc)."""
+        refusal's log outcome. Rows of refused items were read all the same (see the module doc).
+        And the wrapped DEKs of the rows that may be read, by key id."""
         verdicts: dict[tuple[str, str, bool], str] = {}  # (field, collection purpose, opted out): one answer a call
         judged: list[list[tuple[ValueRow, str]] | None] = []
+        wanted: dict[KeyId, str] = {}
         for item, ok in zip(items, cleared):
             if not ok:
                 judged.append(None)
@@ -211,8 +214,10 @@ class DetokenizeService:
                 if verdict is None:
                     verdict = verdicts[key] = self._verdict(view, purpose, row)
                 item_rows.append((row, verdict))
+                if verdict in _READABLE:
+                    wanted[(row.subject_id, row.key_version)] = row.wrapped
             judged.append(item_rows)
-        return judged
+        return judged, wanted
 
     def _read_row(self, token: str, row: ValueRow, verdict: str, keys: dict[KeyId, DataKey]) -> tuple[Detokenized, str]:
         """The answer from one row under the token, and its log outcome."""
