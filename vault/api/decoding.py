@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import threading
 import time
@@ -173,6 +174,11 @@ class _Trimmer:
             self._wanted.wait()
             time.sleep(TRIM_DELAY)  # let the calls that asked finish freeing
             self._wanted.clear()
+            # pdv serve collects the youngest generation only every GEN0_THRESHOLD allocations
+            # (vault/services/runtime/collector.py), and an idle server allocates nothing: a
+            # refused large call's exception, its traceback and the frames holding its request
+            # are a reference cycle that would outlive the burst. Collected here, then trimmed.
+            gc.collect()
             self._trim(0)  # type: ignore[misc]
 
 

@@ -11,7 +11,10 @@ never walks (gc.freeze), and the youngest generation is collected every GEN0_THR
 allocations instead of 700. The data paths make almost no reference cycles (their garbage
 is freed by reference counting the moment it is dropped), so the higher threshold delays
 little garbage; what it delays is bounded by GEN0_THRESHOLD objects. The older generations
-keep their default ratios.
+keep their default ratios. One cycle is common and large: a refused call's exception, its
+traceback and the frames holding the call's request. An idle server allocates nothing, so
+no collection would come; the server's trim after a large call (vault/api/decoding.py)
+therefore collects before it trims.
 """
 
 from __future__ import annotations
