@@ -30,6 +30,8 @@ from vault.services.auth_log import ADMIT, OVERLOADED, RefusalLog
 from vault.services.common import Limits
 from vault.services.dek_rotation import DekRotationService
 from vault.services.detokenize import DetokenizeService
+from vault.services.domains.ledger import TokenLedger
+from vault.services.domains.translate import TranslateService
 from vault.services.disposal import DisposalService
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
@@ -92,6 +94,8 @@ class App:
     metrics: Metrics | None = None  # recorded always; served over HTTP only with metrics_address
     state: StateCollector | None = None  # the scrape-time gauges; jobs register with it when started
     health: HealthProber | None = None  # Vault, the database and the restore guard, probed in the background
+    translator: TranslateService | None = None  # TokenService.Translate (vault/services/domains)
+    ledger: TokenLedger | None = None  # the token issuance ledger, read (holders of a subject)
 
     def close(self) -> None:
         if self.health is not None:
@@ -177,6 +181,8 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock, access),
         detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock, access),
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
+        translator=TranslateService(committer, keyring, index_keys, catalog, limits, clock, access),
+        ledger=TokenLedger(store),
         access=access, consent=ConsentService(store, catalog, clock),
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         corrections=CorrectionService(store, keyring, index_keys, catalog, limits, clock),

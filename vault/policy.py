@@ -9,6 +9,11 @@ Partners are principals with an agreement id and an expiry date: after the date 
 grants stop counting. Decisions are pure set lookups on a table built once at load; the
 only I/O here is reading the file. The file format is documented in README
 ("Policy file") and in vault/policy.dev.yaml.
+
+Every principal belongs to one token domain (vault/services/domains): `city`, the default,
+unless the policy names another (`domain:` under a principal or a partner). A partner gets a
+domain of its own, `partner:<name>`, unless its entry names one; naming the same domain
+joins principals in it.
 """
 
 from __future__ import annotations
@@ -57,11 +62,19 @@ SUBJECT_ACCESS = "subject_access"
 # every access of a subject, by subject id): only a grant naming the purpose gives it, never
 # `purposes: "*"`, so a broad reader role does not become a report maker by accident.
 _NAMED_ONLY = frozenset({"detokenize", "detokenize_masked", "export"})
+# `translate`: convert a token of another domain into one of the caller's own domain
+# (TokenService.Translate). It links what domains keep apart, so it is meant for city-internal
+# hubs; the parser warns when a partner is granted it.
+TRANSLATE = "translate"
+# The city-internal token domain: every principal the policy puts in no other. Its keys are
+# the ones derived before domains existed (vault/services/index_keys.py).
+DEFAULT_DOMAIN = "city"
+PARTNER_DOMAIN_PREFIX = "partner:"
 # `detokenize` is the plain view and includes the masked one. `tokenize` collects a record
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
 ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS, CORRECT, DISCLOSE,
-           *ADMIN_ACTIONS)
+           TRANSLATE, *ADMIN_ACTIONS)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
 MAX_REMEMBERED = 4096  # answers a Policy keeps (see Policy._answers)
@@ -69,7 +82,8 @@ MAX_REMEMBERED = 4096  # answers a Policy keeps (see Policy._answers)
 _TOP = {"version", "roles", "principals", "partners"}
 _ROLE = {"description", "grants"}
 _GRANT = {"fields", "actions", "purposes"}
-_PARTNER = {"agreement", "expires", "roles", "description"}
+_PARTNER = {"agreement", "expires", "roles", "description", "domain"}
+_PRINCIPAL = {"roles", "domain"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,7 @@ class Partner:
     agreement: str
     expires: datetime.date
     roles: tuple[str, ...]
+    domain: str = ""  # "" until the parser fills in the default, partner:<name>
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,17 @@ class Policy:
     partners: dict[str, Partner] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     source: str = "<policy>"
+    # principal -> token domain, for those not in DEFAULT_DOMAIN
+    domains: dict[str, str] = field(default_factory=dict)
+
+    def domain_of(self, principal: str) -> str:
+        """The token domain `principal` tokenizes, reads, looks up and translates into."""
+        return self.domains.get(principal, DEFAULT_DOMAIN)
+
+    def known_domains(self) -> frozenset[str]:
+        """Every domain the policy puts a principal in, and the default one."""
+        return frozenset(self.domains.values()) | {DEFAULT_DOMAIN}
+
     # Answers already given, by question: the policy never changes (a reload makes a new one),
     # so a verdict on (principal, action, field, purpose, day) holds for the policy's life.
     # Every call asks its questions again; this makes them dictionary lookups. Bounded.
@@ -208,9 +234,17 @@ class _PolicyParser(NodeReader):
             name = self.identifier(key, "role")
             roles[name] = self.role(name, node)
         grants: dict[str, set[tuple[str, str, str]]] = {}
+        domains: dict[str, str] = {}
         if "principals" in top:
             for key, node in self.mapping(top["principals"][1], "principals").values():
                 principal = self.scalar(key, str)
+                if isinstance(node, yaml.MappingNode):  # {roles: [...], domain: name}
+                    entry = self.mapping(node, f"principal {principal!r}", _PRINCIPAL, {"roles"})
+                    node = entry["roles"][1]
+                    if "domain" in entry:
+                        if principal == ANY:
+                            raise self.fail(entry["domain"][1], "\"*\" grants to every principal and has no domain of its own")
+                        domains[principal] = self.identifier(entry["domain"][1], "domain")
                 grants.setdefault(principal, set()).update(*self.role_refs(node, roles, f"principal {principal!r}"))
         partners = {}
         if "partners" in top:
@@ -220,7 +254,14 @@ class _PolicyParser(NodeReader):
                     raise self.fail(key, f"{partner.name!r} is listed under both principals and partners")
                 partners[partner.name] = partner
                 grants[partner.name] = set().union(*(roles[r] for r in partner.roles))
-        return Policy({p: frozenset(g) for p, g in grants.items()}, partners, tuple(self.warnings), self.source)
+                domains[partner.name] = partner.domain
+                if any(action == TRANSLATE for action, _, _ in grants[partner.name] | grants.get(ANY, set())):
+                    self.warnings.append(
+                        f"{self.source}, line {key.start_mark.line + 1}: partner {partner.name!r} is granted translate, "
+                        "which converts other domains' tokens into its own: partners are kept in domains of their own "
+                        "so that they cannot link residents; grant translate to city-internal hubs only")
+        domains = {p: d for p, d in domains.items() if d != DEFAULT_DOMAIN}
+        return Policy({p: frozenset(g) for p, g in grants.items()}, partners, tuple(self.warnings), self.source, domains)
 
     def role(self, name: str, node: yaml.Node) -> set[tuple[str, str, str]]:
         keys = self.mapping(node, f"role {name!r}", _ROLE, {"grants"})
@@ -323,7 +364,9 @@ class _PolicyParser(NodeReader):
             self.warnings.append(f"{self.source}, line {expires_node.start_mark.line + 1}: {message}; it grants nothing")
         role_nodes = keys["roles"][1]
         self.role_refs(role_nodes, roles, f"partner {name!r}")
-        return Partner(name, agreement, expires, tuple(self.scalar(n, str) for n in role_nodes.value))
+        # A partner is kept in a domain of its own unless the policy joins it to a named one.
+        domain = self.identifier(keys["domain"][1], "domain") if "domain" in keys else PARTNER_DOMAIN_PREFIX + name
+        return Partner(name, agreement, expires, tuple(self.scalar(n, str) for n in role_nodes.value), domain)
 
 
 class PolicyHolder:

@@ -109,7 +109,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         maximum_concurrent_rpcs=settings.max_workers * 8,
     )
     token_pb2_grpc.add_TokenServiceServicer_to_server(
-        TokenServicer(app.tokenizer, app.detokenizer, app.finder, app.budget), server
+        TokenServicer(app.tokenizer, app.detokenizer, app.finder, app.budget, app.translator), server
     )
     subject_pb2_grpc.add_SubjectServiceServicer_to_server(
         SubjectServicer(app.shredder, app.subject_access, app.consent, app.corrections, app.reports, app.budget), server

@@ -13,9 +13,10 @@ from pdv.v1 import token_pb2_grpc as pb_grpc
 
 from vault.api.auth import current_principal
 from vault.api.status import abort_with, status_for
-from vault.errors import PdvError
+from vault.errors import PdvError, Unavailable
 from vault.services.common import Caller
 from vault.services.detokenize import DetokenizeItem, DetokenizeService
+from vault.services.domains.translate import TranslateService
 from vault.services.lookup import LookupQuery, LookupService
 from vault.services.runtime.budget import ItemBudget
 from vault.services.tokenize import TokenizeService
@@ -31,8 +32,9 @@ def _caller(request_id: str) -> Caller:
 
 class TokenServicer(pb_grpc.TokenServiceServicer):
     def __init__(self, tokenizer: TokenizeService, detokenizer: DetokenizeService, finder: LookupService,
-                 budget: ItemBudget | None = None) -> None:
+                 budget: ItemBudget | None = None, translator: TranslateService | None = None) -> None:
         self._tokenizer, self._detokenizer, self._finder = tokenizer, detokenizer, finder
+        self._translator = translator
         self._budget = budget or ItemBudget(1 << 62, 0)
 
     def Tokenize(self, request: pb.TokenizeRequest, context: grpc.ServicerContext) -> pb.TokenizeResponse:
@@ -74,6 +76,19 @@ class TokenServicer(pb_grpc.TokenServiceServicer):
             abort_with(context, exc, "Lookup")
 
 
+    def Translate(self, request: pb.TranslateRequest, context: grpc.ServicerContext) -> pb.TranslateResponse:
+        try:
+            with share(self._budget, context, "Translate", len(request.items)):
+                if self._translator is None:
+                    raise Unavailable("translation is not served here")
+                items = [DetokenizeItem(i.token, i.field) for i in request.items]
+                domain, results = self._translator.translate(
+                    _caller(request.request_id), request.purpose, request.from_domain, items)
+                return pb.TranslateResponse(domain=domain, results=[_translated(r) for r in results])
+        except Exception as exc:  # noqa: BLE001
+            abort_with(context, exc, "Translate")
+
+
 def share(budget: ItemBudget, context: grpc.ServicerContext, method: str, items: int):  # type: ignore[no-untyped-def]
     """The call's share of the item budget, waited for no longer than the call's deadline."""
     return budget.share(method, current_principal.get().name, items, context.time_remaining())
@@ -101,6 +116,12 @@ def _detokenize_response(results) -> pb.DetokenizeResponse:  # type: ignore[no-u
             error: PdvError = r.error
             add(token=r.token, code=status_for(error).value[0], message=str(error))
     return response
+
+
+def _translated(result) -> pb.TranslateResult:  # type: ignore[no-untyped-def]
+    if result.error is None:
+        return pb.TranslateResult(token=result.token, field=result.field, translated_token=result.translated_token, code=_OK)
+    return pb.TranslateResult(token=result.token, code=status_for(result.error).value[0], message=str(result.error))
 
 
 def _detokenized(result) -> pb.DetokenizeResult:  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from vault.catalog import TokenKind, load_catalog
 from vault.crypto.tokens import random_token
+from vault.policy import DEFAULT_DOMAIN
 from vault.services.tokenize_model import new_subject_id
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine
@@ -143,7 +144,7 @@ class DatabaseFloor:
                 values.append((
                     subject, name, token, 1, os.urandom(len(value.encode()) + SEAL_OVERHEAD),
                     os.urandom(MAC) if spec.searchable else None,
-                    self.purpose, "bench", None, now, now + spec.retention_for(self.purpose), False,
+                    self.purpose, "bench", None, now, now + spec.retention_for(self.purpose), False, DEFAULT_DOMAIN,
                 ))
                 log.append((now, request_id, "bench", "tokenize", self.purpose, subject, name, token, "ok"))
             stored.append((position, subject, json.dumps(tokens)))

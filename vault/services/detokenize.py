@@ -30,6 +30,10 @@ if at least one row may be read — one value, since every row holds the same no
 value — and otherwise the answer of a miss. The answer does not say which subjects hold it:
 that is what Lookup, a grant of its own, answers.
 
+A token is read only in the token domain it was issued in (vault/services/domains): the
+read asks for rows of the caller's domain, so another domain's token is not found, in the
+same statement and with the same answer as an unknown one.
+
 The answer must fit in one gRPC message (max_message_bytes, Limits.max_answer_bytes). It is
 measured inside the unit, before the log is written: one that would not fit is refused as a
 whole (AnswerTooLarge, RESOURCE_EXHAUSTED) and its rows are logged with outcome "too_large",
@@ -121,7 +125,7 @@ class DetokenizeService:
             fields, opaque = self._field_names, tk.is_opaque_token
             for i, item in enumerate(items):
                 if not (opaque(item.token) and (not item.field or item.field in fields)):
-                    self._check_syntax(i, item)  # the common case passed above; this names what is wrong
+                    check_token_syntax(self.catalog, i, item)  # the common case passed above; this names what is wrong
         self.access.limiter.spend(caller.principal, len(items))
         policy, today = self.access.policy, now.date()
         may_read_any = policy.may_read_any(caller.principal, purpose, today)
@@ -134,10 +138,11 @@ class DetokenizeService:
 
         cleared = [view(it.field) is not None if it.field else may_read_any for it in items]
         tokens = sorted({it.token for it in items})  # the refused ones too: see the module doc
+        domain = policy.domain_of(caller.principal)
         for round_ in range(ROUNDS):
             first = round_ == 0  # later rounds re-read keys already counted as cache misses
             answer = self.committer.run(
-                lambda tx: self._resolve(tx, caller, purpose, view, items, cleared, tokens, now, first))
+                lambda tx: self._resolve(tx, caller, purpose, view, items, cleared, (tokens, domain), now, first))
             if isinstance(answer, list):
                 return answer
             if isinstance(answer, AnswerTooLarge):
@@ -151,11 +156,13 @@ class DetokenizeService:
 
     def _resolve(
         self, tx: Tx, caller: Caller, purpose: str, view: Callable[[str], str | None], items: list[DetokenizeItem],
-        cleared: list[bool], tokens: list[str], now: datetime, first: bool = True,
+        cleared: list[bool], tokens: tuple[list[str], str], now: datetime, first: bool = True,
     ) -> list[Detokenized] | dict[KeyId, str] | AnswerTooLarge:
         """Inside the shared transaction: the results (logged), the wrapped DEKs still needed, or,
-        for an answer over max_answer_bytes, the refusal (logged, nothing delivered)."""
-        judged, wanted = self._judge(items, cleared, _rows_by_token(tx.values_for_tokens(tokens, purpose)), view, purpose)
+        for an answer over max_answer_bytes, the refusal (logged, nothing delivered). `tokens`:
+        every token asked for, and the caller's token domain."""
+        judged, wanted = self._judge(items, cleared, _rows_by_token(tx.values_for_tokens(tokens[0], purpose, tokens[1])),
+                                     view, purpose)
         keys, missing = self.keyring.cached(wanted, count=first)
         if missing:
             return {key_id: wanted[key_id] for key_id in missing}
@@ -256,31 +263,6 @@ class DetokenizeService:
             return DENIED
         return self.access.refusal(purpose, row.purpose, row.opted_out) or granted
 
-    def _check_syntax(self, index: int, item: DetokenizeItem) -> None:
-        """Strict token syntax before any lookup; the token itself is never echoed.
-
-        Syntax only, never the database: a well-formed token that is unknown, shredded or
-        forbidden gets past this check alike (no existence oracle). "needs its field" is said
-        only of text some format-preserving field could have issued; anything no field could
-        have issued is "malformed token".
-        """
-        spec = None
-        if item.field:
-            try:
-                spec = self.catalog.field(item.field)
-            except UnknownField as exc:
-                raise InvalidInput(f"items[{index}]: {exc}", f"items[{index}]") from None
-        if tk.is_opaque_token(item.token):
-            return
-        if spec is None:
-            if any(shaped_like(s, item.token) for s in self.catalog if s.token_kind is TokenKind.FORMAT_PRESERVING):
-                raise InvalidInput(f"items[{index}]: a format-preserving token needs its field", f"items[{index}]")
-            raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
-        # A format-preserving token is drawn from its field's alphabet; anything else (a name or an
-        # email sent by mistake) is refused here, before it could be looked up or written to the access log.
-        if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not shaped_like(spec, item.token):
-            raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
-
     def _log_failure(self, caller: Caller, purpose: str, items: list[DetokenizeItem], now: datetime) -> None:
         try:
             self.committer.run(lambda tx: tx.log_access([
@@ -289,6 +271,32 @@ class DetokenizeService:
             ]))
         except PdvError:
             pass  # the request fails either way; the operational log says why
+
+
+def check_token_syntax(catalog: Catalog, index: int, item: DetokenizeItem) -> None:
+    """Strict token syntax before any lookup (Detokenize and Translate); the token itself is never echoed.
+
+    Syntax only, never the database: a well-formed token that is unknown, shredded or
+    forbidden gets past this check alike (no existence oracle). "needs its field" is said
+    only of text some format-preserving field could have issued; anything no field could
+    have issued is "malformed token".
+    """
+    spec = None
+    if item.field:
+        try:
+            spec = catalog.field(item.field)
+        except UnknownField as exc:
+            raise InvalidInput(f"items[{index}]: {exc}", f"items[{index}]") from None
+    if tk.is_opaque_token(item.token):
+        return
+    if spec is None:
+        if any(shaped_like(s, item.token) for s in catalog if s.token_kind is TokenKind.FORMAT_PRESERVING):
+            raise InvalidInput(f"items[{index}]: a format-preserving token needs its field", f"items[{index}]")
+        raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
+    # A format-preserving token is drawn from its field's alphabet; anything else (a name or an
+    # email sent by mistake) is refused here, before it could be looked up or written to the access log.
+    if spec.token_kind is not TokenKind.FORMAT_PRESERVING or not shaped_like(spec, item.token):
+        raise InvalidInput(f"items[{index}]: malformed token", f"items[{index}]")
 
 
 def answer_bytes(results: list[Detokenized]) -> int:

@@ -1,4 +1,9 @@
-"""The index root: a random secret wrapped by the KEK, from which per-field HMAC keys derive."""
+"""The index root: a random secret wrapped by the KEK, from which per-field HMAC keys derive.
+
+Deterministic-token and blind-index keys are also per token domain (vault/services/domains):
+the default domain's are the keys derived before domains existed, so its stored tokens and
+indexes stay valid; every other domain's context names the domain.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from vault.crypto.index import derive_key
 from vault.domain import WrappedKey
 from vault.errors import Conflict
 from vault.keys.provider import KeyProvider
+from vault.policy import DEFAULT_DOMAIN
 from vault.secret import SecretBytes
 from vault.storage.store import Store
 
@@ -18,7 +24,7 @@ ROOT_NAME = "index-root"
 
 
 class IndexKeys:
-    """Per-field keys for deterministic tokens and blind indexes, and the request fingerprint key."""
+    """Per-field (and per-domain) keys for deterministic tokens and blind indexes, and the request fingerprint key."""
 
     def __init__(self, root: SecretBytes) -> None:
         self._root = root
@@ -27,11 +33,11 @@ class IndexKeys:
         self.fingerprint_key = derive_key(root, "request-fingerprint")
         self.audit_key = derive_key(root, "audit-chain")  # the access-log hash chain (services/audit.py)
 
-    def _token_key(self, field: str) -> bytes:
-        return derive_key(self._root, "deterministic-token", field)
+    def _token_key(self, field: str, domain: str = DEFAULT_DOMAIN) -> bytes:
+        return derive_key(self._root, "deterministic-token", field, _context(domain))
 
-    def _index_key(self, field: str) -> bytes:
-        return derive_key(self._root, "blind-index", field)
+    def _index_key(self, field: str, domain: str = DEFAULT_DOMAIN) -> bytes:
+        return derive_key(self._root, "blind-index", field, _context(domain))
 
     def pseudonym_key(self, field: str) -> bytes:
         """The key of the pseudonym de-identification keeps of an expired value: its own use,
@@ -76,3 +82,8 @@ class IndexKeys:
         assert wrapped is not None
         (root,) = provider.unwrap_keys([WrappedKey(wrapped)])
         return cls(root)
+
+
+def _context(domain: str) -> str:
+    """The domain part of a key's HKDF context: none for the default domain (today's keys)."""
+    return "" if domain == DEFAULT_DOMAIN else domain

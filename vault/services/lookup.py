@@ -7,6 +7,11 @@ whose subject opted out of the purpose, are left out, exactly as if absent, and 
 Each stored row is judged and logged on its own, against its own subject: a value several
 subjects share (a deterministic field) gives one match per subject whose row may be read,
 each with the same token.
+
+Blind indexes are keyed per token domain (vault/services/domains): a query is hashed under
+the caller's domain's key, so it finds only values whose tokens were issued in that domain,
+never a subject through another domain's tokens. Each subject a lookup answers with goes in
+the token issuance ledger (vault/storage/holders.py), in the transaction of the answer.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class LookupService:
         self.access.require_purpose(self.committer, caller, "lookup", purpose, now)
         with refusals_logged(self.committer.run, now, caller, "lookup", purpose):
             require_batch("queries", len(queries), self.limits)
-            keys = [self._index_key(i, q) for i, q in enumerate(queries)]
+            domain = self.access.policy.domain_of(caller.principal)
+            keys = [self._index_key(i, q, domain) for i, q in enumerate(queries)]
         self.access.limiter.spend(caller.principal, len(queries))
         refused = {f for f in {f for f, _ in keys} if not self.access.allows(caller.principal, LOOKUP, f, purpose)}
         denied = [i for i, (f, _) in enumerate(keys) if f in refused]
@@ -69,10 +75,12 @@ class LookupService:
             self.committer.run(lambda tx: tx.log_access(rows))
             raise PermissionDenied(f"queries[{denied[0]}]: not permitted to look up field "
                                    f"{keys[denied[0]][0]!r} for purpose {purpose!r}")
-        return self.committer.run(lambda tx: self._find(tx, caller, purpose, keys, now))
+        return self.committer.run(lambda tx: self._find(tx, caller, purpose, keys, now, domain))
 
-    def _find(self, tx: Tx, caller: Caller, purpose: str, keys: list[tuple[str, bytes]], now: datetime) -> list[list[tuple[str, str]]]:
-        """Inside the shared transaction: the matches, logged before they leave."""
+    def _find(
+        self, tx: Tx, caller: Caller, purpose: str, keys: list[tuple[str, bytes]], now: datetime, domain: str
+    ) -> list[list[tuple[str, str]]]:
+        """Inside the shared transaction: the matches, logged (and their subjects' holder noted) before they leave."""
         found: dict[tuple[str, bytes], list[IndexMatch]] = {}
         for match in tx.find_by_index(sorted(set(keys)), purpose):
             found.setdefault((match.field, match.blind_index), []).append(match)
@@ -95,15 +103,16 @@ class LookupService:
                 log.append(head + (None, field_name, None, "not_found"))
             results.append(kept)
         tx.log_access(log)
+        tx.record_holders({(s, domain, caller.principal) for kept in results for s, _ in kept}, now)
         return results
 
-    def _index_key(self, index: int, query: LookupQuery) -> tuple[str, bytes]:
+    def _index_key(self, index: int, query: LookupQuery, domain: str) -> tuple[str, bytes]:
         try:
             spec = self.catalog.field(query.field)
             if not spec.searchable:
                 raise InvalidInput(f"field {query.field!r} is not searchable")
             if len(query.value.encode()) > self.limits.max_value_bytes:
                 raise InvalidInput(f"value is larger than {self.limits.max_value_bytes} bytes")
-            return spec.name, blind_index(self.index_keys.index_key(spec.name), spec.normalize(query.value))
+            return spec.name, blind_index(self.index_keys.index_key(spec.name, domain), spec.normalize(query.value))
         except PdvError as exc:
             raise InvalidInput(f"queries[{index}]: {exc}", f"queries[{index}]") from None

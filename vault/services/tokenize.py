@@ -3,6 +3,10 @@
 The work is split so the write transaction stays short: validation, Vault calls,
 token generation and encryption happen before it; the transaction only re-checks
 what a concurrent writer could have changed and inserts.
+
+Tokens are issued in the caller's token domain (vault/services/domains): deterministic
+tokens and blind indexes under that domain's keys, and every value row records its domain.
+The subjects answered go in the token issuance ledger in the same transaction.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class TokenizeService:
     ) -> TokenizeOutcome:
         prepared, problems = self._validate(caller.principal, purpose, records)
         now = self.clock()
+        domain = self.access.policy.domain_of(caller.principal)
         if problems and atomic:
             self._log_rejected(caller, purpose, problems, now)
             # Every bad item of every record is named; a refusal by the policy decides the status.
@@ -111,10 +116,10 @@ class TokenizeService:
             # snapshot; the write re-checks what a concurrent writer could have changed.
             with self.store.snapshot() as tx:
                 existing = self._existing_subjects(tx, prepared, problems, atomic)
-                plan = self._plan(caller, purpose, source, notice, prepared, problems, existing, len(records), now)
+                plan = self._plan(caller, purpose, source, notice, prepared, problems, existing, len(records), now, domain)
                 self._choose_shaped_tokens(tx, plan)
         else:
-            plan = self._plan(caller, purpose, source, notice, prepared, problems, {}, len(records), now)
+            plan = self._plan(caller, purpose, source, notice, prepared, problems, {}, len(records), now, domain)
 
         def write(tx: Tx) -> TokenizeOutcome | tuple[bytes, str, list]:
             earlier = tx.get_request(caller.principal, caller.request_id) if remembered else None
@@ -131,6 +136,7 @@ class TokenizeService:
                 [row for row in plan.values if (row[2], row[1], row[0]) not in known] if known else plan.values,
                 (caller.principal, caller.request_id, fingerprint, answer, now) if remembered else None, stored_records,
             )
+            tx.record_holders([(subject, domain, caller.principal) for subject, _ in outcome.results if subject], now)
             return outcome
 
         written = self.committer.run(write)
@@ -212,7 +218,7 @@ class TokenizeService:
 
     def _plan(
         self, caller: Caller, purpose: str, source: str, notice: tuple[str, bool], prepared: list[Prepared],
-        problems: list[ItemProblem], existing: dict[str, KeyRow], record_count: int, now: datetime,
+        problems: list[ItemProblem], existing: dict[str, KeyRow], record_count: int, now: datetime, domain: str,
     ) -> Plan:
         plan = Plan(record_count, problems)
         new_ids = set()
@@ -236,7 +242,7 @@ class TokenizeService:
                 name = spec.name
                 kind = shared.get(name)
                 if kind is None:
-                    kind = shared[name] = self._field_constants(spec, purpose, now)
+                    kind = shared[name] = self._field_constants(spec, purpose, now, domain)
                 token_kind, token_key, index_key, expires = kind
                 raw = value.encode()
                 if token_kind is _RANDOM:
@@ -253,19 +259,20 @@ class TokenizeService:
                 values.append((
                     subject_id, name, token, version, seal(raw, row_aad(subject_id, name, token, version)) if token else b"",
                     blind_index_bytes(index_key, raw) if index_key is not None else None,
-                    purpose, source, notice_id, now, expires, notice_given,
+                    purpose, source, notice_id, now, expires, notice_given, domain,
                 ))
                 log.append(head + (subject_id, name, token, "ok"))
             plan.results[p.index] = (subject_id, record_tokens)
         plan.log += [access_row(now, caller, "tokenize", purpose, _problem_outcome(q), field=q.field or None) for q in problems]
         return plan
 
-    def _field_constants(self, spec: FieldSpec, purpose: str, now: datetime) -> tuple:
-        """(token kind, deterministic-token key, blind-index key or None, expiry) of a field's rows in one call."""
+    def _field_constants(self, spec: FieldSpec, purpose: str, now: datetime, domain: str) -> tuple:
+        """(token kind, deterministic-token key, blind-index key or None, expiry) of a field's rows in
+        one call, the keys those of the caller's token domain."""
         return (
             spec.token_kind,
-            self.index_keys.token_key(spec.name) if spec.token_kind is TokenKind.DETERMINISTIC else None,
-            self.index_keys.index_key(spec.name) if spec.searchable else None,
+            self.index_keys.token_key(spec.name, domain) if spec.token_kind is TokenKind.DETERMINISTIC else None,
+            self.index_keys.index_key(spec.name, domain) if spec.searchable else None,
             now + spec.retention_for(purpose),
         )
 

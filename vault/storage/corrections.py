@@ -27,6 +27,7 @@ class StoredValue:
     ciphertext: bytes
     wrapped: str
     purpose: str
+    domain: str = "city"  # the token domain its token was issued in (tokens and indexes are keyed by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +55,14 @@ def values_of(tx: Tx, subject_id: str, field: str, lock: bool = False) -> list[S
     correction or key rotation waits, then sees this transaction's result."""
     v, k = t.field_values.c, t.data_keys.c
     stmt = (
-        select(v.id, v.token, v.key_version, v.ciphertext, k.wrapped, v.purpose)
+        select(v.id, v.token, v.key_version, v.ciphertext, k.wrapped, v.purpose, v.domain)
         .join(t.data_keys, (k.subject_id == v.subject_id) & (k.version == v.key_version))
         .where(v.subject_id == subject_id, v.field == field)
         .order_by(v.id)
     )
     if lock and tx.dialect == "postgresql":
         stmt = stmt.with_for_update(of=t.field_values)
-    return [StoredValue(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in tx.conn.execute(stmt)]
+    return [StoredValue(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in tx.conn.execute(stmt)]
 
 
 def rewrite_values(tx: Tx, rows: Sequence[tuple[int, str, int, bytes, bytes | None]]) -> None:

@@ -10,9 +10,10 @@ value already added) is answered from the queue.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
+_EPSILON = timedelta(microseconds=1)
 StoredRequest = tuple[bytes, str, list[tuple[int, str, str]]]  # fingerprint, answer JSON, records
 
 
@@ -24,6 +25,7 @@ class InsertQueue:
         self.values: list[tuple] = []
         self.requests: list[tuple] = []
         self.records: list[tuple] = []
+        self.holders: dict[tuple[str, str, str], datetime] = {}  # (subject, domain, principal) -> issued at
         self._answers: dict[tuple[str, str], StoredRequest] = {}
         self._value_keys: set[tuple[str, str, str]] = set()  # (token, field, subject id)
 
@@ -44,6 +46,12 @@ class InsertQueue:
         self.requests.append(request)
         self.records += [(principal, request_id, *r) for r in records]
         self._answers[(principal, request_id)] = (fingerprint, response, list(records))
+
+    def add_holders(self, rows: Iterable[tuple[str, str, str]], at: datetime) -> None:
+        """Queue issuance-ledger rows (subject, domain, principal); the latest time of each is kept."""
+        for key in rows:
+            if at > self.holders.get(key, at - _EPSILON):
+                self.holders[key] = at
 
     def answer(self, principal: str, request_id: str) -> StoredRequest | None:
         """The queued tokenize answer under this request id, if a unit of this transaction made one."""

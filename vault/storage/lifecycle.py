@@ -112,7 +112,8 @@ def destroy_subjects(tx: Tx, subject_ids: Sequence[str]) -> None:
         return
     one_of, params = tx.one_of(subject_ids)
     # Only released holds can be left (an active one blocks the shred); the access log keeps their history.
-    for table in ("field_values", "data_keys", "consent_optouts", "legal_holds"):
+    # The issuance ledger (token_holders) goes too: who held tokens of a person no longer held.
+    for table in ("field_values", "data_keys", "consent_optouts", "legal_holds", "token_holders"):
         tx.execute(f"DELETE FROM {table} WHERE subject_id {one_of}", params)
     tx.execute(f"DELETE FROM subjects WHERE id {one_of}", params)
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 VALUE_COLUMNS = (
     "subject_id", "field", "token", "key_version", "ciphertext", "blind_index",
-    "purpose", "source", "notice_id", "collected_at", "expires_at", "notice_given",
+    "purpose", "source", "notice_id", "collected_at", "expires_at", "notice_given", "domain",
 )
 SUBJECT_COLUMNS = ("id", "created_at", "created_by")
 KEY_COLUMNS = ("subject_id", "version", "wrapped", "kek_version", "encryptions", "created_at")

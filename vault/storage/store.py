@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vault.errors import Conflict, StoreUnavailable
+from vault.storage import holders
 from vault.storage import tables as t
 from vault.storage.access_items import group_requests, subjects_of
 from vault.storage.engine import READ_ONLY, is_sqlite_file
@@ -174,6 +175,10 @@ class Tx:
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
+    def db_time(self, value: datetime) -> datetime | str:
+        """`value` as a driver-level statement binds it: as is on PostgreSQL, in SQLAlchemy's text format on SQLite."""
+        return value if self.dialect == "postgresql" else _sqlite_time(value)  # type: ignore[return-value]
+
     # --- plain SQL, for query modules whose statements run on a hot path ------------------
     def marks(self, n: int) -> str:
         """`n` comma-separated parameter placeholders of this database's driver."""
@@ -277,6 +282,12 @@ class Tx:
         self.add_keys(queued.keys)
         self.add_values(queued.values)
         self._add_requests(queued.requests, queued.records)
+        holders.write_holders(self, queued.holders)  # after the subjects they name
+
+    def record_holders(self, rows: Iterable[tuple[str, str, str]], at: datetime) -> None:
+        """Note that each (subject, domain, principal) was handed tokens of the subject at `at`: the
+        issuance ledger (vault.storage.holders), written at commit with the other queued rows."""
+        self.queued.add_holders(rows, at)
 
     # --- subjects and keys -----------------------------------------------------------
     def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:
@@ -341,9 +352,11 @@ class Tx:
         """Insert value rows given as tuples in VALUE_COLUMNS order."""
         self._bulk_insert("field_values", VALUE_COLUMNS, rows, (9, 10))
 
-    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "") -> list[ValueRow]:
-        """Each value stored under one of `tokens`, with the wrapped key that proves it is live,
-        its collection purpose and whether its subject opted out of `access_purpose`.
+    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "", domain: str | None = None) -> list[ValueRow]:
+        """Each value stored under one of `tokens` (issued in token `domain`, if given), with the
+        wrapped key that proves it is live, its collection purpose and whether its subject opted
+        out of `access_purpose`. A row of another domain is left out in the index probe itself,
+        as if it did not exist.
 
         The join with data_keys is the point: a value whose key was shredded is not
         returned, whatever any cache holds. On PostgreSQL the key rows are share-locked,
@@ -358,16 +371,18 @@ class Tx:
             # a scan of every data key, for a one-token read, and only when the token existed:
             # slow, and a timing oracle.)
             rows_from = (
-                f"{_TOKEN_PROBES} CROSS JOIN LATERAL (SELECT k.wrapped FROM data_keys k "
-                "WHERE k.subject_id = v.subject_id AND k.version = v.key_version FOR SHARE) k"
+                f"{_TOKEN_PROBES if domain is None else _DOMAIN_TOKEN_PROBES} CROSS JOIN LATERAL (SELECT k.wrapped "
+                "FROM data_keys k WHERE k.subject_id = v.subject_id AND k.version = v.key_version FOR SHARE) k"
             )
             params: list = [sorted(set(tokens))]
         else:
             one_of, params = self.one_of(tokens)
             rows_from = (
                 "field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
-                f"WHERE v.token {one_of}"
+                f"WHERE v.token {one_of}" + ("" if domain is None else " AND v.domain = ?")
             )
+        if domain is not None:
+            params = [*params, domain]
         sql = (
             "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped, v.purpose, "
             f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
@@ -491,6 +506,8 @@ _TOKEN_PROBES = (
     "unnest(%s::text[]) AS q(token) CROSS JOIN LATERAL (SELECT v.id, v.token, v.field, v.subject_id, "
     "v.key_version, v.ciphertext, v.purpose FROM field_values v WHERE v.token = q.token OFFSET 0) v"
 )
+# The same, keeping the rows of one token domain (the parameter after the array).
+_DOMAIN_TOKEN_PROBES = _TOKEN_PROBES.replace("WHERE v.token = q.token", "WHERE v.token = q.token AND v.domain = %s")
 
 
 def _sqlite_times(row: tuple, positions: tuple[int, ...]) -> tuple:

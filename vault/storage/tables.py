@@ -62,6 +62,8 @@ field_values = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     # Whether a collection notice was given (0010); NULL: collected before it was recorded.
     Column("notice_given", Boolean, nullable=True),
+    # The token domain the row's token was issued in (migration 0011); rows from before are the default's.
+    Column("domain", String(256), nullable=False, server_default="city"),
     ForeignKeyConstraint(
         ["subject_id", "key_version"], ["data_keys.subject_id", "data_keys.version"], ondelete="CASCADE"
     ),
@@ -306,4 +308,36 @@ value_corrections = Table(
     Index("ix_value_corrections_subject", "subject_id"),
     Index("ix_value_corrections_value", "value_id"),
     Index("ix_value_corrections_request", "corrected_by", "request_id"),
+)
+
+
+# The token issuance ledger (migration 0011): who was handed tokens of which subject, in
+# which domain, first and last when. No token and no value; a whole-subject shred deletes it.
+token_holders = Table(
+    "token_holders",
+    metadata,
+    Column("subject_id", String(32), nullable=False),
+    Column("domain", String(256), nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("first_issued_at", DateTime(timezone=True), nullable=False),
+    Column("last_issued_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("subject_id", "domain", "principal"),
+)
+
+# One row per translated item (migration 0011): the domains it went from and to, tied to
+# the access-log rows by principal and request id.
+token_translations = Table(
+    "token_translations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("subject_id", String(32), nullable=True),
+    Column("field", String(64), nullable=True),
+    Column("from_domain", String(256), nullable=False),
+    Column("to_domain", String(256), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Index("ix_token_translations_request", "principal", "request_id"),
+    Index("ix_token_translations_subject", "subject_id"),
 )

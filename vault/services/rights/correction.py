@@ -68,7 +68,7 @@ class _Plan:
     key_version: int
     new_key: tuple | None  # a fresh DEK row (KEY_COLUMNS) when the current one is worn
     rewrites: list[tuple[int, str, int, bytes, bytes | None]]
-    merged: list[int]
+    merged: dict[int, int]  # merged value id -> the id of the value it merges into (the oldest of its domain)
     history: list[db.CorrectionRow]
 
 
@@ -182,8 +182,9 @@ class CorrectionService:
         # Merged rows go first, their history moved to the row they merge into: the survivor
         # may take the token one of them holds (the unique token index), and deleting a value
         # deletes its history.
-        db.move_history(tx, plan.merged, plan.rewrites[0][0])
-        db.drop_values(tx, plan.merged)
+        for into in sorted(set(plan.merged.values())):
+            db.move_history(tx, [m for m, i in plan.merged.items() if i == into], into)
+        db.drop_values(tx, list(plan.merged))
         db.rewrite_values(tx, plan.rewrites)
         db.add_history(tx, plan.history)
         tx.log_access([
@@ -204,32 +205,41 @@ class CorrectionService:
         keys = self.keyring.data_keys(wanted)  # at most one batched Vault call
         now = self.clock()
         deterministic = spec.token_kind is TokenKind.DETERMINISTIC
-        new_token = tk.deterministic_token(self.index_keys.token_key(spec.name), normalized) if deterministic else None
-        # A deterministic value is held once per subject: rows that now share a token merge into the oldest.
-        rewritten = stored[:1] if deterministic else stored
+        # Tokens and blind indexes are keyed per token domain: each row keeps its own domain's.
+        domains = {v.domain for v in stored}
+        new_tokens = {d: tk.deterministic_token(self.index_keys.token_key(spec.name, d), normalized) for d in domains} \
+            if deterministic else {}
+        indexes = {d: blind_index(self.index_keys.index_key(spec.name, d), normalized) for d in domains} \
+            if spec.searchable else {}
+        # A deterministic value is held once per subject and domain: rows that now share a token merge into
+        # the oldest of their domain.
+        survivor: dict[str, int] = {}
+        for v in stored:
+            survivor.setdefault(v.domain, v.id)
+        rewritten = [v for v in stored if survivor[v.domain] == v.id] if deterministic else stored
         sealer, version, new_key = keys[(subject_id, key.version)], key.version, None
         if key.encryptions + len(rewritten) > self.limits.dek_max_encryptions:
             ((secret, wrapped),) = self.keyring.new_keys(1)
             version = key.version + 1
             sealer = self.keyring.remember((subject_id, version), secret)
             new_key = (subject_id, version, wrapped.ciphertext, wrapped.kek_version, len(rewritten), now)  # KEY_COLUMNS
-        index = blind_index(self.index_keys.index_key(spec.name), normalized) if spec.searchable else None
         rewrites = []
         for v in rewritten:
-            token = new_token or v.token
+            token = new_tokens.get(v.domain) or v.token
             sealed = sealer.seal(normalized.encode(), row_aad(subject_id, spec.name, token, version))
-            rewrites.append((v.id, token, version, sealed, index))
+            rewrites.append((v.id, token, version, sealed, indexes.get(v.domain)))
         fingerprint_key = self.index_keys.correction_key(spec.name)
         history = []
         for v in stored:
             old = _open(keys[(subject_id, v.key_version)], subject_id, spec.name, v)
+            new_token = new_tokens.get(v.domain)
             history.append(db.CorrectionRow(
-                stored[0].id if deterministic else v.id, subject_id, spec.name, v.purpose, new_token or v.token,
+                survivor[v.domain] if deterministic else v.id, subject_id, spec.name, v.purpose, new_token or v.token,
                 bool(new_token) and new_token != v.token, hmac.digest(fingerprint_key, old, hashlib.sha256),
                 now, caller.principal, reason, case_id, caller.request_id, fingerprint,
             ))
-        return _Plan([(v.id, v.key_version, v.ciphertext) for v in stored], key.version, new_key, rewrites,
-                     [v.id for v in stored[1:]] if deterministic else [], history)
+        merged = {v.id: survivor[v.domain] for v in stored if survivor[v.domain] != v.id} if deterministic else {}
+        return _Plan([(v.id, v.key_version, v.ciphertext) for v in stored], key.version, new_key, rewrites, merged, history)
 
     def _request_fingerprint(self, subject_id: str, field: str, normalized: str, reason: str, case_id: str | None) -> bytes:
         # Keyed, so the stored fingerprint cannot be used to confirm a guessed value.

@@ -26,7 +26,7 @@ from pdv_client.errors import (
     error_for_status,
 )
 from pdv_client.models import (
-    CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
+    CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome, TranslateResult,
 )
 from pdv_client.disclosure import Disclosed
 from pdv_client.admin import (
@@ -42,6 +42,7 @@ __all__ = [
     "RecordTokens",
     "ItemError",
     "DetokenizeResult",
+    "TranslateResult",
     "Match",
     "ShredOutcome",
     "PrivacyRequest",

@@ -18,7 +18,7 @@ import grpc
 from pdv.v1 import subject_pb2, subject_pb2_grpc, token_pb2, token_pb2_grpc
 from pdv_client.errors import Internal, error_for_status
 from pdv_client.models import (
-    CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome,
+    CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome, TranslateResult,
 )
 from pdv_client.admin import Admin
 from pdv_client.disclosure import Disclosure
@@ -330,6 +330,46 @@ class PdvClient:
             _check_count(len(response.results), len(batch), batch_id)
             results.extend(
                 [Match(m.subject_id, m.token) for m in result.matches] for result in response.results
+            )
+        return results
+
+    def translate(
+        self,
+        tokens: Sequence[TokenRef],
+        *,
+        from_domain: str,
+        purpose: str,
+        request_id: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: float | None = None,
+    ) -> list[TranslateResult]:
+        """Convert tokens issued in token domain ``from_domain`` into tokens of the caller's own
+        domain (needs the ``translate`` grant on their fields for ``purpose``).
+
+        Args:
+            tokens: each a token string, or a ``(token, field)`` pair (the field is
+                required for format-preserving tokens).
+            from_domain: the domain the tokens were issued in, e.g. ``partner:acme``.
+            purpose: why the tokens are translated.
+
+        Returns:
+            One TranslateResult per token, in order; a token that cannot be translated
+            has a non-zero ``code`` (an unknown, shredded or other-domain token is
+            NOT_FOUND, exactly alike).
+
+        Raises:
+            PdvError: subclass when the whole request fails (InvalidArgument for an
+                unknown ``from_domain`` or the caller's own).
+        """
+        items = [_detokenize_item(index, ref) for index, ref in enumerate(tokens)]
+        results: list[TranslateResult] = []
+        for _, batch_id, batch in _batches(items, request_id, batch_size):
+            request = token_pb2.TranslateRequest(purpose=purpose, from_domain=from_domain, items=batch,
+                                                 request_id=batch_id)
+            response = self._call(self._stub.Translate, request, batch_id, timeout)
+            _check_count(len(response.results), len(batch), batch_id)
+            results.extend(
+                TranslateResult(r.token, r.field, r.translated_token, r.code, r.message) for r in response.results
             )
         return results
 

@@ -108,6 +108,34 @@ class DetokenizeResult:
 
 
 @dataclass(frozen=True)
+class TranslateResult:
+    """The outcome for one token given to ``translate``, in input order.
+
+    Attributes:
+        token: the token as asked (a token of the other domain).
+        field: the field it belongs to ("" unless code is 0).
+        translated_token: the token of the same value in the caller's own domain.
+        code: gRPC status code number; 0 is OK, 5 NOT_FOUND (identical for every miss).
+        message: the server's reason when code is not 0.
+    """
+
+    token: str
+    field: str
+    translated_token: str
+    code: int
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """True when a translated token was returned."""
+        return self.code == 0
+
+    def to_exception(self) -> PdvError | None:
+        """The exception for a failed item (not raised), or None when OK."""
+        return None if self.ok else error_for_status(self.code, self.message)
+
+
+@dataclass(frozen=True)
 class Match:
     """One stored value equal to a lookup query."""
 

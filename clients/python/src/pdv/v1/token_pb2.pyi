@@ -159,3 +159,37 @@ class LookupResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[LookupResult]
     def __init__(self, results: _Optional[_Iterable[_Union[LookupResult, _Mapping]]] = ...) -> None: ...
+
+class TranslateRequest(_message.Message):
+    __slots__ = ("purpose", "from_domain", "items", "request_id")
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    FROM_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    purpose: str
+    from_domain: str
+    items: _containers.RepeatedCompositeFieldContainer[DetokenizeItem]
+    request_id: str
+    def __init__(self, purpose: _Optional[str] = ..., from_domain: _Optional[str] = ..., items: _Optional[_Iterable[_Union[DetokenizeItem, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TranslateResult(_message.Message):
+    __slots__ = ("token", "field", "translated_token", "code", "message")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATED_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    field: str
+    translated_token: str
+    code: int
+    message: str
+    def __init__(self, token: _Optional[str] = ..., field: _Optional[str] = ..., translated_token: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class TranslateResponse(_message.Message):
+    __slots__ = ("results", "domain")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TranslateResult]
+    domain: str
+    def __init__(self, results: _Optional[_Iterable[_Union[TranslateResult, _Mapping]]] = ..., domain: _Optional[str] = ...) -> None: ...

@@ -51,6 +51,11 @@ class TokenServiceStub:
                 request_serializer=pdv_dot_v1_dot_token__pb2.LookupRequest.SerializeToString,
                 response_deserializer=pdv_dot_v1_dot_token__pb2.LookupResponse.FromString,
                 _registered_method=True)
+        self.Translate = channel.unary_unary(
+                '/pdv.v1.TokenService/Translate',
+                request_serializer=pdv_dot_v1_dot_token__pb2.TranslateRequest.SerializeToString,
+                response_deserializer=pdv_dot_v1_dot_token__pb2.TranslateResponse.FromString,
+                _registered_method=True)
 
 
 class TokenServiceServicer:
@@ -79,6 +84,14 @@ class TokenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Translate(self, request, context):
+        """Translate converts tokens issued in another token domain into tokens of the caller's
+        own domain (needs the `translate` grant). Nothing is returned but tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +109,11 @@ def add_TokenServiceServicer_to_server(servicer, server):
                     servicer.Lookup,
                     request_deserializer=pdv_dot_v1_dot_token__pb2.LookupRequest.FromString,
                     response_serializer=pdv_dot_v1_dot_token__pb2.LookupResponse.SerializeToString,
+            ),
+            'Translate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Translate,
+                    request_deserializer=pdv_dot_v1_dot_token__pb2.TranslateRequest.FromString,
+                    response_serializer=pdv_dot_v1_dot_token__pb2.TranslateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +199,33 @@ class TokenService:
             '/pdv.v1.TokenService/Lookup',
             pdv_dot_v1_dot_token__pb2.LookupRequest.SerializeToString,
             pdv_dot_v1_dot_token__pb2.LookupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Translate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pdv.v1.TokenService/Translate',
+            pdv_dot_v1_dot_token__pb2.TranslateRequest.SerializeToString,
+            pdv_dot_v1_dot_token__pb2.TranslateResponse.FromString,
             options,
             channel_credentials,
             insecure,
