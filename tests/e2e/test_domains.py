@@ -1,0 +1,212 @@
+"""Token domains, translation and the issuance ledger (issue #14 items 1 and 2), on a real
+OpenBao and gRPC server through the generated client, on both databases.
+
+acme and globex are partners in domains of their own; initech and umbrella are partners the
+policy joins in one domain (`vendors`); intake-311 and case-hub are city-internal (the
+default domain, `city`); case-hub may translate, email-hub only email for service_delivery.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pdv_client import InvalidArgument, Record
+from sqlalchemy import text
+
+from tests.conftest import DATABASES
+from tests.support.stack import PRINCIPAL, Stack, stack_with_policy
+from vault.crypto import tokens as tk
+from vault.keys.openbao import OpenBaoServer
+
+POLICY_FILE = Path(__file__).with_name("domains_policy.yaml")
+PRINCIPALS = ("case-hub", "email-hub", "privacy-officer", "acme", "globex", "initech", "umbrella")
+PURPOSE = "benefits_eligibility"
+OK, NOT_FOUND, PERMISSION_DENIED = 0, 5, 7
+_people = itertools.count(1)
+_requests = itertools.count(1)
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def domains(
+    request: pytest.FixtureRequest, openbao: OpenBaoServer, vault_token: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    tmp = tmp_path_factory.mktemp("domains")
+    with stack_with_policy(openbao, vault_token, request.param, tmp, POLICY_FILE, PRINCIPALS) as s:
+        yield s
+
+
+def person() -> dict[str, str]:
+    n = next(_people)
+    return {"email": f"Resident{n}@Example.org", "phone": f"(312) 555-{n:04d}", "ssn": f"219-09-{n:04d}"}
+
+
+def collect(stack: Stack, keys: dict[str, str], principal: str, fields: dict[str, str]) -> tuple[str, dict[str, str]]:
+    (rec,) = stack.client(keys[principal]).tokenize([Record(fields)], purpose=PURPOSE, source="intake")
+    return rec.subject_id, dict(rec.tokens)
+
+
+def refs(tokens: dict[str, str]) -> list[tuple[str, str]]:
+    return [(tokens[f], f) for f in sorted(tokens)]
+
+
+def unknown_answer(stack: Stack, key: str) -> list[tuple[int, str]]:
+    """What a reader gets for tokens nobody issued, of each kind."""
+    results = stack.client(key).detokenize(
+        [(tk.random_token(), "email"), (tk.random_token(), "phone"), ("000000001", "ssn")], purpose=PURPOSE)
+    return [(r.code, r.message) for r in results]
+
+
+def test_two_partners_get_unrelated_tokens_and_cannot_find_each_others_subject(domains) -> None:  # type: ignore[no-untyped-def]
+    stack, keys = domains
+    fields = person()
+    acme_subject, acme_tokens = collect(stack, keys, "acme", fields)
+    globex_subject, globex_tokens = collect(stack, keys, "globex", fields)
+    city_subject, city_tokens = collect(stack, keys, PRINCIPAL, fields)
+    # The same email is deterministic within a domain, and unrelated across domains.
+    _, acme_again = collect(stack, keys, "acme", {"email": fields["email"]})
+    assert acme_again["email"] == acme_tokens["email"]
+    for f in fields:
+        assert len({acme_tokens[f], globex_tokens[f], city_tokens[f]}) == 3, f
+
+    for principal, own in (("acme", acme_subject), ("globex", globex_subject), (PRINCIPAL, city_subject)):
+        client = stack.client(keys[principal])
+        for f in ("email", "phone", "ssn"):
+            found = {m.subject_id for m in client.lookup(f, fields[f], purpose=PURPOSE)}
+            assert own in found, (principal, f)
+            assert not found & ({acme_subject, globex_subject, city_subject} - {own}), (principal, f)
+
+
+def test_a_token_of_another_domain_answers_exactly_like_an_unknown_one(domains) -> None:  # type: ignore[no-untyped-def]
+    stack, keys = domains
+    fields = person()
+    _, acme_tokens = collect(stack, keys, "acme", fields)
+    for reader in ("globex", PRINCIPAL, "initech"):
+        results = stack.client(keys[reader]).detokenize(refs(acme_tokens), purpose=PURPOSE)
+        unknown = unknown_answer(stack, keys[reader])
+        assert unknown == [(NOT_FOUND, "token not found")] * 3
+        assert [(r.code, r.message) for r in results] == unknown, reader
+    own = stack.client(keys["acme"]).detokenize(refs(acme_tokens), purpose=PURPOSE)
+    assert [r.code for r in own] == [OK] * 3
+
+    # Partners the policy joins in one domain read each other's tokens and find each other's subjects.
+    vendor_subject, vendor_tokens = collect(stack, keys, "initech", fields)
+    shared = stack.client(keys["umbrella"]).detokenize(refs(vendor_tokens), purpose=PURPOSE)
+    assert [r.code for r in shared] == [OK] * 3
+    assert {m.subject_id for m in stack.client(keys["umbrella"]).lookup("email", fields["email"], purpose=PURPOSE)} \
+        == {vendor_subject}
+
+
+def test_translation_needs_the_grant_and_is_logged_with_both_domains(domains) -> None:  # type: ignore[no-untyped-def]
+    stack, keys = domains
+    fields = person()
+    subject, acme_tokens = collect(stack, keys, "acme", fields)
+    hub = stack.client(keys["case-hub"])
+    request_id = f"translate-{next(_requests)}"
+    translated = hub.translate(refs(acme_tokens), from_domain="partner:acme", purpose=PURPOSE, request_id=request_id)
+    assert [r.code for r in translated] == [OK] * 3
+    city_tokens = {r.field: r.translated_token for r in translated}
+    assert set(city_tokens) == set(fields) and not set(city_tokens.values()) & set(acme_tokens.values())
+    # The translated tokens are the city's own: the hub reads them and finds the subject through them.
+    read = hub.detokenize([(city_tokens[f], f) for f in sorted(fields)], purpose=PURPOSE)
+    catalog = stack.app.catalog
+    assert [r.value for r in read] == [catalog.field(f).normalize(fields[f]) for f in sorted(fields)]
+    assert {m.subject_id for m in hub.lookup("email", fields["email"], purpose=PURPOSE)} == {subject}
+    # A deterministic field translates to the city's own token of the value.
+    _, city_collected = collect(stack, keys, PRINCIPAL, {"email": fields["email"]})
+    assert city_collected["email"] == city_tokens["email"]
+
+    with stack.app.store.engine.connect() as conn:
+        values_before = conn.execute(text("SELECT COUNT(*) FROM field_values WHERE subject_id = :s"), {"s": subject}).scalar()
+        recorded = conn.execute(text(
+            "SELECT subject_id, field, from_domain, to_domain, outcome FROM token_translations "
+            "WHERE principal = 'case-hub' AND request_id = :r ORDER BY id"), {"r": f"{request_id}/0"}).all()
+        log = conn.execute(text("SELECT action, subject_id, field, token, outcome FROM access_log "
+                                "WHERE request_id = :r ORDER BY id"), {"r": f"{request_id}/0"}).all()
+    assert sorted(tuple(r) for r in recorded) == [(subject, f, "partner:acme", "city", "ok") for f in sorted(fields)]
+    assert sorted(tuple(r) for r in log) == sorted(("translate", subject, f, acme_tokens[f], "ok") for f in fields)
+
+    # Translating again hands back the same tokens and stores nothing new.
+    again = hub.translate(refs(acme_tokens), from_domain="partner:acme", purpose=PURPOSE)
+    assert {r.field: r.translated_token for r in again} == city_tokens
+    with stack.app.store.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM field_values WHERE subject_id = :s"), {"s": subject}).scalar() \
+            == values_before
+
+    # Without the grant: refused whatever the token; a grant on another field: like an unknown token.
+    denied = stack.client(keys[PRINCIPAL]).translate(refs(acme_tokens), from_domain="partner:acme", purpose=PURPOSE)
+    assert [r.code for r in denied] == [PERMISSION_DENIED] * 3
+    narrow = stack.client(keys["email-hub"]).translate(refs(acme_tokens), from_domain="partner:acme", purpose=PURPOSE)
+    assert [r.code for r in narrow] == [PERMISSION_DENIED] * 3  # email-hub translates only for service_delivery
+    # The wrong source domain, a token nobody issued: the same miss.
+    misses = hub.translate(refs(acme_tokens) + [(tk.random_token(), "phone")], from_domain="partner:globex",
+                           purpose=PURPOSE)
+    assert {(r.code, r.message) for r in misses} == {(NOT_FOUND, "token not found")}
+    with pytest.raises(InvalidArgument, match="from_domain: not a token domain"):
+        hub.translate(refs(acme_tokens), from_domain="partner:nobody", purpose=PURPOSE)
+    with pytest.raises(InvalidArgument, match="from_domain: is the caller's own domain"):
+        hub.translate(refs(acme_tokens), from_domain="city", purpose=PURPOSE)
+    with stack.app.store.engine.connect() as conn:
+        outcomes = {r[0] for r in conn.execute(text(
+            "SELECT outcome FROM access_log WHERE action = 'translate' AND principal IN ('intake-311', 'case-hub')"))}
+    assert {"denied", "not_found", "invalid"} <= outcomes  # every refusal is in the access log
+
+
+def test_a_partner_reads_a_city_value_through_translation_of_a_token_it_was_given(domains) -> None:  # type: ignore[no-untyped-def]
+    """The other direction: a value collected in the city's domain reaches a partner only as a
+    token of the partner's own domain. Here the city hub translates acme's token in, and acme's
+    later lookup finds nothing of the city's: nothing flows out unless translated into acme's domain."""
+    stack, keys = domains
+    fields = person()
+    city_subject, city_tokens = collect(stack, keys, PRINCIPAL, fields)
+    acme = stack.client(keys["acme"])
+    assert [r.code for r in acme.detokenize(refs(city_tokens), purpose=PURPOSE)] == [NOT_FOUND] * 3
+    assert acme.lookup("email", fields["email"], purpose=PURPOSE) == []
+    # acme has no translate grant: it cannot pull the city's tokens into its domain itself.
+    assert [r.code for r in acme.translate(refs(city_tokens), from_domain="city", purpose=PURPOSE)] == [PERMISSION_DENIED] * 3
+
+
+def test_the_ledger_names_every_holder_and_a_shred_takes_it(domains) -> None:  # type: ignore[no-untyped-def]
+    stack, keys = domains
+    fields = person()
+    subject, acme_tokens = collect(stack, keys, "acme", fields)
+    ledger = stack.app.ledger
+    assert [(h.principal, h.domain) for h in ledger.holders(subject)] == [("acme", "partner:acme")]
+    # Reading a token one already holds hands out no token: no new holder.
+    stack.client(keys["acme"]).detokenize(refs(acme_tokens), purpose=PURPOSE)
+    stack.client(keys["globex"]).lookup("email", fields["email"], purpose=PURPOSE)  # finds nothing: no holder
+    stack.client(keys["case-hub"]).translate(refs(acme_tokens), from_domain="partner:acme", purpose=PURPOSE)
+    stack.client(keys[PRINCIPAL]).lookup("phone", fields["phone"], purpose=PURPOSE)  # through the hub's city row
+    holders = ledger.holders(subject)
+    assert sorted((h.principal, h.domain) for h in holders) == [
+        ("acme", "partner:acme"), ("case-hub", "city"), ("intake-311", "city")]
+    assert all(h.first_issued_at <= h.last_issued_at for h in holders)
+    first = {h.principal: h.first_issued_at for h in holders}
+    stack.client(keys["acme"]).lookup("email", fields["email"], purpose=PURPOSE)  # again: still one row, same first
+    again = ledger.holders(subject)
+    assert len(again) == 3 and {h.principal: h.first_issued_at for h in again} == first
+
+    (outcome,) = stack.client(keys["privacy-officer"]).shred_subjects([subject], reason="resident request")
+    assert outcome.status == "shredded"
+    assert ledger.holders(subject) == []
+
+
+def test_no_value_reaches_the_ledger_or_the_translation_records(domains) -> None:  # type: ignore[no-untyped-def]
+    stack, keys = domains
+    canary = "Canary7Domains"
+    fields = {"email": f"{canary}@example.org", "phone": "(312) 555-7777", "ssn": "219-09-7777"}
+    subject, acme_tokens = collect(stack, keys, "acme", fields)
+    stack.client(keys["case-hub"]).translate(refs(acme_tokens), from_domain="partner:acme", purpose=PURPOSE)
+    stack.client(keys["case-hub"]).lookup("email", fields["email"], purpose=PURPOSE)
+    with stack.app.store.engine.connect() as conn:
+        stored = [tuple(r) for table in ("token_holders", "token_translations")
+                  for r in conn.execute(text(f"SELECT * FROM {table}"))]
+    assert any(subject in row for row in stored)
+    dumped = repr(stored).lower()
+    for value in (canary.lower(), "5557777", "555-7777", "219097777", "219-09-7777"):
+        assert value not in dumped, value
+    for token in acme_tokens.values():
+        assert token not in repr(stored)  # the ledger keeps no token either
+    assert canary.lower() not in stack.log.getvalue().lower()
