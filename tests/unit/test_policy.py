@@ -261,3 +261,77 @@ def test_request_deadlines_are_per_kind_and_checked() -> None:
         load_settings(request_deadline_days_by_kind={"complaints": 5})
     with pytest.raises(ConfigError, match="request_deadline_days"):
         load_settings(request_deadline_days=0)
+
+
+DOMAINS = textwrap.dedent("""\
+    version: 1
+    roles:
+      clerk:
+        grants:
+          - fields: [email]
+            actions: [detokenize, lookup]
+            purposes: [service_delivery]
+      hub:
+        grants:
+          - fields: "*"
+            actions: [translate]
+            purposes: "*"
+    principals:
+      intake-311: [clerk]
+      case-hub:
+        roles: [hub]
+      lab:
+        roles: [clerk]
+        domain: research
+    partners:
+      acme:
+        agreement: AGR-1
+        expires: 2026-12-31
+        roles: [clerk]
+      initech:
+        agreement: AGR-2
+        expires: 2026-12-31
+        roles: [clerk]
+        domain: vendors
+      umbrella:
+        agreement: AGR-3
+        expires: 2026-12-31
+        roles: [clerk]
+        domain: vendors
+    """)
+
+
+def test_every_principal_has_a_token_domain_and_each_partner_its_own_unless_joined() -> None:
+    policy = parse_policy(DOMAINS, CATALOG, today=TODAY)
+    assert {p: policy.domain_of(p) for p in ("intake-311", "case-hub", "lab", "acme", "initech", "umbrella", "nobody")} \
+        == {"intake-311": "city", "case-hub": "city", "lab": "research", "acme": "partner:acme",
+            "initech": "vendors", "umbrella": "vendors", "nobody": "city"}
+    assert policy.known_domains() == {"city", "research", "partner:acme", "vendors"}
+    assert policy.allows("case-hub", "translate", "ssn", "court_proceedings", TODAY)
+    assert not policy.warnings
+    # The old form (a list of roles) and the new (roles and a domain) grant the same.
+    assert policy.allows("lab", "lookup", "email", "service_delivery", TODAY)
+
+
+def test_a_partner_granted_translate_is_warned_about() -> None:
+    old = "    roles: [clerk]\n    domain: vendors\n  umbrella"
+    assert old in DOMAINS
+    text = DOMAINS.replace(old, old.replace("[clerk]", "[hub]"), 1)
+    warnings = parse_policy(text, CATALOG, today=TODAY).warnings
+    assert len(warnings) == 1 and "partner 'initech' is granted translate" in warnings[0], warnings
+    assert warnings[0].startswith("<policy>, line 25:")  # the partner's entry
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ("domain: research", "domain: Research Lab", 19, "domain 'Research Lab' must be lower_snake_case"),
+        ("    domain: research", "    domain: research\n    region: east", 20, "unknown key 'region'"),
+        ("  case-hub:\n    roles: [hub]", "  \"*\":\n    roles: [hub]\n    domain: hubs", 17,
+         "\"\\*\" grants to every principal and has no domain of its own"),
+    ],
+)
+def test_domain_errors_name_the_line(old: str, new: str, line: int, message: str) -> None:
+    assert old in DOMAINS
+    with pytest.raises(ConfigError, match=rf"^policy.yaml, line {line}: .*{message}"):
+        parse_policy(DOMAINS.replace(old, new, 1), CATALOG, "policy.yaml", today=TODAY)

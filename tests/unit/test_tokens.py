@@ -153,6 +153,27 @@ def test_derive_key_separates_uses_and_fields() -> None:
     assert derive_key(SecretBytes(os.urandom(32)), "blind-index", "email") != keys[("blind-index", "email")]
 
 
+def test_the_default_domain_derives_the_keys_of_before_and_each_domain_its_own() -> None:
+    """Known answer: the default domain's context is exactly the pre-domain one (HKDF-SHA256,
+    no salt, info pdv/v1/<use>/<field>), so tokens and indexes stored before domains stay valid."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from vault.services.index_keys import IndexKeys
+
+    root = SecretBytes(bytes(range(32)))
+    before = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"pdv/v1/blind-index/email").derive(root.reveal())
+    keys = IndexKeys(root)
+    assert keys.index_key("email") == keys.index_key("email", "city") == before
+    assert keys.token_key("email", "city") == HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"pdv/v1/deterministic-token/email").derive(root.reveal())
+    others = {keys.index_key("email", d) for d in ("partner:acme", "partner:globex", "vendors")}
+    assert len(others) == 3 and before not in others
+    assert keys.token_key("email", "partner:acme") not in others | {keys.token_key("email")}
+    assert derive_key(root, "blind-index", "email", "vendors") == HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"pdv/v1/blind-index/email/domain/vendors").derive(root.reveal())
+
+
 def test_blind_index_is_deterministic_per_key() -> None:
     key, other_key = os.urandom(32), os.urandom(32)
     index = blind_index(key, "ada@example.org")
