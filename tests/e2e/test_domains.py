@@ -17,7 +17,7 @@ from pdv_client import InvalidArgument, Record
 from sqlalchemy import text
 
 from tests.conftest import DATABASES
-from tests.support.stack import PRINCIPAL, Stack, stack_with_policy
+from tests.support.stack import PRINCIPAL, Stack, stack_with_policy, start_stack
 from vault.crypto import tokens as tk
 from vault.keys.openbao import OpenBaoServer
 
@@ -210,3 +210,43 @@ def test_no_value_reaches_the_ledger_or_the_translation_records(domains) -> None
     for token in acme_tokens.values():
         assert token not in repr(stored)  # the ledger keeps no token either
     assert canary.lower() not in stack.log.getvalue().lower()
+
+
+def test_default_domain_tokens_keep_working_across_the_upgrade(
+    openbao: OpenBaoServer, vault_token: str, database_url: str
+) -> None:
+    """Data stored before token domains: tokens made, the database taken back to the schema
+    before 0011 (no domain column, no ledger), then upgraded and served again. Every token
+    still reads, lookups still find the subject, and the same email tokenizes to the same
+    deterministic token: nothing was re-issued. (That the default domain's keys are the
+    pre-domain ones is the known-answer test in tests/unit/test_tokens.py.)"""
+    from vault.storage import migrate
+    from vault.storage.engine import create_store_engine
+
+    fields = person()
+    first = start_stack(openbao, database_url, vault_token)
+    try:
+        (rec,) = first.client().tokenize([Record(fields)], purpose=PURPOSE, source="intake")
+    finally:
+        first.stop()
+    engine = create_store_engine(database_url)
+    try:
+        migrate.downgrade(engine, "0008")
+        with engine.connect() as conn:
+            columns = set(conn.execute(text("SELECT * FROM field_values")).keys())
+        assert "domain" not in columns
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    second = start_stack(openbao, database_url, vault_token, migrate_first=False)
+    try:
+        client = second.client()
+        read = client.detokenize(refs(dict(rec.tokens)), purpose=PURPOSE)
+        assert [r.value for r in read] == [second.app.catalog.field(f).normalize(fields[f]) for f in sorted(fields)]
+        for f in fields:
+            assert [(m.subject_id, m.token) for m in client.lookup(f, fields[f], purpose=PURPOSE)] == [
+                (rec.subject_id, rec.tokens[f])]
+        (again,) = client.tokenize([Record({"email": fields["email"]})], purpose=PURPOSE, source="intake")
+        assert again.tokens["email"] == rec.tokens["email"]
+    finally:
+        second.stop()

@@ -211,3 +211,43 @@ def test_0009_keeps_per_item_rows_readable_and_verify_follows_a_chain_across_the
         migrate.upgrade(engine)
     finally:
         engine.dispose()
+
+
+def test_0011_puts_every_earlier_value_in_the_default_domain_and_downgrades(database_url: str) -> None:
+    """Values stored before 0011 were issued in the default domain: the upgrade says so without
+    touching them. Downgrading drops the ledger and the translation records, and the values of
+    other domains (the older schema would make their tokens valid everywhere)."""
+    from vault.storage import holders
+
+    engine = create_store_engine(database_url)
+    subject = _subject(1)
+    try:
+        migrate.upgrade(engine, "0008")
+        store = Store(engine)
+        _add_subjects(store, subject)
+        with store.transaction() as tx:
+            _add_old_values(tx, [_value(subject, "email", "pdv_old"), _value(subject, "phone", "pdv_old2")])
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert dict(conn.execute(text("SELECT token, domain FROM field_values")).all()) == {
+                "pdv_old": "city", "pdv_old2": "city"}
+        partner_row = list(_value(subject, "email", "pdv_acme"))
+        partner_row[VALUE_COLUMNS.index("domain")] = "partner:acme"
+        with store.transaction() as tx:
+            tx.add_values([tuple(partner_row)])
+            tx.record_holders([(subject, "partner:acme", "acme"), (subject, "city", "intake-311")], AT)
+            tx.record_holders([(_subject(9), "city", "intake-311")], AT)  # no such subject: not recorded
+        with store.snapshot() as tx:
+            assert sorted((h.principal, h.domain) for h in holders.holders_of(tx, subject)) == [
+                ("acme", "partner:acme"), ("intake-311", "city")]
+            assert holders.holders_of(tx, _subject(9)) == []
+            assert {r.token for r in tx.values_for_tokens(["pdv_old", "pdv_acme"], "", "city")} == {"pdv_old"}
+            assert {r.token for r in tx.values_for_tokens(["pdv_old", "pdv_acme"], "", "partner:acme")} == {"pdv_acme"}
+        migrate.downgrade(engine, "0008")
+        with engine.connect() as conn:
+            assert sorted(r[0] for r in conn.execute(text("SELECT token FROM field_values"))) == ["pdv_old", "pdv_old2"]
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM token_holders")).scalar() == 0
+    finally:
+        engine.dispose()
