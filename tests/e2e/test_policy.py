@@ -104,11 +104,16 @@ def collected(policy_stack: tuple[Stack, dict[str, str]]) -> dict[tuple[str, str
     return out
 
 
+def same_domain(principal: str) -> bool:
+    """Whether `principal` reads tokens of the loader's domain (a partner has a domain of its own)."""
+    return POLICY.domain_of(principal) == POLICY.domain_of("loader-svc")
+
+
 def expected_read(principal: str, field: str, access: str, collected_for: str, normalized: str) -> tuple[int, str]:
     view = POLICY.view(principal, field, access, TODAY)
     if view is None:
         return PERMISSION_DENIED, ""
-    if not CATALOG.compatible(access, collected_for):
+    if not CATALOG.compatible(access, collected_for) or not same_domain(principal):
         return NOT_FOUND, ""
     return OK, normalized if view == PLAIN else CATALOG.field(field).masked(normalized)
 
@@ -144,7 +149,8 @@ def test_lookup_matrix_matches_the_policy(
                     client.lookup(field, normalized, purpose=access)
                 continue
             found = [m.token for m in client.lookup(field, normalized, purpose=access)]
-            assert found == ([token] if CATALOG.compatible(access, collected_for) else []), (field, access)
+            expected = [token] if CATALOG.compatible(access, collected_for) and same_domain(principal) else []
+            assert found == expected, (field, access)
 
 
 def test_the_matrix_covers_allowed_and_denied_cells() -> None:
@@ -153,6 +159,7 @@ def test_the_matrix_covers_allowed_and_denied_cells() -> None:
     assert views == {PLAIN, MASKED, None}
     assert not POLICY.may_read_any("old-vendor", "benefits_eligibility", TODAY)  # expired partner
     assert POLICY.view("acme-mail", "email", "service_delivery", TODAY) == PLAIN
+    assert not same_domain("acme-mail")  # a partner's own token domain: the loader's tokens are not its
 
 
 # --- masking and oracle resistance ---------------------------------------------------
