@@ -64,7 +64,8 @@ SUBJECT_ACCESS = "subject_access"
 _NAMED_ONLY = frozenset({"detokenize", "detokenize_masked", "export"})
 # `translate`: convert a token of another domain into one of the caller's own domain
 # (TokenService.Translate). It links what domains keep apart, so it is meant for city-internal
-# hubs; the parser warns when a partner is granted it.
+# hubs, or a partner whose agreement provides for reading values collected elsewhere; the
+# parser warns when a partner is granted it.
 TRANSLATE = "translate"
 # The city-internal token domain: every principal the policy puts in no other. Its keys are
 # the ones derived before domains existed (vault/services/index_keys.py).
@@ -259,7 +260,8 @@ class _PolicyParser(NodeReader):
                     self.warnings.append(
                         f"{self.source}, line {key.start_mark.line + 1}: partner {partner.name!r} is granted translate, "
                         "which converts other domains' tokens into its own: partners are kept in domains of their own "
-                        "so that they cannot link residents; grant translate to city-internal hubs only")
+                        "so that they cannot link residents; grant it to a partner only as far as its agreement "
+                        "provides for reading values collected elsewhere")
         domains = {p: d for p, d in domains.items() if d != DEFAULT_DOMAIN}
         return Policy({p: frozenset(g) for p, g in grants.items()}, partners, tuple(self.warnings), self.source, domains)
 

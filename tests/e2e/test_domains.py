@@ -24,7 +24,7 @@ from vault.keys.openbao import OpenBaoServer
 from vault.storage import tables as t
 
 POLICY_FILE = Path(__file__).with_name("domains_policy.yaml")
-PRINCIPALS = ("case-hub", "email-hub", "privacy-officer", "acme", "globex", "initech", "umbrella")
+PRINCIPALS = ("case-hub", "email-hub", "privacy-officer", "acme", "globex", "initech", "umbrella", "courier")
 PURPOSE = "benefits_eligibility"
 OK, NOT_FOUND, PERMISSION_DENIED = 0, 5, 7
 _people = itertools.count(1)
@@ -156,10 +156,10 @@ def test_translation_needs_the_grant_and_is_logged_with_both_domains(domains) ->
     assert {"denied", "not_found", "invalid"} <= outcomes  # every refusal is in the access log
 
 
-def test_a_partner_reads_a_city_value_through_translation_of_a_token_it_was_given(domains) -> None:  # type: ignore[no-untyped-def]
+def test_a_partner_reads_a_city_value_only_through_a_translate_grant_of_its_own(domains) -> None:  # type: ignore[no-untyped-def]
     """The other direction: a value collected in the city's domain reaches a partner only as a
-    token of the partner's own domain. Here the city hub translates acme's token in, and acme's
-    later lookup finds nothing of the city's: nothing flows out unless translated into acme's domain."""
+    token of the partner's own domain, which the partner gets by translating the city's token
+    under a grant its agreement provides for (courier: email, for benefits_eligibility)."""
     stack, keys = domains
     fields = person()
     city_subject, city_tokens = collect(stack, keys, PRINCIPAL, fields)
@@ -168,6 +168,18 @@ def test_a_partner_reads_a_city_value_through_translation_of_a_token_it_was_give
     assert acme.lookup("email", fields["email"], purpose=PURPOSE) == []
     # acme has no translate grant: it cannot pull the city's tokens into its domain itself.
     assert [r.code for r in acme.translate(refs(city_tokens), from_domain="city", purpose=PURPOSE)] == [PERMISSION_DENIED] * 3
+
+    courier = stack.client(keys["courier"])
+    assert [r.code for r in courier.detokenize([(city_tokens["email"], "email")], purpose=PURPOSE)] == [NOT_FOUND]
+    (email,) = courier.translate([(city_tokens["email"], "email")], from_domain="city", purpose=PURPOSE)
+    assert email.ok and email.translated_token != city_tokens["email"]
+    (read,) = courier.detokenize([(email.translated_token, "email")], purpose=PURPOSE)
+    assert read.value == stack.app.catalog.field("email").normalize(fields["email"])
+    # Beyond the grant: a field it may not translate is refused (named) or unknown (not named).
+    (phone,) = courier.translate([(city_tokens["phone"], "phone")], from_domain="city", purpose=PURPOSE)
+    (unnamed,) = courier.translate([city_tokens["phone"]], from_domain="city", purpose=PURPOSE)
+    assert (phone.code, unnamed.code, unnamed.message) == (PERMISSION_DENIED, NOT_FOUND, "token not found")
+    assert ("courier", "partner:courier") in {(h.principal, h.domain) for h in stack.app.ledger.holders(city_subject)}
 
 
 def test_the_ledger_names_every_holder_and_a_shred_takes_it(domains) -> None:  # type: ignore[no-untyped-def]
