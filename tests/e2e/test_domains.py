@@ -193,14 +193,17 @@ def test_the_ledger_names_every_holder_and_a_shred_takes_it(domains) -> None:  #
     stack.client(keys["globex"]).lookup("email", fields["email"], purpose=PURPOSE)  # finds nothing: no holder
     stack.client(keys["case-hub"]).translate(refs(acme_tokens), from_domain="partner:acme", purpose=PURPOSE)
     stack.client(keys[PRINCIPAL]).lookup("phone", fields["phone"], purpose=PURPOSE)  # through the hub's city row
+    # Appending to a subject it names (a subject id is no secret) hands the caller tokens of it too.
+    stack.client(keys["umbrella"]).tokenize([Record({"phone": fields["phone"]}, subject_id=subject)], purpose=PURPOSE,
+                                            source="umbrella")
     holders = ledger.holders(subject)
     assert sorted((h.principal, h.domain) for h in holders) == [
-        ("acme", "partner:acme"), ("case-hub", "city"), ("intake-311", "city")]
+        ("acme", "partner:acme"), ("case-hub", "city"), ("intake-311", "city"), ("umbrella", "vendors")]
     assert all(h.first_issued_at <= h.last_issued_at for h in holders)
     first = {h.principal: h.first_issued_at for h in holders}
     stack.client(keys["acme"]).lookup("email", fields["email"], purpose=PURPOSE)  # again: still one row, same first
     again = ledger.holders(subject)
-    assert len(again) == 3 and {h.principal: h.first_issued_at for h in again} == first
+    assert len(again) == 4 and {h.principal: h.first_issued_at for h in again} == first
 
     (outcome,) = stack.client(keys["privacy-officer"]).shred_subjects([subject], reason="resident request")
     assert outcome.status == "shredded"

@@ -87,7 +87,7 @@ class DatabaseFloor:
             with self.store.transaction() as tx:
                 tx.existing_values(deterministic)  # a deterministic token may be stored already
                 tx.queue_tokenized(subjects, keys, values, request, stored)
-                tx.record_holders([(s[0], DEFAULT_DOMAIN, s[2]) for s in subjects], subjects[0][1])  # the ledger
+                tx.record_holders([(s[0], DEFAULT_DOMAIN, s[2]) for s in subjects], subjects[0][1], True)  # the ledger
                 _write_log(tx, log, head)
             return len(values)
 

@@ -136,7 +136,9 @@ class TokenizeService:
                 [row for row in plan.values if (row[2], row[1], row[0]) not in known] if known else plan.values,
                 (caller.principal, caller.request_id, fingerprint, answer, now) if remembered else None, stored_records,
             )
-            tx.record_holders([(subject, domain, caller.principal) for subject, _ in outcome.results if subject], now)
+            new = {row[0] for row in plan.subjects}
+            tx.record_holders([(s, domain, caller.principal) for s, _ in outcome.results if s and s in new], now, True)
+            tx.record_holders([(s, domain, caller.principal) for s, _ in outcome.results if s and s not in new], now)
             return outcome
 
         written = self.committer.run(write)

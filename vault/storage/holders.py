@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 # last_issued_at is to within this, and a burst of lookups of one person writes once.
 LAST_ISSUED_STEP = timedelta(minutes=1)
 
-_COLUMNS = "subject_id, domain, principal, first_issued_at, last_issued_at"
+_COLUMN_NAMES = ("subject_id", "domain", "principal", "first_issued_at", "last_issued_at")
+_COLUMNS = ", ".join(_COLUMN_NAMES)
 _ON_CONFLICT = (
     "ON CONFLICT (subject_id, domain, principal) DO UPDATE SET last_issued_at = excluded.last_issued_at "
     "WHERE token_holders.last_issued_at < {m}"
@@ -44,11 +45,20 @@ class Holder:
     last_issued_at: datetime
 
 
-def write_holders(tx: "Tx", rows: dict[tuple[str, str, str], datetime]) -> None:
-    """Insert or refresh (subject, domain, principal) -> issued-at, in key order."""
-    if not rows:
+def write_holders(tx: "Tx", rows: dict[tuple[str, str, str], tuple[datetime, bool]]) -> None:
+    """Insert or refresh (subject, domain, principal) -> (issued at, subject new in this transaction).
+
+    The rows of subjects this transaction creates cannot exist yet, nor their subject vanish:
+    they are bulk-inserted (COPY on PostgreSQL), without the check and lock the others take."""
+    fresh = sorted((k[0], k[1], k[2], at, at) for k, (at, new) in rows.items() if new)
+    tx.insert_rows("token_holders", _COLUMN_NAMES, fresh, (3, 4))
+    _upsert(tx, sorted((k, at) for k, (at, new) in rows.items() if not new))
+
+
+def _upsert(tx: "Tx", ordered: list[tuple[tuple[str, str, str], datetime]]) -> None:
+    """Insert or refresh rows of subjects that exist already, in key order."""
+    if not ordered:
         return
-    ordered = sorted(rows.items())
     if tx.dialect == "postgresql":
         at = [when for _, when in ordered]
         tx.execute(

@@ -25,7 +25,8 @@ class InsertQueue:
         self.values: list[tuple] = []
         self.requests: list[tuple] = []
         self.records: list[tuple] = []
-        self.holders: dict[tuple[str, str, str], datetime] = {}  # (subject, domain, principal) -> issued at
+        # (subject, domain, principal) -> (issued at, whether the subject is new in this transaction)
+        self.holders: dict[tuple[str, str, str], tuple[datetime, bool]] = {}
         self._answers: dict[tuple[str, str], StoredRequest] = {}
         self._value_keys: set[tuple[str, str, str]] = set()  # (token, field, subject id)
 
@@ -47,11 +48,12 @@ class InsertQueue:
         self.records += [(principal, request_id, *r) for r in records]
         self._answers[(principal, request_id)] = (fingerprint, response, list(records))
 
-    def add_holders(self, rows: Iterable[tuple[str, str, str]], at: datetime) -> None:
-        """Queue issuance-ledger rows (subject, domain, principal); the latest time of each is kept."""
+    def add_holders(self, rows: Iterable[tuple[str, str, str]], at: datetime, new_subjects: bool = False) -> None:
+        """Queue issuance-ledger rows (subject, domain, principal); the latest time of each is kept.
+        `new_subjects`: the subjects are created in this transaction (their rows need no check)."""
         for key in rows:
-            if at > self.holders.get(key, at - _EPSILON):
-                self.holders[key] = at
+            earlier, new = self.holders.get(key, (at - _EPSILON, False))
+            self.holders[key] = (max(at, earlier), new or new_subjects)
 
     def answer(self, principal: str, request_id: str) -> StoredRequest | None:
         """The queued tokenize answer under this request id, if a unit of this transaction made one."""

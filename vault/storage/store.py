@@ -284,10 +284,11 @@ class Tx:
         self._add_requests(queued.requests, queued.records)
         holders.write_holders(self, queued.holders)  # after the subjects they name
 
-    def record_holders(self, rows: Iterable[tuple[str, str, str]], at: datetime) -> None:
+    def record_holders(self, rows: Iterable[tuple[str, str, str]], at: datetime, new_subjects: bool = False) -> None:
         """Note that each (subject, domain, principal) was handed tokens of the subject at `at`: the
-        issuance ledger (vault.storage.holders), written at commit with the other queued rows."""
-        self.queued.add_holders(rows, at)
+        issuance ledger (vault.storage.holders), written at commit with the other queued rows.
+        `new_subjects`: the subjects are queued by this transaction (a plain insert, no check)."""
+        self.queued.add_holders(rows, at, new_subjects)
 
     # --- subjects and keys -----------------------------------------------------------
     def current_keys(self, subject_ids: Sequence[str]) -> dict[str, KeyRow]:
