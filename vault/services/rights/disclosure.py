@@ -167,7 +167,8 @@ class DisclosureService:
             tx.log_access([access_row(now, caller, CASE_ACTION, purpose, NO_OPEN_CASE, token=case_id)])
             return _NoOpenCase()
         by_token: dict[str, list[ValueRow]] = {}
-        for row in tx.values_for_tokens(tokens, purpose):
+        # A token is valid only in the token domain it was issued in: the caller's (vault/services/domains).
+        for row in tx.values_for_tokens(tokens, purpose, self.access.policy.domain_of(caller.principal)):
             by_token.setdefault(row.token, []).append(row)
         found = [[r for r in by_token.get(it.token, ()) if not it.field or r.field == it.field] if shape else []
                  for it, shape in zip(items, shapes)]

@@ -189,6 +189,40 @@ export interface LookupResponse {
   results: LookupResult[];
 }
 
+/** TranslateRequest is a batch of tokens of one other domain, converted for one purpose. */
+export interface TranslateRequest {
+  /** Why the tokens are translated; must be compatible with each value's collection purpose. */
+  purpose: string;
+  /** The token domain the tokens were issued in (policy `domain`, e.g. `partner:acme`). */
+  fromDomain: string;
+  /** The tokens, as in Detokenize (the field is required for format-preserving tokens). */
+  items: DetokenizeItem[];
+  /** Caller-chosen id, recorded in the access log. */
+  requestId: string;
+}
+
+/** TranslateResult is the outcome for one item. */
+export interface TranslateResult {
+  /** The token as asked. */
+  token: string;
+  /** The field it belongs to (empty unless code is OK). */
+  field: string;
+  /** The token of the same value in the caller's domain (empty unless code is OK). */
+  translatedToken: string;
+  /** gRPC status code number: 0 OK, 5 NOT_FOUND (identical for every miss). */
+  code: number;
+  /** Why, when code is not OK. */
+  message: string;
+}
+
+/** TranslateResponse has one result per item, in order. */
+export interface TranslateResponse {
+  /** The results. */
+  results: TranslateResult[];
+  /** The caller's token domain, which every translated token belongs to. */
+  domain: string;
+}
+
 function createBaseRecord(): Record {
   return { subjectId: "", fields: {} };
 }
@@ -1391,6 +1425,267 @@ export const LookupResponse: MessageFns<LookupResponse> = {
   },
 };
 
+function createBaseTranslateRequest(): TranslateRequest {
+  return { purpose: "", fromDomain: "", items: [], requestId: "" };
+}
+
+export const TranslateRequest: MessageFns<TranslateRequest> = {
+  encode(message: TranslateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.purpose !== "") {
+      writer.uint32(10).string(message.purpose);
+    }
+    if (message.fromDomain !== "") {
+      writer.uint32(18).string(message.fromDomain);
+    }
+    for (const v of message.items) {
+      DetokenizeItem.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.requestId !== "") {
+      writer.uint32(34).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TranslateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTranslateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.purpose = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromDomain = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.items.push(DetokenizeItem.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TranslateRequest>): TranslateRequest {
+    return TranslateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TranslateRequest>): TranslateRequest {
+    const message = createBaseTranslateRequest();
+    message.purpose = object.purpose ?? "";
+    message.fromDomain = object.fromDomain ?? "";
+    message.items = object.items?.map((e) => DetokenizeItem.fromPartial(e)) || [];
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseTranslateResult(): TranslateResult {
+  return { token: "", field: "", translatedToken: "", code: 0, message: "" };
+}
+
+export const TranslateResult: MessageFns<TranslateResult> = {
+  encode(message: TranslateResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.field !== "") {
+      writer.uint32(18).string(message.field);
+    }
+    if (message.translatedToken !== "") {
+      writer.uint32(26).string(message.translatedToken);
+    }
+    if (message.code !== 0) {
+      writer.uint32(32).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(42).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TranslateResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTranslateResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.translatedToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TranslateResult>): TranslateResult {
+    return TranslateResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TranslateResult>): TranslateResult {
+    const message = createBaseTranslateResult();
+    message.token = object.token ?? "";
+    message.field = object.field ?? "";
+    message.translatedToken = object.translatedToken ?? "";
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseTranslateResponse(): TranslateResponse {
+  return { results: [], domain: "" };
+}
+
+export const TranslateResponse: MessageFns<TranslateResponse> = {
+  encode(message: TranslateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      TranslateResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.domain !== "") {
+      writer.uint32(18).string(message.domain);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TranslateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTranslateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(TranslateResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.domain = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TranslateResponse>): TranslateResponse {
+    return TranslateResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TranslateResponse>): TranslateResponse {
+    const message = createBaseTranslateResponse();
+    message.results = object.results?.map((e) => TranslateResult.fromPartial(e)) || [];
+    message.domain = object.domain ?? "";
+    return message;
+  },
+};
+
 /**
  * TokenService is the data path of PDV. Every call needs an API key (metadata
  * `x-api-key`) or, where configured, a client certificate.
@@ -1427,6 +1722,19 @@ export const TokenServiceService = {
     responseSerialize: (value: LookupResponse): Buffer => Buffer.from(LookupResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LookupResponse => LookupResponse.decode(value),
   },
+  /**
+   * Translate converts tokens issued in another token domain into tokens of the caller's
+   * own domain (needs the `translate` grant). Nothing is returned but tokens.
+   */
+  translate: {
+    path: "/pdv.v1.TokenService/Translate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TranslateRequest): Buffer => Buffer.from(TranslateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TranslateRequest => TranslateRequest.decode(value),
+    responseSerialize: (value: TranslateResponse): Buffer => Buffer.from(TranslateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TranslateResponse => TranslateResponse.decode(value),
+  },
 } as const;
 
 export interface TokenServiceServer extends UntypedServiceImplementation {
@@ -1436,6 +1744,11 @@ export interface TokenServiceServer extends UntypedServiceImplementation {
   detokenize: handleUnaryCall<DetokenizeRequest, DetokenizeResponse>;
   /** Lookup finds the tokens (and subjects) that hold a given value of a field. */
   lookup: handleUnaryCall<LookupRequest, LookupResponse>;
+  /**
+   * Translate converts tokens issued in another token domain into tokens of the caller's
+   * own domain (needs the `translate` grant). Nothing is returned but tokens.
+   */
+  translate: handleUnaryCall<TranslateRequest, TranslateResponse>;
 }
 
 export interface TokenServiceClient extends Client {
@@ -1486,6 +1799,25 @@ export interface TokenServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LookupResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Translate converts tokens issued in another token domain into tokens of the caller's
+   * own domain (needs the `translate` grant). Nothing is returned but tokens.
+   */
+  translate(
+    request: TranslateRequest,
+    callback: (error: ServiceError | null, response: TranslateResponse) => void,
+  ): ClientUnaryCall;
+  translate(
+    request: TranslateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TranslateResponse) => void,
+  ): ClientUnaryCall;
+  translate(
+    request: TranslateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TranslateResponse) => void,
   ): ClientUnaryCall;
 }
 
