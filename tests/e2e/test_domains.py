@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 
 from tests.conftest import DATABASES
 from tests.e2e.test_canaries import Book, _access_log, _database_contents
+from tests.support.access_log import logged_items
 from tests.support.stack import PRINCIPAL, Stack, stack_with_policy, start_stack
 from vault.crypto import tokens as tk
 from vault.keys.openbao import OpenBaoServer
@@ -125,8 +126,8 @@ def test_translation_needs_the_grant_and_is_logged_with_both_domains(domains) ->
         recorded = conn.execute(text(
             "SELECT subject_id, field, from_domain, to_domain, outcome FROM token_translations "
             "WHERE principal = 'case-hub' AND request_id = :r ORDER BY id"), {"r": f"{request_id}/0"}).all()
-        log = conn.execute(text("SELECT action, subject_id, field, token, outcome FROM access_log "
-                                "WHERE request_id = :r ORDER BY id"), {"r": f"{request_id}/0"}).all()
+    log = [(i["action"], i["subject_id"], i["field"], i["token"], i["outcome"])
+           for i in logged_items(stack.app.store, request_id=f"{request_id}/0")]
     assert sorted(tuple(r) for r in recorded) == [(subject, f, "partner:acme", "city", "ok") for f in sorted(fields)]
     assert sorted(tuple(r) for r in log) == sorted(("translate", subject, f, acme_tokens[f], "ok") for f in fields)
 
@@ -150,9 +151,8 @@ def test_translation_needs_the_grant_and_is_logged_with_both_domains(domains) ->
         hub.translate(refs(acme_tokens), from_domain="partner:nobody", purpose=PURPOSE)
     with pytest.raises(InvalidArgument, match="from_domain: is the caller's own domain"):
         hub.translate(refs(acme_tokens), from_domain="city", purpose=PURPOSE)
-    with stack.app.store.engine.connect() as conn:
-        outcomes = {r[0] for r in conn.execute(text(
-            "SELECT outcome FROM access_log WHERE action = 'translate' AND principal IN ('intake-311', 'case-hub')"))}
+    outcomes = {i["outcome"] for p in ("intake-311", "case-hub")
+                for i in logged_items(stack.app.store, action="translate", principal=p)}
     assert {"denied", "not_found", "invalid"} <= outcomes  # every refusal is in the access log
 
 
@@ -244,7 +244,7 @@ def test_default_domain_tokens_keep_working_across_the_upgrade(
     openbao: OpenBaoServer, vault_token: str, database_url: str
 ) -> None:
     """Data stored before token domains: tokens made, the database taken back to the schema
-    before 0011 (no domain column, no ledger), then upgraded and served again. Every token
+    before 0011 (revision 0010: no domain column, no ledger), then upgraded and served again. Every token
     still reads, lookups still find the subject, and the same email tokenizes to the same
     deterministic token: nothing was re-issued. (That the default domain's keys are the
     pre-domain ones is the known-answer test in tests/unit/test_tokens.py.)"""
@@ -259,7 +259,7 @@ def test_default_domain_tokens_keep_working_across_the_upgrade(
         first.stop()
     engine = create_store_engine(database_url)
     try:
-        migrate.downgrade(engine, "0008")
+        migrate.downgrade(engine, "0010")  # the schema just before token domains
         with engine.connect() as conn:
             columns = set(conn.execute(text("SELECT * FROM field_values")).keys())
         assert "domain" not in columns
