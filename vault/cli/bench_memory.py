@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 
 from vault.domain import WrappedKey
 from vault.secret import SecretBytes
@@ -50,6 +51,7 @@ class MemoryStore:
         self.reserved: set[tuple[str, str]] = set()
         self.requests: dict[tuple[str, str], tuple] = {}
         self.log: list[tuple] = []
+        self.holders: dict[tuple[str, str, str], datetime] = {}  # the issuance ledger
 
     @contextmanager
     def transaction(self) -> Iterator["MemoryTx"]:
@@ -101,12 +103,12 @@ class MemoryTx:
             principal, request_id, fingerprint, answer, _at = request
             store.requests[(principal, request_id)] = (fingerprint, answer, list(records))
 
-    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "") -> list[ValueRow]:
+    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "", domain: str | None = None) -> list[ValueRow]:
         keys, out = self.store.keys, []
         for token in tokens:
             for v in self.store.values.get(token, ()):
                 key = keys.get((v[0], v[3]))
-                if key is not None:
+                if key is not None and (domain is None or v[12] == domain):
                     out.append(ValueRow(v[2], v[1], v[0], v[3], v[4], key[0], v[6], False))
         return out
 
@@ -118,4 +120,7 @@ class MemoryTx:
 
     def log_access(self, rows: Sequence[tuple]) -> None:
         self.store.log.extend(rows)
+
+    def record_holders(self, rows: Iterable[tuple[str, str, str]], at: datetime, new_subjects: bool = False) -> None:
+        self.store.holders.update((row, at) for row in rows)
 
