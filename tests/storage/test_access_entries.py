@@ -176,12 +176,15 @@ def test_verify_cited_checks_the_mac_and_the_checkpoint_after_it(store: Store, t
 
     _edit_item(store, "r3", bob_reads_ssn_as_email)
     after = cite()
-    # r3 no longer recomputes; r1 and r2 still do, but the chain from them to the checkpoint breaks at r3.
+    # r3 no longer recomputes; r1 and r2 still do (the walk past them is `pdv audit verify`'s).
     assert not after[ids[2]] and "does not recompute from its predecessor" in after[ids[2]].why
-    assert not after[ids[0]] and not after[ids[1]] and "seq 3" in after[ids[0]].why
+    assert after[ids[0]] and after[ids[1]]
+    with store.engine.begin() as conn:  # the entry before r2 deleted: r2 can no longer be checked
+        conn.execute(text("DELETE FROM access_log WHERE id = :i"), {"i": ids[0]})
+    assert "the entry before it on its chain is missing" in cite()[ids[1]].why
 
 
-def test_verify_cited_walks_only_to_the_next_checkpoint(store: Store, tmp_path: Path) -> None:
+def test_verify_cited_fails_only_the_edited_entry(store: Store, tmp_path: Path) -> None:
     chain = _chain(store, tmp_path, every=2)
     for n in range(6):
         with store.transaction() as tx:
@@ -193,6 +196,5 @@ def test_verify_cited_walks_only_to_the_next_checkpoint(store: Store, tmp_path: 
     with store.engine.begin() as conn:  # an entry past the checkpoint after the cited one is edited
         conn.execute(text("UPDATE access_log SET outcome = 'denied' WHERE id = :i"), {"i": ids[4]})
     got = verify_cited(repo, KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"), ids)
-    # Only q4 fails: q3's walk ends at the checkpoint at its own seq, and q5 recomputes from
-    # q4's stored MAC (the edit changed q4's fields, not its MAC).
+    # Only q4 fails: q5 recomputes from q4's stored MAC (the edit changed q4's fields, not its MAC).
     assert [bool(got[i]) for i in ids] == [True, True, True, True, False, True]

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import bindparam, Connection, insert, select
 
 from vault.storage import tables as t
 from vault.storage.access_items import decode_items
@@ -191,6 +191,19 @@ class AuditRepository:
         with self.store.snapshot() as tx:
             row = tx.conn.execute(stmt).first()
         return None if row is None else (row.seq, bytes(row.mac) if row.mac is not None else None)
+
+    def predecessors(self, chain_id: str, entry_ids: list[int]) -> dict[int, tuple[int, bytes | None]]:
+        """predecessor() of each of `entry_ids` on one chain, in one read transaction."""
+        c = t.access_log.c
+        stmt = (select(c.seq, c.mac).where(c.id < bindparam("entry"), c.chain_id == chain_id)
+                .order_by(c.id.desc()).limit(1))
+        out: dict[int, tuple[int, bytes | None]] = {}
+        with self.store.snapshot() as tx:
+            for entry_id in entry_ids:
+                row = tx.conn.execute(stmt, {"entry": entry_id}).first()
+                if row is not None:
+                    out[entry_id] = (row.seq, bytes(row.mac) if row.mac is not None else None)
+        return out
 
     def index_rows(self, batch: int = 10_000, conn: Connection | None = None) -> Iterator[tuple[int, str]]:
         """The per-subject index as (entry id, subject id), in entry id order, streamed."""
