@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.support.databases import PG_ADMIN_DSN, PG_URL, ensure_postgres
-from vault.cli.bench import PURPOSE, person
+from vault.cli.bench_records import PURPOSE, person
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
 
 PG_ADMIN_URL = PG_URL.format(name="test")

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event
 
 from tests.support.databases import postgres_database
-from vault.cli.bench import PURPOSE, person
+from vault.cli.bench_records import PURPOSE, person
 from vault.cli.bench_db_floor import DatabaseFloor
 from vault.storage import migrate
 from vault.storage.engine import create_store_engine

@@ -32,11 +32,11 @@ from vault.cli.bench_report import report_log_times
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
 from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_oracle import oracle_latencies
+from vault.cli.bench_records import PURPOSE, person
 from vault.cli.bench_stack import STRANGER, BenchStack
 from vault.bootstrap import rotation_service
 from vault.config import hash_api_key, load_settings
 
-PURPOSE = "benefits_eligibility"
 FIELDS_PER_RECORD = 5
 
 
@@ -62,17 +62,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="instead: count CPU instructions per field in process under callgrind (vault/cli/bench_profile.py)")
     bench_profile.add_arguments(p)
     p.set_defaults(run=run_bench)
-
-
-def person(i: int) -> dict[str, str]:
-    letters = "".join(chr(97 + (i // 26**j) % 26) for j in range(5))
-    return {
-        "full_name": f"Resident {letters.capitalize()}",
-        "email": f"r{i}@example.org",
-        "phone": f"212{i % 10_000_000:07d}",
-        "street_address": f"{i % 9999 + 1} Main Street",
-        "date_of_birth": f"19{50 + i % 50}-0{1 + i % 9}-1{i % 10}",
-    }
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ from vault.api.token_servicer import TokenServicer
 from vault.catalog import load_catalog
 from vault.cli.bench_lean import LeanVault
 from vault.cli.bench_memory import MemoryKek, MemoryStore
+from vault.cli.bench_records import BENCH_POLICY, PURPOSE, person
 from vault.crypto.aead import new_data_key
 from vault.domain import Principal
 from vault.policy import PolicyHolder, parse_policy
@@ -54,36 +55,13 @@ from vault.services.lookup import LookupQuery, LookupService
 from vault.services.tokenize import TokenizeService
 from vault.services.tokenize_model import RecordIn
 
-PURPOSE = "benefits_eligibility"
 PRINCIPAL = "bench"
-POLICY = """version: 1
-roles:
-  developer:
-    grants:
-      - fields: "*"
-        actions: [tokenize, detokenize, lookup]
-        purposes: "*"
-principals:
-  bench: [developer]
-"""
 WARM_RECORDS = 50
 # Phases in the order they run (detokenize reads what tokenize stored), measured one by one.
 PHASES = ("tokenize", "detokenize", "lookup", "tokenize_rpc", "detokenize_rpc", "lean_tokenize", "lean_detokenize")
 # Each PDV phase and the lean loop it is held against.
 PAIRS = {"tokenize": "lean_tokenize", "detokenize": "lean_detokenize",
          "tokenize_rpc": "lean_tokenize", "detokenize_rpc": "lean_detokenize"}
-
-
-def person(i: int) -> dict[str, str]:
-    """`pdv bench`'s record: five fields, two of them searchable, one deterministic."""
-    letters = "".join(chr(97 + (i // 26**j) % 26) for j in range(5))
-    return {
-        "full_name": f"Resident {letters.capitalize()}",
-        "email": f"r{i}@example.org",
-        "phone": f"212{i % 10_000_000:07d}",
-        "street_address": f"{i % 9999 + 1} Main Street",
-        "date_of_birth": f"19{50 + i % 50}-0{1 + i % 9}-1{i % 10}",
-    }
 
 
 class _Context:
@@ -106,7 +84,7 @@ class Workload:
         committer = GroupCommitter(self.store)  # type: ignore[arg-type]
         keyring = KeyRing(provider)
         index_keys = IndexKeys(new_data_key())
-        access = AccessControl(PolicyHolder(parse_policy(POLICY, catalog)), catalog, clock)
+        access = AccessControl(PolicyHolder(parse_policy(BENCH_POLICY, catalog)), catalog, clock)
         limits = Limits()
         self.tokenizer = TokenizeService(self.store, committer, keyring, index_keys, catalog, limits, clock, access)  # type: ignore[arg-type]
         self.detokenizer = DetokenizeService(committer, keyring, catalog, limits, clock, access)

@@ -16,6 +16,7 @@ from pdv_client.raw import wait_until_serving
 from pdv_client.tls import tls_credentials
 
 from vault.certs import write_dev_pki
+from vault.cli.bench_records import BENCH_POLICY
 from vault.config import hash_api_key
 from vault.keys.openbao import OpenBaoServer, create_service_token, free_loopback_port, provision_transit
 from vault.keys.transit import TransitKeyProvider, make_client
@@ -27,17 +28,6 @@ from vault.storage.scratch import create_scratch_database, drop_database
 # A second authenticated principal that the bench policy grants nothing: its detokenize
 # calls are refused at the caller level (the oracle figure needs one).
 STRANGER = "bench-stranger"
-# The development policy's grants, but for the `bench` principal only (not "*").
-BENCH_POLICY = """version: 1
-roles:
-  developer:
-    grants:
-      - fields: "*"
-        actions: [tokenize, detokenize, lookup]
-        purposes: "*"
-principals:
-  bench: [developer]
-"""
 
 
 class BenchStack:
