@@ -19,6 +19,7 @@ from pdv_client import PdvClient
 from pdv_client.errors import PdvError as ClientError
 from tqdm import tqdm
 
+from vault.cli.audit_output import print_verdict
 from vault.cli.client_cmds import EXIT_CALL_FAILED, _client
 from vault.cli.keys_output import print_status, show_period
 
@@ -161,27 +162,10 @@ def audit_verify(args: argparse.Namespace) -> int:
         if report.empty:
             print("audit log: empty (no index root yet)")
             return 0
-        if not report.intact:
-            count = report.problem_count
-            print(f"audit log TAMPERED: {count} problem{'s' if count != 1 else ''} found "
-                  f"({report.entries} entries in {report.chains} chain(s))", file=sys.stderr)
-            for problem in report.problems:
-                print(f"  {problem}", file=sys.stderr)
-            if report.unlisted:
-                print(f"  ... and {report.unlisted} more not listed (the first {len(report.problems)} are)",
-                      file=sys.stderr)
-            _notes(report.notes)
-            return 1
-        print(f"audit log intact: {report.entries} entries in {report.chains} chain(s), "
-              f"{report.checkpoints} signed checkpoint(s) verified", flush=True)
-        _notes(report.notes)
-        return 0
+        return print_verdict(report.intact, problem_count=report.problem_count, entries=report.entries, items=None,
+                             chains=report.chains, checkpoints=report.checkpoints, problems=report.problems,
+                             unlisted=report.unlisted, listed_at_most=len(report.problems), notes=report.notes)
     return over_api(args, go)
-
-
-def _notes(notes: tuple[str, ...]) -> None:
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
 
 
 def hold_list(args: argparse.Namespace) -> int:

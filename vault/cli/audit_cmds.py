@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vault.bootstrap import audit_tools, verify_sink
 from vault.cli import admin_api
+from vault.cli.audit_output import print_verdict
 from vault.cli.client_cmds import _connection_args
 from vault.config import load_settings
 from vault.errors import InvalidInput
@@ -67,25 +68,9 @@ def run_verify(args: argparse.Namespace) -> int:
             print("audit log: empty (no index root yet)")
             return 0
         report = verify_log(repo, key, signer, sink)
-    if not report.ok:
-        count = report.problem_count
-        print(f"audit log TAMPERED: {count} problem{'s' if count != 1 else ''} found "
-              f"({report.entries} entries, {report.items} items, in {report.chains} chain(s))", file=sys.stderr)
-        for problem in report.problems:
-            print(f"  {problem}", file=sys.stderr)
-        if report.unlisted:
-            print(f"  ... and {report.unlisted} more not listed (the first {MAX_PROBLEMS} are)", file=sys.stderr)
-        _print_notes(report.notes)
-        return 1
-    print(f"audit log intact: {report.entries} entries in {report.chains} chain(s), {report.items} items, "
-          f"{report.checkpoints} signed checkpoint(s) verified", flush=True)
-    _print_notes(report.notes)
-    return 0
-
-
-def _print_notes(notes: list[str]) -> None:
-    for note in notes:  # after the verdict: what an auditor reads first is intact or not
-        print(f"note: {note}", file=sys.stderr)
+    return print_verdict(report.ok, problem_count=report.problem_count, entries=report.entries, items=report.items,
+                         chains=report.chains, checkpoints=report.checkpoints, problems=report.problems,
+                         unlisted=report.unlisted, listed_at_most=MAX_PROBLEMS, notes=report.notes)
 
 
 def run_export(args: argparse.Namespace) -> int:
