@@ -60,31 +60,22 @@ def verify_cited(repo: AuditRepository, key: bytes, signer: Signer, sink: Checkp
 
 
 class _SignedMarks:
-    """The checkpoints of every chain, each signature checked (a Vault call) only when needed:
-    a report costs about one check per chain, not one per checkpoint stored."""
+    """The checkpoints of every chain; a signature is checked (a Vault call) only when it is the
+    newest of its chain, so a report costs about one check per chain, not one per checkpoint."""
 
     def __init__(self, signer: Signer, checkpoints: Iterable[Checkpoint]) -> None:
         self._signer = signer
-        self._by_chain: dict[str, dict[int, list[Checkpoint]]] = {}
+        self._by_chain: dict[str, list[Checkpoint]] = {}
         for cp in checkpoints:
             if cp.seq > 0:
-                self._by_chain.setdefault(cp.chain_id, {}).setdefault(cp.seq, []).append(cp)
-        self._seqs = {chain: sorted(marks) for chain, marks in self._by_chain.items()}
-        self._checked: dict[tuple[str, int], bytes | None] = {}
+                self._by_chain.setdefault(cp.chain_id, []).append(cp)
 
     def newest(self, chain: str) -> int | None:
-        """The seq of the chain's newest checkpoint whose signature holds (usually one Vault call)."""
-        for mark in reversed(self._seqs.get(chain, [])):
-            if self._signed_mac(chain, mark) is not None:
-                return mark
+        """The seq of the chain's newest checkpoint whose signature holds."""
+        for cp in sorted(self._by_chain.get(chain, []), key=lambda c: c.seq, reverse=True):
+            if self._signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature):
+                return cp.seq
         return None
-
-    def _signed_mac(self, chain: str, seq: int) -> bytes | None:
-        if (chain, seq) not in self._checked:
-            self._checked[(chain, seq)] = next(
-                (cp.mac for cp in self._by_chain[chain][seq]
-                 if self._signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature)), None)
-        return self._checked[(chain, seq)]
 
 
 def _cited_on_chain(repo: AuditRepository, key: bytes, chain: str, cited: list[LogRow],

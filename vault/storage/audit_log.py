@@ -174,26 +174,10 @@ class AuditRepository:
             out.update((row.id, row) for row in self._stream(stmt, 500))
         return out
 
-    def chain_rows(self, chain_id: str, first_id: int, last_id: int | None = None, batch: int = 1_000) -> Iterator[LogRow]:
-        """The entries of one chain from id `first_id` on (to `last_id`, inclusive), in id order."""
-        c = t.access_log.c
-        stmt = select(*self._row_columns()).where(c.chain_id == chain_id, c.id >= first_id).order_by(c.id)
-        if last_id is not None:
-            stmt = stmt.where(c.id <= last_id)
-        yield from self._stream(stmt, batch)
-
-    def predecessor(self, chain_id: str, entry_id: int) -> tuple[int, bytes | None] | None:
-        """The (seq, mac) of the nearest entry before `entry_id` on its chain; None if none.
-        A backward walk of the primary key: chains interleave, so it is a few rows away."""
-        c = t.access_log.c
-        stmt = (select(c.seq, c.mac).where(c.id < entry_id, c.chain_id == chain_id)
-                .order_by(c.id.desc()).limit(1))
-        with self.store.snapshot() as tx:
-            row = tx.conn.execute(stmt).first()
-        return None if row is None else (row.seq, bytes(row.mac) if row.mac is not None else None)
-
     def predecessors(self, chain_id: str, entry_ids: list[int]) -> dict[int, tuple[int, bytes | None]]:
-        """predecessor() of each of `entry_ids` on one chain, in one read transaction."""
+        """The (seq, mac) of the nearest entry before each of `entry_ids` on one chain (left out where
+        there is none), in one read transaction. A backward walk of the primary key: chains
+        interleave, so it is a few rows away."""
         out: dict[int, tuple[int, bytes | None]] = {}
         with self.store.snapshot() as tx:
             # A driver-level statement: a report asks this once per cited entry (1,000 for a

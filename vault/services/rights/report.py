@@ -38,7 +38,7 @@ from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.rights.links import link, require_open_case
 from vault.services.rights.report_model import (
-    AccessReport, ReportAccess, ReportConsent, ReportCorrection, ReportDestruction, ReportHold, ReportValue,
+    AccessReport, ReportAccess, ReportConsent, ReportCorrection, ReportDestruction, ReportValue,
 )
 from vault.services.rights.report_words import LOG_PURPOSES, action_text, mask_token, outcome_text, period_text
 from vault.services.tokenize_model import is_subject_id, require_subject_id
@@ -116,7 +116,7 @@ class ReportService:
             [self._destruction(t) for t in tombstones],
             [ReportConsent(p, self.catalog.describe_purpose(p), p in opt_outs, opt_outs.get(p))
              for p in sorted(self.catalog.purposes) if p != SUBJECT_ACCESS],
-            [ReportHold(h.case_id, h.reason, h.placed_at, h.placed_by, h.released_at) for h in holds],
+            holds,
             len(accesses), sum(1 for a in accesses if a.verified is True), sum(1 for a in accesses if a.verified is False),
             METHOD,
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from vault.storage.report import HoldRow
+
 
 @dataclass(frozen=True, slots=True)
 class ReportCorrection:
@@ -79,15 +81,6 @@ class ReportConsent:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportHold:
-    case_id: str
-    reason: str
-    placed_at: datetime
-    placed_by: str
-    released_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class AccessReport:
     subject_id: str
     generated_at: datetime
@@ -98,7 +91,7 @@ class AccessReport:
     accesses: list[ReportAccess]
     destroyed: list[ReportDestruction]
     consent: list[ReportConsent]
-    holds: list[ReportHold]
+    holds: list[HoldRow]  # as stored: case, reason, placed at / by, released at
     entries_cited: int
     entries_verified: int
     entries_failed: int
