@@ -17,7 +17,7 @@ from pdv_client.errors import Unavailable
 from sqlalchemy.engine import make_url
 
 from tests.conftest import DATABASES
-from tests.e2e.test_failures import wait_until_active, wait_until_stopped
+from tests.e2e.test_failures import own_bao, wait_until_active, wait_until_stopped  # noqa: F401  (own_bao: a fixture)
 from tests.support.databases import PG_ADMIN_DSN, postgres_database
 from tests.support.observe import NOT_SERVING, SERVING, HealthWatch, check, http_get, scrape, value
 from tests.support.stack import Stack, service_token, start_stack
@@ -31,16 +31,6 @@ PROBE = {"health_check_seconds": 0.2, "metrics_address": "127.0.0.1:0"}
 
 def statuses(stack: Stack) -> list[int]:
     return [check(stack, name) for name in SERVICES]
-
-
-@pytest.fixture
-def own_bao(tmp_path: Path) -> Iterator[OpenBaoServer]:
-    """An OpenBao of this test's own, free to be sealed."""
-    bao = OpenBaoServer(tmp_path / "openbao").start()
-    try:
-        yield bao
-    finally:
-        bao.kill()
 
 
 def test_sealed_vault_is_not_serving_until_unsealed(own_bao: OpenBaoServer, database_url: str) -> None:
