@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vault.cli.bench_floors import FLOORS, ratio_key
+
 FIGURES = (
     "tokenize_fields_per_s", "detokenize_cold_fields_per_s", "detokenize_warm_fields_per_s", "lookup_queries_per_s",
     "single_detokenize_calls_per_s", "single_detokenize_p99_ms", "single_lookup_calls_per_s",
@@ -15,6 +17,8 @@ FIGURES = (
     "db_floor_tokenize_fields_per_s", "db_floor_detokenize_fields_per_s",
     "audit_checkpoint_ms", "audit_checkpoint_cpu_ms",
     "tokenize_rare_checkpoints_fields_per_s", "tokenize_default_checkpoints_fields_per_s",
+    "single_detokenize_cpu_us", "single_lookup_cpu_us", "single_tokenize_cpu_us", "grpc_floor_cpu_us",
+    *(ratio_key(floor) for floor in FLOORS),
     *(f"oracle_{case}_{stat}_us" for case in ("allowed", "unknown", "shredded", "forbidden_caller", "forbidden_value")
       for stat in ("p50", "p99")),
 )
@@ -37,6 +41,10 @@ def test_bench_runs_and_writes_every_figure(tmp_path: Path) -> None:
     # worth and in under its second: the checkpoint rates are reported, and may be zero.
     assert all(figures[name] >= 0 for name in RATES), {name: figures.get(name) for name in RATES}
     assert "tokenize_fields_per_s" in done.stdout
+    # each figure is printed beside its floor, with the ratio the JSON holds
+    ratio = figures["tokenize_fields_per_s_to_db_floor_tokenize_fields_per_s_ratio"]
+    assert ratio == figures["tokenize_fields_per_s"] / figures["db_floor_tokenize_fields_per_s"]
+    assert f"{ratio:.2f} of the floor" in done.stdout
 
 
 def test_bench_times_the_report_log_reads_at_each_size(tmp_path: Path) -> None:

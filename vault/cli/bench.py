@@ -31,6 +31,7 @@ from vault.cli.bench_anchor import checkpoint_cost
 from vault.cli.bench_report import report_log_times
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
 from vault.cli.bench_floor import FloorServer
+from vault.cli.bench_floors import cpu_seconds, floor_table, ratios
 from vault.cli.bench_oracle import oracle_latencies
 from vault.cli.bench_records import PURPOSE, person
 from vault.cli.bench_stack import STRANGER, BenchStack
@@ -142,7 +143,9 @@ def run_bench(args: argparse.Namespace) -> int:
         }
         for name, bodies in singles.items():
             method = name.capitalize()
+            cpu = cpu_seconds(bench.server_pid)
             _, seconds, latencies = timed(lambda body: raw.call(method, body), bodies, args.concurrency)
+            results[f"single_{name}_cpu_us"] = (cpu_seconds(bench.server_pid) - cpu) / len(bodies) * 1e6
             results[f"single_{name}_calls_per_s"] = len(bodies) / seconds
             results[f"single_{name}_p50_ms"] = percentile(latencies, 50) * 1000
             results[f"single_{name}_p99_ms"] = percentile(latencies, 99) * 1000
@@ -152,7 +155,9 @@ def run_bench(args: argparse.Namespace) -> int:
         with FloorServer(pki, bench.credentials()) as floor, RawTokenCalls(
             floor.target, api_key=None if args.tls else api_key, credentials=bench.credentials(),
         ) as empty:
+            cpu = cpu_seconds(floor.pid)
             _, seconds, latencies = timed(lambda body: empty.call("Detokenize", body), singles["detokenize"], args.concurrency)
+            results["grpc_floor_cpu_us"] = (cpu_seconds(floor.pid) - cpu) / len(singles["detokenize"]) * 1e6
         results["grpc_floor_calls_per_s"] = len(singles["detokenize"]) / seconds
         results["grpc_floor_p50_ms"] = percentile(latencies, 50) * 1000
         results["grpc_floor_p99_ms"] = percentile(latencies, 99) * 1000
@@ -201,7 +206,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _finish(results: dict[str, object], args: argparse.Namespace) -> int:
+    results.update(ratios(results))
     print_table(results)
+    table = floor_table(results)
+    if table:
+        print("\neach figure beside its floor (vault/cli/bench_floors.py)")
+        print("\n".join(table))
     out = args.json or Path(f"bench-{args.database}.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}", file=sys.stderr)

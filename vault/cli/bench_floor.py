@@ -33,6 +33,11 @@ class FloorServer:
                            credentials=self.credentials)  # type: ignore[arg-type]
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "the floor server is not running"
+        return self._proc.pid
+
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:
             self._proc.terminate()

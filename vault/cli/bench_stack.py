@@ -112,6 +112,11 @@ class BenchStack:
             self.pki.ca.read_bytes(), self.pki.client_cert(principal).read_bytes(), self.pki.client_key(principal).read_bytes()
         )
 
+    @property
+    def server_pid(self) -> int:
+        assert self.proc is not None, "the bench's server is not running"
+        return self.proc.pid
+
     def restart_server(self, **settings: str) -> None:
         self.stop_server()
         self.start_server(**settings)
