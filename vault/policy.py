@@ -84,7 +84,7 @@ _TOP = {"version", "roles", "principals", "partners"}
 _ROLE = {"description", "grants"}
 _GRANT = {"fields", "actions", "purposes"}
 _PARTNER = {"agreement", "expires", "roles", "description", "domain"}
-_PRINCIPAL = {"roles", "domain"}
+_PRINCIPAL = {"roles", "domain", "description"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ class Partner:
     expires: datetime.date
     roles: tuple[str, ...]
     domain: str = ""  # "" until the parser fills in the default, partner:<name>
+    description: str = ""  # who the partner is, in plain words (the access report shows it)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class Policy:
     source: str = "<policy>"
     # principal -> token domain, for those not in DEFAULT_DOMAIN
     domains: dict[str, str] = field(default_factory=dict)
+    # principal or partner -> who it is, in plain words (policy `description`), where given
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     def domain_of(self, principal: str) -> str:
         """The token domain `principal` tokenizes, reads, looks up and translates into."""
@@ -236,6 +239,7 @@ class _PolicyParser(NodeReader):
             roles[name] = self.role(name, node)
         grants: dict[str, set[tuple[str, str, str]]] = {}
         domains: dict[str, str] = {}
+        descriptions: dict[str, str] = {}
         if "principals" in top:
             for key, node in self.mapping(top["principals"][1], "principals").values():
                 principal = self.scalar(key, str)
@@ -246,6 +250,8 @@ class _PolicyParser(NodeReader):
                         if principal == ANY:
                             raise self.fail(entry["domain"][1], "\"*\" grants to every principal and has no domain of its own")
                         domains[principal] = self.identifier(entry["domain"][1], "domain")
+                    if "description" in entry:
+                        descriptions[principal] = self.description(entry["description"][1], f"principal {principal!r}")
                 grants.setdefault(principal, set()).update(*self.role_refs(node, roles, f"principal {principal!r}"))
         partners = {}
         if "partners" in top:
@@ -256,6 +262,8 @@ class _PolicyParser(NodeReader):
                 partners[partner.name] = partner
                 grants[partner.name] = set().union(*(roles[r] for r in partner.roles))
                 domains[partner.name] = partner.domain
+                if partner.description:
+                    descriptions[partner.name] = partner.description
                 if any(action == TRANSLATE for action, _, _ in grants[partner.name] | grants.get(ANY, set())):
                     self.warnings.append(
                         f"{self.source}, line {key.start_mark.line + 1}: partner {partner.name!r} is granted translate, "
@@ -263,7 +271,8 @@ class _PolicyParser(NodeReader):
                         "so that they cannot link residents; grant it to a partner only as far as its agreement "
                         "provides for reading values collected elsewhere")
         domains = {p: d for p, d in domains.items() if d != DEFAULT_DOMAIN}
-        return Policy({p: frozenset(g) for p, g in grants.items()}, partners, tuple(self.warnings), self.source, domains)
+        return Policy({p: frozenset(g) for p, g in grants.items()}, partners, tuple(self.warnings), self.source, domains,
+                      descriptions)
 
     def role(self, name: str, node: yaml.Node) -> set[tuple[str, str, str]]:
         keys = self.mapping(node, f"role {name!r}", _ROLE, {"grants"})
@@ -368,7 +377,16 @@ class _PolicyParser(NodeReader):
         self.role_refs(role_nodes, roles, f"partner {name!r}")
         # A partner is kept in a domain of its own unless the policy joins it to a named one.
         domain = self.identifier(keys["domain"][1], "domain") if "domain" in keys else PARTNER_DOMAIN_PREFIX + name
-        return Partner(name, agreement, expires, tuple(self.scalar(n, str) for n in role_nodes.value), domain)
+        description = self.description(keys["description"][1], f"partner {name!r}") if "description" in keys else ""
+        return Partner(name, agreement, expires, tuple(self.scalar(n, str) for n in role_nodes.value), domain,
+                       description)
+
+    def description(self, node: yaml.Node, what: str) -> str:
+        """A principal's or partner's description: one line of plain words a resident reads."""
+        text = self.scalar(node, str).strip()
+        if not text or len(text) > 200 or not text.isprintable():
+            raise self.fail(node, f"{what}: description must be one line of 1 to 200 printable characters")
+        return text
 
 
 class PolicyHolder:

@@ -30,7 +30,7 @@ from vault.keys.openbao import OpenBaoServer
 from vault.storage import tables as t
 
 POLICY_FILE = Path(__file__).with_name("report_policy.yaml")
-NAMED = ("loader-svc", "privacy-office", "full-reader", "masked-reader", "half-reader", "water-co")
+NAMED = ("loader-svc", "privacy-office", "full-reader", "masked-reader", "half-reader", "water-co", "parks-co")
 STRANGER = PRINCIPAL  # named nowhere in the policy
 PDV = [sys.executable, "-m", "vault.cli.main"]
 
@@ -254,6 +254,8 @@ def test_the_letter_reads_plainly_in_chromium(env: Env) -> None:
         ("access_report", "with_values", "full-reader")]
     text = seen_by_a_reader(html, env.tmp)
     assert "What the City holds about you" in text
+    assert "Who holds references to your information" in text
+    assert "the City's billing and 311 intake system\nsystem loader-svc" in text.replace("\t", "\n"), text
     for words in ("Email address", "Phone number", "utility and service billing, payments and collections",
                   "delivering a city service the resident asked for", "utility-billing", "Yes, notice NOTICE-2026-04",
                   "water-co", "partner, agreement AGR-77", "Read: Email address", "Allowed", "passed our tamper check",
@@ -263,6 +265,28 @@ def test_the_letter_reads_plainly_in_chromium(env: Env) -> None:
     assert not [tok for tok in tokens.values() if tok in text]
     assert subject not in text and case.case_id not in text
     assert "…" + subject[-4:] in text and "…" + case.case_id[-4:] in text
+
+
+def test_the_report_lists_every_system_handed_the_residents_tokens_and_no_other(env: Env) -> None:
+    email = f"grace.{secrets.token_hex(4)}@example.org"
+    (rec,) = env.c["loader-svc"].tokenize([Record({"email": email})], purpose="billing", source="utility-billing")
+    subject = rec.subject_id
+    assert {m.subject_id for m in env.c["parks-co"].lookup("email", email, purpose="billing")} == {subject}
+    env.c["water-co"].detokenize([(rec.tokens["email"], "email")], purpose="billing")  # a reader, not a holder
+    report = env.c["full-reader"].access_report(subject)
+    assert [(h.principal, h.domain, h.description, h.partner_agreement) for h in report.holders] == [
+        ("loader-svc", "city", "the City's billing and 311 intake system", ""),
+        ("parks-co", "city", "Greenway Parks, the parks registration contractor", "AGR-88")]
+    loader, parks = report.holders
+    assert loader.first_issued_at.ToDatetime() <= parks.first_issued_at.ToDatetime() <= report.generated_at.ToDatetime()
+    assert all(h.first_issued_at.ToDatetime() <= h.last_issued_at.ToDatetime() for h in report.holders)
+    # The JSON form says the same; another resident's report names neither of this one's holders.
+    done = env.pdv("full-reader", "subject", "report", subject)
+    assert done.returncode == 0, done.stderr
+    assert [(h["principal"], h["partner_agreement"]) for h in json.loads(done.stdout)["holders"]] == [
+        ("loader-svc", ""), ("parks-co", "AGR-88")]
+    other, _, _ = env.person()
+    assert [h.principal for h in env.c["full-reader"].access_report(other).holders] == ["loader-svc"]
 
 
 @pytest.mark.parametrize("kind", DATABASES)

@@ -9,6 +9,8 @@ default domain, `city`); case-hub may translate, email-hub only email for servic
 from __future__ import annotations
 
 import itertools
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from sqlalchemy import select, text
 from tests.conftest import DATABASES
 from tests.e2e.test_canaries import Book, _access_log, _database_contents
 from tests.support.access_log import logged_items
+from tests.test_cli import pdv
 from tests.support.stack import PRINCIPAL, Stack, stack_with_policy, start_stack
 from vault.crypto import tokens as tk
 from vault.keys.openbao import OpenBaoServer
@@ -278,3 +281,41 @@ def test_default_domain_tokens_keep_working_across_the_upgrade(
         assert again.tokens["email"] == rec.tokens["email"]
     finally:
         second.stop()
+
+
+def test_pdv_translate_converts_a_partners_tokens_on_the_command_line(domains, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`pdv translate` against the running server, as the hub's operator runs it."""
+    stack, keys = domains
+    fields = person()
+    subject, acme_tokens = collect(stack, keys, "acme", fields)
+    env = {**os.environ, "PDV_TARGET": stack.target, "PDV_API_KEY": keys["case-hub"]}
+    out = pdv("translate", "--purpose", PURPOSE, "--from-domain", "partner:acme", "--request-id", "cli-translate-1",
+              acme_tokens["email"], acme_tokens["phone"], cwd=tmp_path, env=env)
+    got = json.loads(out.stdout)
+    assert [(g["token"], g["code"], g["field"]) for g in got] == [
+        (acme_tokens["email"], "OK", "email"), (acme_tokens["phone"], "OK", "phone")]
+    # The translated tokens are the hub's own: it reads the values through them.
+    read = stack.client(keys["case-hub"]).detokenize([(g["translated_token"], g["field"]) for g in got], purpose=PURPOSE)
+    acme_reads = stack.client(keys["acme"]).detokenize([(acme_tokens[f], f) for f in ("email", "phone")], purpose=PURPOSE)
+    assert [r.value for r in read] == [r.value for r in acme_reads] and read[0].value == fields["email"].lower()
+    logged = logged_items(stack.app.store, action="translate", principal="case-hub",
+                          request_id="cli-translate-1/0")  # the client numbers its batches
+    assert sorted((i["token"], i["outcome"]) for i in logged) == sorted(
+        [(acme_tokens["email"], "ok"), (acme_tokens["phone"], "ok")])
+    # A format-preserving token needs its field; a token acme never issued is NOT_FOUND (exit 3).
+    ssn = json.loads(pdv("translate", "--purpose", PURPOSE, "--from-domain", "partner:acme", "--field", "ssn",
+                         acme_tokens["ssn"], cwd=tmp_path, env=env).stdout)
+    assert ssn[0]["code"] == "OK" and ssn[0]["translated_token"] != acme_tokens["ssn"]
+    miss = pdv("translate", "--purpose", PURPOSE, "--from-domain", "partner:acme", tk.random_token(),
+               cwd=tmp_path, env=env, check=False)
+    assert miss.returncode == 3 and json.loads(miss.stdout)[0]["code"] == "NOT_FOUND"
+    # A domain nobody is in fails the call: exit 1, the status on stderr, nothing on stdout.
+    bad = pdv("translate", "--purpose", PURPOSE, "--from-domain", "partner:nobody", acme_tokens["email"],
+              cwd=tmp_path, env=env, check=False)
+    assert bad.returncode == 1 and bad.stdout == "" and "InvalidArgument" in bad.stderr
+    # Without the translate grant, each item is refused.
+    denied = pdv("translate", "--purpose", PURPOSE, "--from-domain", "partner:acme", acme_tokens["email"],
+                 cwd=tmp_path, env={**env, "PDV_API_KEY": keys[PRINCIPAL]}, check=False)
+    assert denied.returncode == 3 and json.loads(denied.stdout)[0]["code"] == "PERMISSION_DENIED"
+    assert subject  # acme's subject, never printed by translate
+    assert subject not in out.stdout

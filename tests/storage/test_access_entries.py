@@ -198,3 +198,36 @@ def test_verify_cited_fails_only_the_edited_entry(store: Store, tmp_path: Path) 
     got = verify_cited(repo, KEY, FakeSigner(), CheckpointFile(tmp_path / "cp.jsonl"), ids)
     # Only q4 fails: q5 recomputes from q4's stored MAC (the edit changed q4's fields, not its MAC).
     assert [bool(got[i]) for i in ids] == [True, True, True, True, False, True]
+
+
+def test_verify_cited_takes_the_newest_signed_checkpoint_from_the_database_or_the_file_end(
+    store: Store, tmp_path: Path,
+) -> None:
+    """The newest checkpoint is read newest-first from the database's (chain, seq) index and from
+    the end of the file: a forged newest one falls back to the one before it, one only the file
+    holds counts, and a torn last line (a crash mid-write) hides nothing before it."""
+    chain = _chain(store, tmp_path, every=10_000)
+    for n in range(4):
+        with store.transaction() as tx:
+            tx.log_access([_row(f"q{n}", ALICE, "email", f"t{n}")])
+        if n in (1, 3):
+            chain.checkpoint()  # at seq 2 and seq 4
+    repo = AuditRepository(store)
+    ids = [e.id for e in repo.entries()]
+    sink = CheckpointFile(tmp_path / "cp.jsonl")
+    cite = lambda: {i: bool(c) for i, c in verify_cited(repo, KEY, FakeSigner(), sink, ids).items()}  # noqa: E731
+    assert cite() == dict.fromkeys(ids, True)
+    with store.engine.begin() as conn:  # the newest checkpoint gone from the database: the file has it
+        conn.execute(text("DELETE FROM audit_checkpoints WHERE seq = 4"))
+    assert cite() == dict.fromkeys(ids, True)
+    lines = sink.path.read_text().splitlines()
+    forged = [line.replace('"signature": "sig:', '"signature": "sig:00') if '"seq": 4' in line else line
+              for line in lines]
+    sink.path.write_text("\n".join(forged) + "\n" + '{"kind": "checkpoint", "chain": "torn')
+    # Seq 4's only signature is forged now: entries after seq 2 are not covered, those up to it are.
+    assert cite() == {ids[0]: True, ids[1]: True, ids[2]: False, ids[3]: False}
+    with store.engine.begin() as conn:  # a forged newest checkpoint in the database is passed over too
+        conn.execute(text("UPDATE audit_checkpoints SET signature = 'sig:00' WHERE seq = 2"))
+    assert cite() == {ids[0]: True, ids[1]: True, ids[2]: False, ids[3]: False}  # the file's seq 2 holds
+    sink.path.write_text("")
+    assert cite() == dict.fromkeys(ids, False)

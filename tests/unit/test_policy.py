@@ -335,3 +335,25 @@ def test_domain_errors_name_the_line(old: str, new: str, line: int, message: str
     assert old in DOMAINS
     with pytest.raises(ConfigError, match=rf"^policy.yaml, line {line}: .*{message}"):
         parse_policy(DOMAINS.replace(old, new, 1), CATALOG, "policy.yaml", today=TODAY)
+
+
+def test_principals_and_partners_may_say_who_they_are_in_plain_words() -> None:
+    text = DOMAINS.replace("  case-hub:\n    roles: [hub]\n",
+                           "  case-hub:\n    roles: [hub]\n    description: the City's case-management hub\n", 1)
+    text = text.replace("    agreement: AGR-1\n", "    agreement: AGR-1\n    description: Acme Benefits Ltd\n", 1)
+    policy = parse_policy(text, CATALOG, today=TODAY)
+    assert policy.descriptions == {"case-hub": "the City's case-management hub", "acme": "Acme Benefits Ltd"}
+    assert policy.partners["acme"].description == "Acme Benefits Ltd" and policy.partners["initech"].description == ""
+    assert policy.domain_of("case-hub") == "city"  # a description changes nothing else
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ('""', "partner 'acme': description must be one line of 1 to 200 printable characters"),
+    ('"two\\nlines"', "partner 'acme': description must be one line"),
+    ('"' + "x" * 201 + '"', "partner 'acme': description must be one line"),
+    ("[a, list]", "expected"),
+])
+def test_a_description_that_is_not_one_short_line_is_refused_with_its_line(bad: str, message: str) -> None:
+    text = DOMAINS.replace("    agreement: AGR-1\n", f"    agreement: AGR-1\n    description: {bad}\n", 1)
+    with pytest.raises(ConfigError, match=rf"^<policy>, line 23: {message}"):
+        parse_policy(text, CATALOG, today=TODAY)

@@ -63,3 +63,21 @@ def test_words_for_the_log_and_masked_tokens() -> None:
     assert (action_text("detokenize"), outcome_text("denied_consent")) == ("read", "refused: you opted out of that purpose")
     assert (action_text("some_new_action"), outcome_text("some_new_outcome")) == ("some new action", "some new outcome")
     assert mask_token("pdv_0123456789abcdefghijkl") == "…ijkl" and mask_token("abc") == "…"
+
+
+def test_the_holders_section_says_who_holds_references_in_the_policys_words() -> None:
+    report = _report()
+    assert "No system has been given references to your information." in render(report)
+    report["holders"] = [
+        {"principal": "acme", "domain": "partner:acme", "description": "Acme Benefits Ltd, " + HOSTILE,
+         "partner_agreement": "DSA-2026-01", "first_issued_at": "2026-01-05T09:30:00Z",
+         "last_issued_at": "2026-01-20T12:00:00Z"},
+        {"principal": "intake-311", "domain": "city", "description": "", "partner_agreement": "",
+         "first_issued_at": "2026-01-02T03:04:05Z", "last_issued_at": "2026-01-02T03:04:05Z"},
+    ]
+    page = render(report)
+    assert "Acme Benefits Ltd, &lt;script&gt;" in page and "<script>alert" not in page
+    assert "partner, agreement DSA-2026-01" in page and "system acme" in page
+    assert "5 January 2026" in page and "20 January 2026" in page
+    assert "intake-311" in page and "No system has been given" not in page
+    assert "partner:acme" not in page  # the domain is the JSON form's, not the letter's

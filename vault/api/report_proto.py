@@ -42,6 +42,10 @@ def report_message(r: AccessReport) -> pb.AccessReport:
                              released_at=timestamp(h.released_at)) for h in r.holds],
         entries_cited=r.entries_cited, entries_verified=r.entries_verified, entries_failed=r.entries_failed,
         verification_method=r.verification_method,
+        holders=[pb.TokenHolder(
+            principal=h.principal, domain=h.domain, description=h.description,
+            partner_agreement=h.partner_agreement or "", first_issued_at=timestamp(h.first_issued_at),
+            last_issued_at=timestamp(h.last_issued_at)) for h in r.holders],
     )
 
 

@@ -1,4 +1,4 @@
-"""`pdv tokenize | detokenize | lookup`: call a running server through the Python client."""
+"""`pdv tokenize | detokenize | lookup | translate`: call a running server through the Python client."""
 
 from __future__ import annotations
 
@@ -42,6 +42,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("field")
     p.add_argument("value")
     p.set_defaults(run=run_lookup)
+
+    p = sub.add_parser("translate", help="convert tokens of another token domain into tokens of your own")
+    _connection_args(p)
+    p.add_argument("--purpose", required=True)
+    p.add_argument("--from-domain", required=True, help="the domain the tokens were issued in, e.g. partner:acme")
+    p.add_argument("--field", help="the field (needed for format-preserving tokens)")
+    p.add_argument("--request-id", help="recorded in the access log with each translated token (as ID/0, ID/1, … per batch)")
+    p.add_argument("tokens", nargs="+")
+    p.set_defaults(run=run_translate)
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
@@ -164,3 +173,17 @@ def run_lookup(args: argparse.Namespace) -> int:
         return [{"subject_id": m.subject_id, "token": m.token} for m in client.lookup(args.field, args.value, purpose=args.purpose)]
 
     return _call(args, go)
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    refs = [(t, args.field) if args.field else t for t in args.tokens]
+
+    def go(client: PdvClient) -> object:
+        return [
+            {"token": r.token, "code": "OK", "field": r.field, "translated_token": r.translated_token} if r.code == 0
+            else {"token": r.token, "code": r.to_exception().status.name, "error": r.message}  # type: ignore[union-attr]
+            for r in client.translate(refs, from_domain=args.from_domain, purpose=args.purpose,
+                                      request_id=args.request_id)
+        ]
+
+    return _call(args, go, failed=lambda item: item["code"] != "OK")

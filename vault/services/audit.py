@@ -22,10 +22,12 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from file_read_backwards import FileReadBackwards
 
 from vault.crypto.audit import GENESIS, chain_mac, checkpoint_payload, encode_entry_items
 from vault.crypto.index import derive_key
@@ -60,6 +62,12 @@ def iso(at: datetime) -> str:
 
 
 CHECKPOINT_KIND = "checkpoint"
+_BAD_LINE = (ValueError, KeyError, TypeError, AttributeError)
+
+
+def _checkpoint(d: dict) -> Checkpoint:
+    """A checkpoint line's record as a Checkpoint; raises one of _BAD_LINE when it is not one."""
+    return Checkpoint(str(d["chain"]), int(d["seq"]), bytes.fromhex(d["mac"]), str(d["at"]), str(d["signature"]))
 
 
 @dataclass(frozen=True)
@@ -129,12 +137,29 @@ class CheckpointFile:
                 if kind != CHECKPOINT_KIND:
                     out.other.append((n, str(kind), d))
                     continue
-                out.checkpoints.append(Checkpoint(str(d["chain"]), int(d["seq"]), bytes.fromhex(d["mac"]), str(d["at"]),
-                                                  str(d["signature"])))
+                out.checkpoints.append(_checkpoint(d))
                 out.checkpoint_lines.append(n)
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except _BAD_LINE:
                 out.unreadable.append(n)
         return out
+
+    def newest_first(self, chains: set[str]) -> Iterator[Checkpoint]:
+        """The file's checkpoints of `chains`, last line first, read from the end of the file (it
+        grows for ever; the caller usually stops after a few lines). Lines of other kinds and
+        malformed ones (a line torn by a crash) are passed over: `pdv audit verify` reports them."""
+        if self.path is None or not self.path.exists():
+            return
+        # latin-1 decodes any byte: a stray one spoils its own line's JSON, not the read.
+        with FileReadBackwards(self.path, encoding="latin-1") as lines:
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                    if d.get("kind", CHECKPOINT_KIND) == CHECKPOINT_KIND and d["chain"] in chains:
+                        yield _checkpoint(d)
+                except _BAD_LINE:
+                    continue
 
     def append_record(self, record: SignedRecord) -> None:
         """Append a signed record of another kind (a restore) durably; raises OSError."""

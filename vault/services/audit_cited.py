@@ -46,42 +46,55 @@ def verify_cited(repo: AuditRepository, key: bytes, signer: Signer, sink: Checkp
     ids = sorted(set(entry_ids))
     rows = repo.rows_by_id(ids)
     out = {i: CitedCheck(False, "no such entry") for i in ids if i not in rows}
-    records = sink.records()
-    signed = _SignedMarks(signer, [*repo.checkpoints(), *(records.checkpoints if records is not None else [])])
     by_chain: dict[str, list[LogRow]] = {}
     for row in rows.values():
         if row.chain_id is None or row.seq is None or row.mac is None:
             out[row.id] = CitedCheck(False, "not chained")
         else:
             by_chain.setdefault(row.chain_id, []).append(row)
+    newest = newest_signed(repo, signer, sink, set(by_chain))
     for chain, cited in by_chain.items():
-        out.update(_cited_on_chain(repo, key, chain, sorted(cited, key=lambda r: r.id), signed))
+        out.update(_cited_on_chain(repo, key, chain, sorted(cited, key=lambda r: r.id), newest.get(chain)))
     return out
 
 
-class _SignedMarks:
-    """The checkpoints of every chain; a signature is checked (a Vault call) only when it is the
-    newest of its chain, so a report costs about one check per chain, not one per checkpoint."""
+def newest_signed(repo: AuditRepository, signer: Signer, sink: CheckpointFile, chains: set[str]) -> dict[str, int]:
+    """The seq of each chain's newest checkpoint whose Vault signature holds, in the database or
+    the file (left out where none does), reading only the newest of each: the database's from the
+    (chain_id, seq) index, newest first, and the file from its end. A signature is checked (a
+    Vault call) only for a checkpoint newer than the best one found so far, so a report costs
+    about one check per chain, however many checkpoints the log has."""
+    out: dict[str, int] = {}
+    for chain in chains:
+        for cp in repo.newest_checkpoints(chain):
+            if cp.seq > 0 and _signed(signer, cp):
+                out[chain] = cp.seq
+                break
+    # The file matters where it is newer than the database (a checkpoint whose database write
+    # failed, or one deleted from the database). A chain's lines are appended in seq order, so
+    # reading back from the end, a chain is settled by its first line that verifies or that is
+    # no newer than the database's.
+    open_chains = set(chains)
+    for cp in sink.newest_first(set(chains)) if chains else ():
+        if cp.chain_id not in open_chains:
+            continue
+        if cp.seq <= out.get(cp.chain_id, 0):
+            open_chains.discard(cp.chain_id)
+        elif _signed(signer, cp):
+            out[cp.chain_id] = cp.seq
+            open_chains.discard(cp.chain_id)
+        if not open_chains:
+            break
+    return out
 
-    def __init__(self, signer: Signer, checkpoints: Iterable[Checkpoint]) -> None:
-        self._signer = signer
-        self._by_chain: dict[str, list[Checkpoint]] = {}
-        for cp in checkpoints:
-            if cp.seq > 0:
-                self._by_chain.setdefault(cp.chain_id, []).append(cp)
 
-    def newest(self, chain: str) -> int | None:
-        """The seq of the chain's newest checkpoint whose signature holds."""
-        for cp in sorted(self._by_chain.get(chain, []), key=lambda c: c.seq, reverse=True):
-            if self._signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature):
-                return cp.seq
-        return None
+def _signed(signer: Signer, cp: Checkpoint) -> bool:
+    return signer.verify(checkpoint_payload(cp.chain_id, cp.seq, cp.mac, cp.at), cp.signature)
 
 
 def _cited_on_chain(repo: AuditRepository, key: bytes, chain: str, cited: list[LogRow],
-                    signed: _SignedMarks) -> dict[int, CitedCheck]:
+                    newest: int | None) -> dict[int, CitedCheck]:
     out: dict[int, CitedCheck] = {}
-    newest = signed.newest(chain)
     before_each = repo.predecessors(chain, [row.id for row in cited if row.seq != 1])
     for row in cited:
         before = (0, GENESIS) if row.seq == 1 else before_each.get(row.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -169,6 +169,11 @@ class AuditRepository:
         """The stored entries of these ids (those that exist)."""
         c = t.access_log.c
         out: dict[int, LogRow] = {}
+        if self.store.dialect == "postgresql" and ids:
+            # One probe of the primary key per id, whatever the statistics: planned before the
+            # log was analyzed, `id IN (…)` scanned the whole log.
+            with self.store.snapshot() as tx:
+                return {row.id: row for row in map(_log_row, tx.fetch(_ROWS_BY_ID_PG, (list(ids),)))}
         for start in range(0, len(ids), 500):
             stmt = select(*self._row_columns()).where(c.id.in_(ids[start:start + 500]))
             out.update((row.id, row) for row in self._stream(stmt, 500))
@@ -176,20 +181,39 @@ class AuditRepository:
 
     def predecessors(self, chain_id: str, entry_ids: list[int]) -> dict[int, tuple[int, bytes | None]]:
         """The (seq, mac) of the nearest entry before each of `entry_ids` on one chain (left out where
-        there is none), in one read transaction. A backward walk of the primary key: chains
-        interleave, so it is a few rows away."""
+        there is none), in one read transaction, each found by the (chain_id, id) index (0012)."""
         out: dict[int, tuple[int, bytes | None]] = {}
+        if not entry_ids:
+            return out
         with self.store.snapshot() as tx:
-            # A driver-level statement: a report asks this once per cited entry (1,000 for a
-            # busy person), where Core's per-statement work would be most of the time.
-            m = tx.marks(1)
-            sql = f"SELECT seq, mac FROM access_log WHERE id < {m} AND chain_id = {m} ORDER BY id DESC LIMIT 1"
-            for entry_id in entry_ids:
-                rows = tx.fetch(sql, (entry_id, chain_id))
-                if rows:
-                    seq, mac = rows[0]
-                    out[entry_id] = (seq, bytes(mac) if mac is not None else None)
+            if self.store.dialect == "postgresql":
+                # One statement for all of them: a backward probe of the (chain_id, id) index per id.
+                rows = tx.fetch(_PREDECESSORS_PG, (list(entry_ids), chain_id))
+            else:
+                # SQLite answers a statement in microseconds, in process: one probe per id.
+                m = tx.marks(1)
+                sql = f"SELECT seq, mac FROM access_log WHERE chain_id = {m} AND id < {m} ORDER BY id DESC LIMIT 1"
+                rows = [(entry_id, *found[0]) for entry_id in entry_ids
+                        if (found := tx.fetch(sql, (chain_id, entry_id)))]
+        for entry_id, seq, mac in rows:
+            out[entry_id] = (seq, bytes(mac) if mac is not None else None)
         return out
+
+    def newest_checkpoints(self, chain_id: str, batch: int = 8) -> Iterator[Checkpoint]:
+        """The chain's checkpoints in the database, newest (highest seq) first, read a few at a
+        time from the (chain_id, seq) index: the caller usually stops at the first."""
+        c = t.audit_checkpoints.c
+        below: int | None = None
+        while True:
+            stmt = select(c.chain_id, c.seq, c.mac, c.at, c.signature).where(c.chain_id == chain_id)
+            if below is not None:
+                stmt = stmt.where(c.seq < below)
+            with self.store.snapshot() as tx:
+                rows = tx.conn.execute(stmt.order_by(c.seq.desc()).limit(batch)).all()
+            yield from (Checkpoint(r.chain_id, r.seq, bytes(r.mac), r.at, r.signature) for r in rows)
+            if len(rows) < batch:
+                return
+            below = rows[-1].seq
 
     def index_rows(self, batch: int = 10_000, conn: Connection | None = None) -> Iterator[tuple[int, str]]:
         """The per-subject index as (entry id, subject id), in entry id order, streamed."""
@@ -222,8 +246,30 @@ class AuditRepository:
     def _stream(self, stmt, batch: int, conn: Connection | None = None) -> Iterator[LogRow]:  # type: ignore[no-untyped-def]
         with self._connection(conn) as c:
             for r in c.execution_options(yield_per=batch).execute(stmt):
-                at = r[1] if r[1].tzinfo is not None else r[1].replace(tzinfo=timezone.utc)
-                yield LogRow(r[0], at, tuple(r[2:10]), _blob(r[10]), r[11], r[12], _blob(r[13]))
+                yield _log_row(r)
+
+
+def _log_row(r: Sequence) -> LogRow:
+    """A LogRow from the columns of _row_columns, in their order."""
+    at = r[1] if r[1].tzinfo is not None else r[1].replace(tzinfo=timezone.utc)
+    return LogRow(r[0], at, tuple(r[2:10]), _blob(r[10]), r[11], r[12], _blob(r[13]))
+
+
+# Each id's predecessor on the chain, by a backward probe of the (chain_id, id) index (a LATERAL
+# join, so the plan is a nested loop of index probes whatever the table's statistics).
+_PREDECESSORS_PG = (
+    "SELECT c.id, p.seq, p.mac FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL "
+    "(SELECT seq, mac FROM access_log WHERE chain_id = %s AND id < c.id ORDER BY id DESC LIMIT 1) AS p"
+)
+
+
+# The same columns as _row_columns; LIMIT 1 keeps the planner from turning the probes into a
+# join it may then plan as a scan (the ids are unique, so it drops nothing).
+_ROWS_BY_ID_PG = (
+    "SELECT l.* FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL "
+    f"(SELECT id, at, {', '.join(ENTRY_FIELDS)}, items, chain_id, seq, mac FROM access_log "
+    "WHERE id = c.id LIMIT 1) AS l"
+)
 
 
 def _blob(value: object) -> bytes | None:

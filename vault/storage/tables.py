@@ -129,6 +129,8 @@ access_log = Table(
     # One entry per request (0009): its items, encoded (vault.storage.access_items), when it
     # has several; NULL when its one item is in subject_id, field, token and outcome.
     Column("items", LargeBinary, nullable=True),
+    # (0012) The access report's predecessor lookup: the entry before a cited one on its chain.
+    Index("ix_access_log_chain_id", "chain_id", "id"),
 )
 
 # Which entries name a subject (0009): derived from the entries in their own transaction, so

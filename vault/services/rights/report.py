@@ -9,7 +9,9 @@ about them and who used it.
 - every access-log entry about the subject, read through the per-subject index
   (`access_subjects`), in plain words, each checked against its chain up to the next
   Vault-signed checkpoint (vault/services/audit_cited.py);
-- every shred and disposal, with its signed receipt.
+- every shred and disposal, with its signed receipt;
+- every principal that was handed tokens of the subject (the issuance ledger, token_holders),
+  with who it is in the policy's words and, for a partner, its agreement.
 
 Values are read only when asked for, and then per field as SubjectAccess.access_report
 decided: plain under an `export` grant for purpose subject_access, masked under a detokenize
@@ -38,11 +40,12 @@ from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
 from vault.services.rights.links import link, require_open_case
 from vault.services.rights.report_model import (
-    AccessReport, ReportAccess, ReportConsent, ReportCorrection, ReportDestruction, ReportValue,
+    AccessReport, ReportAccess, ReportConsent, ReportCorrection, ReportDestruction, ReportHolder, ReportValue,
 )
 from vault.services.rights.report_words import LOG_PURPOSES, action_text, mask_token, outcome_text, period_text
 from vault.services.tokenize_model import is_subject_id, require_subject_id
 from vault.storage import corrections as corrections_db
+from vault.storage import holders as holders_db
 from vault.storage import report as db
 from vault.storage.audit_log import AuditRepository, Entry
 from vault.storage.store import Store
@@ -98,6 +101,7 @@ class ReportService:
             opt_outs = {o.purpose: o.set_at for o in db.opt_outs_of(tx, subject_id)} if known else {}
             tombstones = db.tombstones_of(tx, subject_id) if known else []
             history = corrections_db.history_of_subject(tx, subject_id) if known else []
+            holders = holders_db.holders_of(tx, subject_id) if known else []
         if not known:
             self._log_failure(caller, subject_id, "not_found")
             raise NotFound("PDV holds and has held no data of this subject")
@@ -119,6 +123,7 @@ class ReportService:
             holds,
             len(accesses), sum(1 for a in accesses if a.verified is True), sum(1 for a in accesses if a.verified is False),
             METHOD,
+            [self._holder(h) for h in holders],
         )
         # Measured before the access is logged as made: a report that cannot be sent is refused,
         # not logged as delivered and then lost on the wire.
@@ -172,6 +177,12 @@ class ReportService:
             field, self._field_label(field) if field else None, purpose or "", self._purpose_label(purpose or ""),
             outcome or "", outcome_text(outcome or ""), verified,
         )
+
+    def _holder(self, h: holders_db.Holder) -> ReportHolder:
+        policy = self.access.policy
+        partner = policy.partners.get(h.principal)
+        return ReportHolder(h.principal, h.domain, policy.descriptions.get(h.principal, ""),
+                            partner.agreement if partner else None, h.first_issued_at, h.last_issued_at)
 
     def _destruction(self, t: db.TombstoneRow) -> ReportDestruction:
         try:

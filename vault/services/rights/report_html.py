@@ -54,13 +54,14 @@ def render(report: dict) -> str:
 _OPTIONAL = {"values": ("notice_given", "notice_id", "value", "collected_at", "expires_at"),
              "consent": ("since",), "holds": ("released_at", "placed_at"), "accesses": ("at", "partner_agreement",
                                                                                         "field_label"),
-             "destroyed": ("at",)}
+             "destroyed": ("at",), "holders": ("first_issued_at", "last_issued_at")}
 
 
 def _complete(report: dict) -> dict:
     out = dict(report)
     out.setdefault("generated_at", None)
     out.setdefault("case_id", "")
+    out.setdefault("holders", [])
     for section, names in _OPTIONAL.items():
         out[section] = [{**{n: None for n in names}, "corrections": [], "field_labels": [], **item}
                         for item in report.get(section, [])]

@@ -81,6 +81,18 @@ class ReportConsent:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportHolder:
+    """A principal that was handed tokens of the subject (the issuance ledger), and who it is."""
+
+    principal: str
+    domain: str
+    description: str  # the policy's words for it; "" where the policy gives none
+    partner_agreement: str | None  # None: not a partner
+    first_issued_at: datetime
+    last_issued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AccessReport:
     subject_id: str
     generated_at: datetime
@@ -96,3 +108,4 @@ class AccessReport:
     entries_verified: int
     entries_failed: int
     verification_method: str
+    holders: list[ReportHolder] = field(default_factory=list)

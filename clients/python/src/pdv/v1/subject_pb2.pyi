@@ -246,7 +246,7 @@ class GetAccessReportResponse(_message.Message):
     def __init__(self, report: _Optional[_Union[AccessReport, _Mapping]] = ...) -> None: ...
 
 class AccessReport(_message.Message):
-    __slots__ = ("subject_id", "generated_at", "generated_by", "case_id", "values_requested", "values", "accesses", "destroyed", "consent", "holds", "entries_cited", "entries_verified", "entries_failed", "verification_method")
+    __slots__ = ("subject_id", "generated_at", "generated_by", "case_id", "values_requested", "values", "accesses", "destroyed", "consent", "holds", "entries_cited", "entries_verified", "entries_failed", "verification_method", "holders")
     SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATED_AT_FIELD_NUMBER: _ClassVar[int]
     GENERATED_BY_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +261,7 @@ class AccessReport(_message.Message):
     ENTRIES_VERIFIED_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FAILED_FIELD_NUMBER: _ClassVar[int]
     VERIFICATION_METHOD_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
     subject_id: str
     generated_at: _timestamp_pb2.Timestamp
     generated_by: str
@@ -275,7 +276,24 @@ class AccessReport(_message.Message):
     entries_verified: int
     entries_failed: int
     verification_method: str
-    def __init__(self, subject_id: _Optional[str] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., generated_by: _Optional[str] = ..., case_id: _Optional[str] = ..., values_requested: _Optional[bool] = ..., values: _Optional[_Iterable[_Union[HeldValue, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[AccessRecord, _Mapping]]] = ..., destroyed: _Optional[_Iterable[_Union[Destruction, _Mapping]]] = ..., consent: _Optional[_Iterable[_Union[ConsentState, _Mapping]]] = ..., holds: _Optional[_Iterable[_Union[HoldRecord, _Mapping]]] = ..., entries_cited: _Optional[int] = ..., entries_verified: _Optional[int] = ..., entries_failed: _Optional[int] = ..., verification_method: _Optional[str] = ...) -> None: ...
+    holders: _containers.RepeatedCompositeFieldContainer[TokenHolder]
+    def __init__(self, subject_id: _Optional[str] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., generated_by: _Optional[str] = ..., case_id: _Optional[str] = ..., values_requested: _Optional[bool] = ..., values: _Optional[_Iterable[_Union[HeldValue, _Mapping]]] = ..., accesses: _Optional[_Iterable[_Union[AccessRecord, _Mapping]]] = ..., destroyed: _Optional[_Iterable[_Union[Destruction, _Mapping]]] = ..., consent: _Optional[_Iterable[_Union[ConsentState, _Mapping]]] = ..., holds: _Optional[_Iterable[_Union[HoldRecord, _Mapping]]] = ..., entries_cited: _Optional[int] = ..., entries_verified: _Optional[int] = ..., entries_failed: _Optional[int] = ..., verification_method: _Optional[str] = ..., holders: _Optional[_Iterable[_Union[TokenHolder, _Mapping]]] = ...) -> None: ...
+
+class TokenHolder(_message.Message):
+    __slots__ = ("principal", "domain", "description", "partner_agreement", "first_issued_at", "last_issued_at")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    principal: str
+    domain: str
+    description: str
+    partner_agreement: str
+    first_issued_at: _timestamp_pb2.Timestamp
+    last_issued_at: _timestamp_pb2.Timestamp
+    def __init__(self, principal: _Optional[str] = ..., domain: _Optional[str] = ..., description: _Optional[str] = ..., partner_agreement: _Optional[str] = ..., first_issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class HeldValue(_message.Message):
     __slots__ = ("field", "field_label", "category", "purpose", "purpose_label", "source", "collected_at", "notice_given", "notice_id", "expires_at", "retention_rule", "on_expiry", "token_masked", "view", "value", "corrections", "on_hold")

@@ -325,6 +325,29 @@ export interface AccessReport {
   entriesFailed: number;
   /** How the entries were checked, in words. */
   verificationMethod: string;
+  /** Who was handed tokens of the subject (the issuance ledger), by first issue. */
+  holders: TokenHolder[];
+}
+
+/**
+ * TokenHolder is a principal that was handed tokens of the subject: a tokenize answer, a
+ * lookup match or a translation. The ledger holds who and when, never the tokens.
+ */
+export interface TokenHolder {
+  /** The principal (an API key's or certificate's name). */
+  principal: string;
+  /** The token domain its tokens were issued in (e.g. city, partner:acme). */
+  domain: string;
+  /** Who it is, in plain words: the policy's description of the principal or partner ("" if none). */
+  description: string;
+  /** The data-sharing agreement, for a partner ("" otherwise). */
+  partnerAgreement: string;
+  /** When it was first handed tokens of the subject. */
+  firstIssuedAt:
+    | Date
+    | undefined;
+  /** When it was last handed them (to within a minute). */
+  lastIssuedAt: Date | undefined;
 }
 
 /** HeldValue is one stored value: what, why, from where, until when. */
@@ -2146,6 +2169,7 @@ function createBaseAccessReport(): AccessReport {
     entriesVerified: 0,
     entriesFailed: 0,
     verificationMethod: "",
+    holders: [],
   };
 }
 
@@ -2192,6 +2216,9 @@ export const AccessReport: MessageFns<AccessReport> = {
     }
     if (message.verificationMethod !== "") {
       writer.uint32(114).string(message.verificationMethod);
+    }
+    for (const v of message.holders) {
+      TokenHolder.encode(v!, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -2321,6 +2348,14 @@ export const AccessReport: MessageFns<AccessReport> = {
             message.verificationMethod = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.holders.push(TokenHolder.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2352,6 +2387,129 @@ export const AccessReport: MessageFns<AccessReport> = {
     message.entriesVerified = object.entriesVerified ?? 0;
     message.entriesFailed = object.entriesFailed ?? 0;
     message.verificationMethod = object.verificationMethod ?? "";
+    message.holders = object.holders?.map((e) => TokenHolder.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTokenHolder(): TokenHolder {
+  return {
+    principal: "",
+    domain: "",
+    description: "",
+    partnerAgreement: "",
+    firstIssuedAt: undefined,
+    lastIssuedAt: undefined,
+  };
+}
+
+export const TokenHolder: MessageFns<TokenHolder> = {
+  encode(message: TokenHolder, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== "") {
+      writer.uint32(10).string(message.principal);
+    }
+    if (message.domain !== "") {
+      writer.uint32(18).string(message.domain);
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
+    }
+    if (message.partnerAgreement !== "") {
+      writer.uint32(34).string(message.partnerAgreement);
+    }
+    if (message.firstIssuedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.firstIssuedAt), writer.uint32(42).fork()).join();
+    }
+    if (message.lastIssuedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastIssuedAt), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenHolder {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenHolder();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.domain = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.partnerAgreement = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.firstIssuedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastIssuedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<TokenHolder>): TokenHolder {
+    return TokenHolder.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TokenHolder>): TokenHolder {
+    const message = createBaseTokenHolder();
+    message.principal = object.principal ?? "";
+    message.domain = object.domain ?? "";
+    message.description = object.description ?? "";
+    message.partnerAgreement = object.partnerAgreement ?? "";
+    message.firstIssuedAt = object.firstIssuedAt ?? undefined;
+    message.lastIssuedAt = object.lastIssuedAt ?? undefined;
     return message;
   },
 };
