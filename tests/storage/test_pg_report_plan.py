@@ -61,7 +61,8 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, st
 
 def _report_statements(store: Store, sink: Path) -> list[tuple[str, object]]:
     """Every statement (and its parameters) the report's log part sends: the subject's entries
-    and the check of each cited one (vault/services/rights/report.py)."""
+    and the check of each cited one (vault/services/rights/report.py), and verify_cited's read
+    of the cited rows by id for a caller that has not read them."""
     seen: list[tuple[str, object]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
@@ -70,8 +71,11 @@ def _report_statements(store: Store, sink: Path) -> list[tuple[str, object]]:
     repo = AuditRepository(store)
     event.listen(store.engine, "before_cursor_execute", record)
     try:
+        read = {row.id: row for row in repo.subject_rows(TARGET)}  # as the report reads them
+        checks = verify_cited(repo, KEY, FakeSigner(), CheckpointFile(sink), list(read), read)
         cited = [e.id for e in repo.subject_entries(TARGET)]
-        checks = verify_cited(repo, KEY, FakeSigner(), CheckpointFile(sink), cited)
+        # and as a caller that has only the ids does: the cited rows read by id
+        checks.update(verify_cited(repo, KEY, FakeSigner(), CheckpointFile(sink), cited))
     finally:
         event.remove(store.engine, "before_cursor_execute", record)
     assert len(cited) == SIZE // EVERY and all(checks.values())
@@ -111,7 +115,7 @@ def test_the_driver_level_reads_probe_indexes_in_their_generic_plans(
     generic plan, made without the ids: the predecessor lookup and the read of the cited rows
     must probe their indexes in it too."""
     store, url, sink = filled
-    (sql, params), = [(s, p) for s, p in _report_statements(store, sink) if marker in s]
+    sql, params = next((s, p) for s, p in _report_statements(store, sink) if marker in s)
     n = iter(range(1, 10))
     with psycopg.connect(url, autocommit=True) as conn:
         _never_analyzed(conn)
