@@ -23,7 +23,7 @@ from vault.config import Settings
 from vault.keys.provider import Signer
 from vault.services.audit import AuditChain, CheckpointFile
 from vault.services.audit_cited import verify_cited
-from vault.storage.audit_log import AuditRepository
+from vault.storage.audit_log import AuditRepository, subject_items
 
 KEY = bytes(32)  # the bench's own chain key: nothing real is chained under it
 _PER_TX = 500  # entries a fill transaction writes
@@ -73,8 +73,9 @@ def _one_size(signer: Signer, database: str, pg_admin_url: str, size: int, acces
             times = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                cited = list(repo.subject_entries(target))
-                checks = verify_cited(repo, KEY, signer, sink, [e.id for e in cited])
+                read = {row.id: row for row in repo.subject_rows(target)}  # as the report reads them
+                cited = [e for row in read.values() for e in subject_items(row, target)]
+                checks = verify_cited(repo, KEY, signer, sink, list(read), read)
                 times.append(time.perf_counter() - t0)
             if not cited or not all(checks.values()):
                 raise RuntimeError("the bench's own log does not verify; see the log")

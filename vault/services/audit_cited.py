@@ -29,7 +29,7 @@ class CitedCheck:
 
 
 def verify_cited(repo: AuditRepository, key: bytes, signer: Signer, sink: CheckpointFile,
-                 entry_ids: Iterable[int]) -> dict[int, CitedCheck]:
+                 entry_ids: Iterable[int], read: dict[int, LogRow] | None = None) -> dict[int, CitedCheck]:
     """Check the entries a report cites, without walking the log.
 
     An entry holds when its predecessor on its chain is the entry one seq before it, its MAC
@@ -42,9 +42,13 @@ def verify_cited(repo: AuditRepository, key: bytes, signer: Signer, sink: Checkp
     checkpoint interval per cited entry: 15 s for 1,000 accesses in a log of 1M entries.
     An entry no signed checkpoint covers yet is pending, neither verified nor failed.
     Checkpoints a restore superseded are not told apart here; `pdv audit verify` does that.
+    `read`: the cited entries as the caller already read them (AuditRepository.subject_rows),
+    so they are not read twice; each is checked as read.
     """
     ids = sorted(set(entry_ids))
-    rows = repo.rows_by_id(ids)
+    read = read or {}
+    rows = {i: read[i] for i in ids if i in read}
+    rows.update(repo.rows_by_id([i for i in ids if i not in rows]))
     out = {i: CitedCheck(False, "no such entry") for i in ids if i not in rows}
     by_chain: dict[str, list[LogRow]] = {}
     for row in rows.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ class LogRow:
 
 
 UNDECODABLE = "undecodable"  # the outcome query and export show for an items column that does not decode
+
+
+def subject_items(row: LogRow, subject_id: str) -> Iterator[Entry]:
+    """The items of a stored entry that name `subject_id` (an entry may name several subjects)."""
+    return (e for e in row.expanded() if e.fields[4] == subject_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +147,19 @@ class AuditRepository:
                         until: datetime | None = None) -> Iterator[Entry]:
         """The items naming `subject_id` (since inclusive, until exclusive), in entry id order,
         found through the per-subject index: a person's accesses without a scan of the log."""
+        for row in self.subject_rows(subject_id, since, until):
+            yield from subject_items(row, subject_id)
+
+    def subject_rows(self, subject_id: str, since: datetime | None = None,
+                     until: datetime | None = None) -> Iterator[LogRow]:
+        """The stored entries naming `subject_id` among their items, in id order, through the
+        per-subject index (what subject_entries expands; the access report checks them as read)."""
         c = t.access_log.c
         s = t.access_subjects.c
         stmt = (select(*self._row_columns()).join(t.access_subjects, s.entry_id == c.id)
                 .where(s.subject_id == subject_id).order_by(c.id))
         stmt = self._within(stmt, since, until)
-        for row in self._stream(stmt, 10_000):
-            for e in row.expanded():
-                if e.fields[4] == subject_id:
-                    yield e
+        yield from self._stream(stmt, 10_000)
 
     def log_rows(self, where: EntryFilter | None = None, batch: int = 10_000,
                  conn: Connection | None = None) -> Iterator[LogRow]:
@@ -190,11 +200,7 @@ class AuditRepository:
                 # One statement for all of them: a backward probe of the (chain_id, id) index per id.
                 rows = tx.fetch(_PREDECESSORS_PG, (list(entry_ids), chain_id))
             else:
-                # SQLite answers a statement in microseconds, in process: one probe per id.
-                m = tx.marks(1)
-                sql = f"SELECT seq, mac FROM access_log WHERE chain_id = {m} AND id < {m} ORDER BY id DESC LIMIT 1"
-                rows = [(entry_id, *found[0]) for entry_id in entry_ids
-                        if (found := tx.fetch(sql, (chain_id, entry_id)))]
+                rows = tx.fetch(_PREDECESSORS_SQLITE, (json.dumps(list(entry_ids)), chain_id))
         for entry_id, seq, mac in rows:
             out[entry_id] = (seq, bytes(mac) if mac is not None else None)
         return out
@@ -262,6 +268,13 @@ _PREDECESSORS_PG = (
     "(SELECT seq, mac FROM access_log WHERE chain_id = %s AND id < c.id ORDER BY id DESC LIMIT 1) AS p"
 )
 
+
+# The same on SQLite: the ids as one JSON parameter, each predecessor's id a seek of the
+# (chain_id, id) index, then its row by primary key.
+_PREDECESSORS_SQLITE = (
+    "SELECT c.value, l.seq, l.mac FROM json_each(?) AS c JOIN access_log AS l ON l.id = "
+    "(SELECT max(id) FROM access_log WHERE chain_id = ? AND id < c.value)"
+)
 
 # The same columns as _row_columns; LIMIT 1 keeps the planner from turning the probes into a
 # join it may then plan as a scan (the ids are unique, so it drops nothing).

@@ -47,7 +47,7 @@ from vault.services.tokenize_model import is_subject_id, require_subject_id
 from vault.storage import corrections as corrections_db
 from vault.storage import holders as holders_db
 from vault.storage import report as db
-from vault.storage.audit_log import AuditRepository, Entry
+from vault.storage.audit_log import AuditRepository, Entry, subject_items
 from vault.storage.store import Store
 
 ACTION = "access_report"
@@ -105,10 +105,11 @@ class ReportService:
         if not known:
             self._log_failure(caller, subject_id, "not_found")
             raise NotFound("PDV holds and has held no data of this subject")
-        entries = list(self.audit.subject_entries(subject_id))
+        rows = {row.id: row for row in self.audit.subject_rows(subject_id)}
+        entries = [e for row in rows.values() for e in subject_items(row, subject_id)]
         if self.checkpoint is not None:
             self.checkpoint()  # this process's newest entries get a signed checkpoint to be checked against
-        verified = verify_cited(self.audit, self.index_keys.audit_key, self.signer, self.sink, [e.id for e in entries])
+        verified = verify_cited(self.audit, self.index_keys.audit_key, self.signer, self.sink, list(rows), rows)
         shown = self._values(subject_id, held, views) if include_values else {}
         on_hold = any(h.released_at is None for h in holds)
         values = [self._value(v, shown.get(v.id), on_hold, [h for h in history if h.value_id == v.id]) for v in held]
