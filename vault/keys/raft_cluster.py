@@ -110,7 +110,7 @@ class RaftCluster:
         first = self.nodes[0]
         status = self._wait(deadline, lambda: _client(first.addr).sys.read_seal_status(), first)
         if not status["initialized"]:
-            self._initialise(_client(first.addr))
+            self._initialise(hvac.Client(url=first.addr, timeout=30.0))  # Raft init can take seconds
         self.unseal(first, deadline)
         self.wait_for_leader(deadline - time.monotonic())
         # Autopilot makes a joined node a voter once it has been healthy this long (default
