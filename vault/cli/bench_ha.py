@@ -23,11 +23,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
 from pdv_client import PdvClient
+from prometheus_client.parser import text_string_to_metric_families
 from pdv_client.raw import wait_until_serving
 
 from vault.cli.bench_ha_load import CHANNEL_OPTIONS, Caller, LoadLog, errors_between, read_back
@@ -68,7 +70,8 @@ class Replica:
 
     def __init__(self, name: str, workdir: Path, env: dict[str, str]) -> None:
         self.name, self.workdir, self.port = name, workdir, free_loopback_port()
-        self.env = {**env, "PDV_LISTEN": self.target}
+        self.metrics_port = free_loopback_port()
+        self.env = {**env, "PDV_LISTEN": self.target, "PDV_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}"}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,6 +91,22 @@ class Replica:
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
+
+    def vault_calls(self) -> tuple[float, float] | None:
+        """(OpenBao calls made, of them failed) since this process started; None if it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+                text = reply.read().decode()
+        except OSError:
+            return None
+        calls = failed = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "pdv_vault_request_duration_seconds_count":
+                    calls += sample.value
+                elif sample.name == "pdv_vault_request_errors_total":
+                    failed += sample.value
+        return calls, failed
 
     def stop(self) -> None:
         if self.proc is None:
@@ -166,8 +185,10 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
 
     marks: dict[str, float] = {}
     timings: dict[str, float] = {}
+    scrapes: dict[str, list[tuple[float, float] | None]] = {}
     leader = cluster.leader()
     _note(f"kill -9 the Raft leader {leader.name}")
+    scrapes["leader_killed"] = [r.vault_calls() for r in replicas]
     marks["leader_killed"] = time.monotonic()
     cluster.kill(leader)
     successor = cluster.wait_for_leader(60, not_node=leader)
@@ -177,11 +198,13 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
 
     victim = replicas[0]
     _note(f"kill -9 PDV replica {victim.name}")
+    scrapes["replica_killed"] = [r.vault_calls() for r in replicas]
     marks["replica_killed"] = time.monotonic()
     victim.kill()
     stop.wait(args.phase_seconds)
 
     _note(f"restart {leader.name} and {victim.name}")
+    scrapes["both_restarted"] = [r.vault_calls() for r in replicas]
     marks["both_restarted"] = time.monotonic()
     cluster.restart(leader)
     timings["openbao_node_back_after_s"] = round(time.monotonic() - marks["both_restarted"], 2)
@@ -192,12 +215,15 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
     for caller in callers:
         caller.join(timeout=60)
     load_ended = time.monotonic()
+    scrapes["end"] = [r.vault_calls() for r in replicas]
 
     _note(f"reading back {len(log.acknowledged)} acknowledged values")
     lost = read_back(clients[1], log.acknowledged, batch=COLD_CACHE_KEYS // 2)
     verification = clients[1].admin.verify_audit_log()
     ends = [marks[p] for p in PHASES[1:]] + [load_ended]
     phases = {phase: errors_between(log, marks[phase], end) for phase, end in zip(PHASES, ends)}
+    for phase, following in zip(PHASES, [*PHASES[1:], "end"]):
+        phases[phase].update(_vault_calls_between(scrapes[phase], scrapes[following]))
     before = errors_between(log, load_started, marks["leader_killed"])
     codes = {code for p in [before, *phases.values()] for code in p["errors"]}  # type: ignore[attr-defined]
     targets = {
@@ -217,6 +243,21 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
         "audit_chains": verification.chains, "audit_checkpoints": verification.checkpoints,
         "targets": targets, "targets_met": all(targets.values()),
     }
+
+
+def _vault_calls_between(before: list[tuple[float, float] | None],
+                         after: list[tuple[float, float] | None]) -> dict[str, int]:
+    """OpenBao calls the replicas made in a phase (and how many failed), from their metrics; a
+    replica killed or restarted in the phase counts only for what its new process made."""
+    calls = failed = 0.0
+    for start, end in zip(before, after):
+        if end is None:
+            continue  # killed: its counters went with it
+        if start is None or end[0] < start[0]:
+            start = (0.0, 0.0)  # a new process: counted from its start
+        calls += end[0] - start[0]
+        failed += end[1] - start[1]
+    return {"openbao_calls": int(calls), "openbao_calls_failed": int(failed)}
 
 
 def _provision(cluster: RaftCluster) -> str:
@@ -256,11 +297,14 @@ def print_table(results: dict[str, object]) -> None:
           f"lost: {results['acknowledged_writes_lost']}; wrong values read: {results['wrong_values_read_during_load']}")
     print(f"new Raft leader after {results['new_leader_after_s']} s; restarted node unsealed after "
           f"{results['openbao_node_back_after_s']} s, replica serving after {results['replica_back_after_s']} s")
-    print(f"\n{'phase':<16} {'errors by status':<30} {'error s':>8} {'failovers':>10} {'slowest answer s':>17}")
+    print(f"\n{'phase':<16} {'errors by status':<26} {'error s':>8} {'failovers':>10} {'slowest s':>10} "
+          f"{'OpenBao calls (failed)':>23}")
     rows = {"before faults": results["errors_before_faults"], **results["phases"]}  # type: ignore[dict-item]
     for name, row in rows.items():
         errors = ", ".join(f"{code} {n}" for code, n in row["errors"].items()) or "none"
-        print(f"{name:<16} {errors:<30} {row['error_seconds']:>8.2f} {row['failovers']:>10} {row['slowest_answer_s']:>17.2f}")
+        vault = f"{row['openbao_calls']} ({row['openbao_calls_failed']})" if "openbao_calls" in row else "-"
+        print(f"{name:<16} {errors:<26} {row['error_seconds']:>8.2f} {row['failovers']:>10} "
+              f"{row['slowest_answer_s']:>10.2f} {vault:>23}")
     print(f"\naudit verify: {'intact' if results['audit_intact'] else 'NOT INTACT'} "
           f"({results['audit_entries']} entries, {results['audit_chains']} chains, {results['audit_checkpoints']} checkpoints)")
     print("targets: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in results["targets"].items()))  # type: ignore[attr-defined]
