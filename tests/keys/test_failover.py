@@ -5,10 +5,12 @@ fails KeyUnavailable within vault_retry_seconds."""
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 import time
 
 import pytest
+import requests
 
 from vault.errors import KeyUnavailable
 from vault.keys.openbao import OpenBaoServer, free_loopback_port, provision_transit
@@ -101,3 +103,36 @@ def test_every_address_dead_is_key_unavailable_within_the_bound(live, retry_seco
     # Retried for the whole window (refused connections fail in milliseconds), and no longer
     # than the window plus one last attempt's minimum and the machine's slack.
     assert retry_seconds <= elapsed < retry_seconds + 3.0
+
+
+@pytest.fixture
+def silent_addr():
+    """A listener that accepts connections and never answers: every request to it times out."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def test_a_transit_call_whose_answer_was_lost_is_sent_to_the_next_node(live, silent_addr):
+    keys = TransitKeyProvider(make_client([silent_addr, live.addr], live.root_token, timeout=0.5, retry_seconds=5.0),
+                              MOUNT, "pdv-kek")
+    dek = deks(1)
+    assert keys.unwrap_keys(keys.wrap_keys(dek)) == dek
+
+
+def test_a_rotation_whose_answer_was_lost_is_not_sent_again(live, silent_addr):
+    # The silent node may have rotated the key before its answer was lost: sending the
+    # rotation on to the live node could rotate twice. The call fails instead.
+    provision_transit(live.client(), MOUNT, "rotate-once")
+    before = live.client().secrets.transit.read_key(name="rotate-once", mount_point=MOUNT)["data"]["latest_version"]
+    admin = make_client([silent_addr, live.addr], live.root_token, timeout=0.5, retry_seconds=5.0)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        admin.secrets.transit.rotate_key(name="rotate-once", mount_point=MOUNT)
+    after = live.client().secrets.transit.read_key(name="rotate-once", mount_point=MOUNT)["data"]["latest_version"]
+    assert after == before
+
+    # A refused connection never reached a node: the rotation moves on, and happens once.
+    admin = make_client([dead_addr(), live.addr], live.root_token, timeout=0.5, retry_seconds=5.0)
+    admin.secrets.transit.rotate_key(name="rotate-once", mount_point=MOUNT)
+    assert live.client().secrets.transit.read_key(name="rotate-once", mount_point=MOUNT)["data"]["latest_version"] == before + 1

@@ -3,15 +3,19 @@
 Each call goes first to the address that answered last. When a node cannot serve it — the
 connection fails or times out, or the node answers 5xx (sealed, standby without an active
 node, election under way) — the call moves to the next address, round the list and again,
-until `retry_seconds` have passed since its first failure; then the last error is raised as
+until `retry_seconds` have passed since the call began; then the last error is raised as
 it would have been with one address, and vault/keys/transit.py turns it into KeyUnavailable
 (gRPC UNAVAILABLE). A standby's 307 redirect to the active node is followed by requests itself
 (`allow_redirects`; 307 keeps the method and the body).
 
-A request whose answer was lost (read timeout, connection dropped mid-answer) may have been
-carried out. It is sent again only if repeating it is harmless: reads, and Transit's encrypt,
-decrypt, rewrap, sign, verify and hmac. Anything else (rotate a key, write a policy) moves on
-only when the node surely did not carry it out: the connection was refused, or it answered 5xx.
+A request whose answer was lost (read timeout, connection dropped mid-answer) or that failed
+with 500 / 502 may have been carried out in part. It is sent again only if repeating it is
+harmless: reads, and Transit's encrypt, decrypt, rewrap, sign, verify and hmac. Anything else
+(rotate a key, write a policy) moves on only when the node surely did not act on it: the
+connection was never made, or the node answered sealed (503) or not initialised (501).
+
+OpenBao's standbys answer Transit calls themselves (they hold the keyring), even while no
+leader is elected, so a killed leader costs PDV one refused connection per call in flight.
 """
 
 from __future__ import annotations
@@ -26,14 +30,11 @@ import requests
 import urllib3.exceptions
 from hvac.adapters import JSONAdapter
 
-# Answers that say "this node cannot serve now, another may": 500 (standby whose active node
-# is gone, storage without quorum), 502, 503 (sealed), 504; hvac raises these for them.
-_NODE_CANNOT_SERVE = (
-    hvac.exceptions.InternalServerError,
-    hvac.exceptions.BadGateway,
-    hvac.exceptions.VaultDown,
-    hvac.exceptions.VaultNotInitialized,
-)
+# Answers from a node that did not act on the request: sealed (503), not initialised (501).
+_REFUSED_UNTOUCHED = (hvac.exceptions.VaultDown, hvac.exceptions.VaultNotInitialized)
+# Answers that say this node could not serve now, though it may have begun to: 500 (a standby
+# whose active node is gone, storage without quorum), 502.
+_NODE_FAILED = (hvac.exceptions.InternalServerError, hvac.exceptions.BadGateway)
 _TRANSPORT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
               requests.exceptions.ChunkedEncodingError)
 _REPEATABLE_PATH = re.compile(r"/v1/.+/(encrypt|decrypt|rewrap|sign|verify|hmac)/[^/]+/?$")
@@ -64,6 +65,7 @@ class FailoverAdapter(JSONAdapter):
         self._timeout = float(kwargs.get("timeout", 30))
         self._preferred = 0  # index of the address that answered last; a plain int, set atomically
         self._local = threading.local()
+        kwargs.pop("base_uri", None)  # hvac.Client passes its url: the first address
         super().__init__(base_uri=self._addresses[0], **kwargs)
 
     # RawAdapter.request joins self.base_uri with the path: each thread sees the address it is
@@ -115,9 +117,9 @@ class FailoverAdapter(JSONAdapter):
 
 def _worth_another_node(error: Exception, repeatable: bool) -> bool:
     """True if another address may serve the request and sending it again is safe."""
-    if isinstance(error, _NODE_CANNOT_SERVE):
+    if isinstance(error, _REFUSED_UNTOUCHED):
         return True
-    if not isinstance(error, _TRANSPORT):
+    if not isinstance(error, (*_NODE_FAILED, *_TRANSPORT)):
         return False
     return repeatable or _never_sent(error)
 

@@ -9,6 +9,7 @@ none, and rows are bound by the AAD of our own AES-GCM layer instead.
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,9 +68,9 @@ def make_client(
     read). `addr` may name several nodes (a list, or comma-separated): a call that one cannot
     serve moves to the next, for up to `retry_seconds` (vault/keys/failover.py)."""
     addresses = parse_addresses(addr)
-    client = hvac.Client(url=addresses[0], token=token, timeout=timeout)
-    client.adapter = FailoverAdapter(addresses, retry_seconds, token=token, timeout=timeout)
-    return client
+    # Built by hvac itself, so every API object (sys, secrets.transit, auth) holds this adapter.
+    adapter = functools.partial(FailoverAdapter, addresses, retry_seconds)
+    return hvac.Client(url=addresses[0], token=token, timeout=timeout, adapter=adapter)  # type: ignore[arg-type]
 
 
 class TransitKeyProvider:
