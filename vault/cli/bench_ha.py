@@ -125,11 +125,13 @@ class Replica:
 
 
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up as Ctrl-C does
+    raise KeyboardInterrupt
 
 
 def run_ha(args: argparse.Namespace) -> int:
-    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    # SIGTERM cleans up as Ctrl-C does; SIGINT is set too, since a shell starts a background
+    # job with SIGINT ignored.
+    previous = {sig: signal.signal(sig, _terminate_as_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         if any(args.keep.iterdir()):
@@ -141,7 +143,8 @@ def run_ha(args: argparse.Namespace) -> int:
                 cleanup.callback(shutil.rmtree, workdir, True)
             results = _run(args, workdir, cleanup)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print_table(results)
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
