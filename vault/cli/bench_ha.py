@@ -186,34 +186,7 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
     load_started = time.monotonic()
     stop.wait(args.warmup)
 
-    marks: dict[str, float] = {}
-    timings: dict[str, float] = {}
-    scrapes: dict[str, list[tuple[float, float] | None]] = {}
-    leader = cluster.leader()
-    _note(f"kill -9 the Raft leader {leader.name}")
-    scrapes["leader_killed"] = [r.vault_calls() for r in replicas]
-    marks["leader_killed"] = time.monotonic()
-    cluster.kill(leader)
-    successor = cluster.wait_for_leader(60, not_node=leader)
-    timings["new_leader_after_s"] = round(time.monotonic() - marks["leader_killed"], 2)
-    _note(f"{successor.name} leads after {timings['new_leader_after_s']} s")
-    stop.wait(max(0.0, args.phase_seconds - timings["new_leader_after_s"]))
-
-    victim = replicas[0]
-    _note(f"kill -9 PDV replica {victim.name}")
-    scrapes["replica_killed"] = [r.vault_calls() for r in replicas]
-    marks["replica_killed"] = time.monotonic()
-    victim.kill()
-    stop.wait(args.phase_seconds)
-
-    _note(f"restart {leader.name} and {victim.name}")
-    scrapes["both_restarted"] = [r.vault_calls() for r in replicas]
-    marks["both_restarted"] = time.monotonic()
-    cluster.restart(leader)
-    timings["openbao_node_back_after_s"] = round(time.monotonic() - marks["both_restarted"], 2)
-    victim.start()
-    timings["replica_back_after_s"] = round(time.monotonic() - marks["both_restarted"], 2)
-    stop.wait(args.phase_seconds)
+    marks, timings, scrapes = _inject_faults(cluster, replicas, stop, args.phase_seconds)
     stop.set()
     for caller in callers:
         caller.join(timeout=60)
@@ -238,7 +211,7 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
     return {
         "load_seconds": round(load_ended - load_started, 1),
         "callers": args.callers, "replicas": len(replicas), "openbao_nodes": len(cluster.nodes),
-        "every_call_reaches_openbao": not args.warm_keys,
+        "cold_keys": not args.warm_keys,
         "calls": dict(log.calls), "acknowledged_values": len(log.acknowledged),
         "acknowledged_writes_lost": lost, "wrong_values_read_during_load": log.mismatches,
         "errors_before_faults": before, "phases": phases, **timings,
@@ -246,6 +219,44 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
         "audit_chains": verification.chains, "audit_checkpoints": verification.checkpoints,
         "targets": targets, "targets_met": all(targets.values()),
     }
+
+
+def _inject_faults(cluster: RaftCluster, replicas: list[Replica], stop: threading.Event, phase_seconds: float,
+                   ) -> tuple[dict[str, float], dict[str, float], dict[str, list[tuple[float, float] | None]]]:
+    """Under the running load: kill -9 the leader and wait for a new one, kill -9 a replica,
+    restart both; `phase_seconds` of load after each. Returns when each phase began, how long
+    recovery took, and the replicas' OpenBao call counts at each phase's start."""
+    marks: dict[str, float] = {}
+    timings: dict[str, float] = {}
+    scrapes: dict[str, list[tuple[float, float] | None]] = {}
+
+    def begin(phase: str) -> None:
+        scrapes[phase] = [r.vault_calls() for r in replicas]
+        marks[phase] = time.monotonic()
+
+    leader = cluster.leader()
+    _note(f"kill -9 the Raft leader {leader.name}")
+    begin("leader_killed")
+    cluster.kill(leader)
+    successor = cluster.wait_for_leader(60, not_node=leader)
+    timings["new_leader_after_s"] = round(time.monotonic() - marks["leader_killed"], 2)
+    _note(f"{successor.name} leads after {timings['new_leader_after_s']} s")
+    stop.wait(max(0.0, phase_seconds - timings["new_leader_after_s"]))
+
+    victim = replicas[0]
+    _note(f"kill -9 PDV replica {victim.name}")
+    begin("replica_killed")
+    victim.kill()
+    stop.wait(phase_seconds)
+
+    _note(f"restart {leader.name} and {victim.name}")
+    begin("both_restarted")
+    cluster.restart(leader)
+    timings["openbao_node_back_after_s"] = round(time.monotonic() - marks["both_restarted"], 2)
+    victim.start()
+    timings["replica_back_after_s"] = round(time.monotonic() - marks["both_restarted"], 2)
+    stop.wait(phase_seconds)
+    return marks, timings, scrapes
 
 
 def _vault_calls_between(before: list[tuple[float, float] | None],

@@ -37,9 +37,11 @@ _REFUSED_UNTOUCHED = (hvac.exceptions.VaultDown, hvac.exceptions.VaultNotInitial
 _NODE_FAILED = (hvac.exceptions.InternalServerError, hvac.exceptions.BadGateway)
 _TRANSPORT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
               requests.exceptions.ChunkedEncodingError)
-_REPEATABLE_PATH = re.compile(r"/v1/.+/(encrypt|decrypt|rewrap|sign|verify|hmac)/[^/]+/?$")
+# /v1/<mount>/<operation>/<key>; never a key-management path (/v1/<mount>/keys/<key>/rotate),
+# whatever the key is called.
+_REPEATABLE_PATH = re.compile(r"^/v1/(?!(?:.+/)?keys/).+/(encrypt|decrypt|rewrap|sign|verify|hmac)/[^/]+/?$")
 _REPEATABLE_METHODS = frozenset({"get", "list", "head"})
-# Pauses between rounds over every address, growing to the last: Raft elects in ~1-2 s.
+# Pauses between rounds over every address, growing to the last (a Raft election takes seconds).
 _BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.5)
 # A retry near the deadline still gets this long to connect and answer.
 _MIN_ATTEMPT_SECONDS = 0.5
