@@ -59,6 +59,9 @@ def add_parser(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warm-keys", action="store_true",
                    help="the servers' default DEK cache and spare-key pool (default: no spare keys and a "
                         f"{COLD_CACHE_KEYS}-key cache, so nearly every call reaches OpenBao)")
+    p.add_argument("--only-leader-address", action="store_true",
+                   help="give the replicas only the first leader's address (the one killed), to see what "
+                        "listing every node spares them")
     p.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
     p.add_argument("--keep", type=Path, default=None, metavar="DIR",
                    help="work in DIR (new or empty) and keep it: the servers' and OpenBao nodes' logs")
@@ -168,7 +171,8 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
     engine.dispose()
 
     api_key = "pdvk_" + secrets.token_urlsafe(24)
-    env = _server_env(workdir, url, cluster.addresses, token, api_key, args.warm_keys)
+    addresses = [cluster.leader().addr] if args.only_leader_address else cluster.addresses
+    env = _server_env(workdir, url, addresses, token, api_key, args.warm_keys)
     replicas = [Replica(f"pdv-{i}", workdir, env) for i in (1, 2)]
     for replica in replicas:
         cleanup.callback(replica.stop)
@@ -211,7 +215,7 @@ def _run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> dict[st
     return {
         "load_seconds": round(load_ended - load_started, 1),
         "callers": args.callers, "replicas": len(replicas), "openbao_nodes": len(cluster.nodes),
-        "cold_keys": not args.warm_keys,
+        "cold_keys": not args.warm_keys, "vault_addresses_per_replica": len(addresses),
         "calls": dict(log.calls), "acknowledged_values": len(log.acknowledged),
         "acknowledged_writes_lost": lost, "wrong_values_read_during_load": log.mismatches,
         "errors_before_faults": before, "phases": phases, **timings,
@@ -306,7 +310,8 @@ def _server_env(workdir: Path, url: str, addresses: list[str], token: str, api_k
 
 def print_table(results: dict[str, object]) -> None:
     print(f"\nHA fault test: {results['openbao_nodes']} OpenBao nodes (Raft), {results['replicas']} PDV replicas "
-          f"on PostgreSQL, {results['callers']} callers, {results['load_seconds']} s of load")
+          f"on PostgreSQL with {results['vault_addresses_per_replica']} OpenBao address(es) each, "
+          f"{results['callers']} callers, {results['load_seconds']} s of load")
     print(f"calls: {results['calls']}; acknowledged values: {results['acknowledged_values']}; "
           f"lost: {results['acknowledged_writes_lost']}; wrong values read: {results['wrong_values_read_during_load']}")
     print(f"new Raft leader after {results['new_leader_after_s']} s; restarted node unsealed after "
