@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import hvac
 import hvac.exceptions
@@ -27,6 +28,7 @@ from vault.keys.openbao import free_loopback_port, spawn_bao
 
 _TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "openbao" / "raft"
 _NODES = 3
+_T = TypeVar("_T")
 _ANSWER_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, hvac.exceptions.VaultError)
 
 
@@ -219,7 +221,8 @@ class RaftCluster:
         config.write_text(render_node_config(template, node, [n for n in self.nodes if n is not node]))
         node.proc = spawn_bao(config, node.data_dir / "openbao.log", node.data_dir)
 
-    def _wait(self, deadline: float, probe, node: RaftNode):  # type: ignore[no-untyped-def]
+    def _wait(self, deadline: float, probe: Callable[[], _T | None], node: RaftNode) -> _T:
+        """Call `probe` until it returns a value; ConfigError if `node` exits or the deadline passes."""
         while True:
             if not node.running:
                 raise ConfigError(f"OpenBao {node.name} exited; see {node.data_dir / 'openbao.log'}")
