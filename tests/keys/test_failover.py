@@ -4,6 +4,7 @@ fails KeyUnavailable within vault_retry_seconds."""
 
 from __future__ import annotations
 
+import http.server
 import secrets
 import socket
 import threading
@@ -136,3 +137,33 @@ def test_a_rotation_whose_answer_was_lost_is_not_sent_again(live, silent_addr):
     admin = make_client([dead_addr(), live.addr], live.root_token, timeout=0.5, retry_seconds=5.0)
     admin.secrets.transit.rotate_key(name="rotate-once", mount_point=MOUNT)
     assert live.client().secrets.transit.read_key(name="rotate-once", mount_point=MOUNT)["data"]["latest_version"] == before + 1
+
+
+@pytest.fixture
+def redirecting_addr(live):
+    """A node that answers every request as a standby that does not forward does: 307 to the leader."""
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(307)
+            self.send_header("Location", live.addr + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_standby_redirect_is_followed_with_the_token_and_the_body(live, redirecting_addr):
+    keys = provider([redirecting_addr], live.root_token, retry_seconds=0.0)
+    dek = deks(2)
+    assert keys.unwrap_keys(keys.wrap_keys(dek)) == dek
