@@ -110,8 +110,18 @@ class App:
         self.store.close()
 
 
+def _vault_client(settings: Settings, admin: bool = False):  # an hvac.Client; only vault.keys imports hvac
+    """An hvac client on every vault_addr with the service token, or the admin token (whose
+    calls, rotations and trims, get at least 30 s)."""
+    if admin:
+        return make_client(settings.vault_addr, settings.vault_admin_token_value(),
+                           timeout=max(settings.vault_timeout, 30.0), retry_seconds=settings.vault_retry_seconds)
+    return make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout,
+                       retry_seconds=settings.vault_retry_seconds)
+
+
 def build_vault(settings: Settings, metrics: Metrics | None = None) -> tuple[KeyProvider, Signer]:
-    client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
+    client = _vault_client(settings)
     observe = metrics.vault_call if metrics is not None else None
     return (
         TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=settings.vault_batch_size,
@@ -270,7 +280,7 @@ def rotation_service(settings: Settings, clock: Callable[[], datetime] = utc_now
         ConfigError: no admin token configured.
         StoreUnavailable: database down or not migrated.
     """
-    admin_client = make_client(settings.vault_addr, settings.vault_admin_token_value(), timeout=max(settings.vault_timeout, 30.0))
+    admin_client = _vault_client(settings, admin=True)
     store = Store(create_store_engine(settings.database_url, pool_size=4))
     try:
         migrate.require_current(store.engine)
@@ -295,7 +305,7 @@ def rewrap_service(app: App) -> RewrapService:
     """Rewrap with the service token (which may rewrap with the KEK, not rotate or trim it), for
     the in-server rewrap job: one chunk in flight, so request traffic keeps its share."""
     settings = app.settings
-    client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
+    client = _vault_client(settings)
     keys = TransitKeyProvider(client, settings.transit_mount, settings.kek_name, batch_size=min(settings.vault_batch_size, 1000),
                               observe=app.metrics.vault_call if app.metrics is not None else None)
     return RewrapService(RotationRepository(app.store), keys, batch_size=min(settings.vault_batch_size, 1000), workers=1)
@@ -316,13 +326,12 @@ def admin_service(app: App) -> AdminService:
     settings, clock = app.settings, app.shredder.clock
     rotation = None
     if settings.kek_admin_over_api:
-        admin_client = make_client(settings.vault_addr, settings.vault_admin_token_value(),
-                                   timeout=max(settings.vault_timeout, 30.0))
+        admin_client = _vault_client(settings, admin=True)
         admin = TransitKeyAdmin(admin_client, settings.transit_mount, settings.kek_name,
                                 batch_size=min(settings.vault_batch_size, 1000))
         rotation = RotationService(RotationRepository(app.store), admin, clock,
                                    timedelta(days=settings.backup_horizon_days))
-    client = make_client(settings.vault_addr, settings.vault_token_value(), timeout=settings.vault_timeout)
+    client = _vault_client(settings)
     service_keys = TransitKeyProvider(client, settings.transit_mount, settings.kek_name,
                                       batch_size=min(settings.vault_batch_size, 1000),
                                       observe=app.metrics.vault_call if app.metrics is not None else None)

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
 
     listen: str = "127.0.0.1:50051"
     database_url: str = "sqlite:///.pdv/pdv.db"
-    vault_addr: str = "http://127.0.0.1:8200"
+    # One address, or several (a list, or comma-separated) for an HA cluster: a call a node
+    # cannot serve moves to the next, for up to vault_retry_seconds (vault/keys/failover.py).
+    vault_addr: str | list[str] = "http://127.0.0.1:8200"
+    vault_retry_seconds: float = Field(default=3.0, ge=0, le=300)
     vault_token: SecretStr | None = None
     vault_token_file: Path | None = None
     vault_timeout: float = Field(default=5.0, gt=0, le=60)
@@ -135,6 +138,18 @@ class Settings(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError("listen must be host:port")
+        return value
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _vault_urls(cls, value: str | list[str]) -> str | list[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        addresses = [a.strip() for a in items if a.strip()]
+        if not addresses:
+            raise ValueError("vault_addr names no address")
+        for address in addresses:
+            if not address.startswith(("http://", "https://")):
+                raise ValueError("vault_addr: each address must start with http:// or https://")
         return value
 
     @field_validator("metrics_address")

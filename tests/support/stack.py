@@ -103,13 +103,15 @@ def start_stack(
     settings = load_settings(
         listen="127.0.0.1:0",
         database_url=database_url,
-        vault_addr=bao.addr,
         vault_token=token,
         vault_timeout=2.0,
         # More principals (`api_keys=[ApiKey(...)]`) are added to the stack's own.
         api_keys=[ApiKey(principal=PRINCIPAL, sha256=hash_api_key(api_key)), *overrides.pop("api_keys", [])],
         # No checkpoint file unless a test gives one, and said so (see audit_external_record).
-        **{"dev_policy": True, "audit_external_record": "audit_checkpoint_file" in overrides, **overrides},
+        # vault_addr may name more nodes than `bao` (tests of failing over); one retry second
+        # keeps the tests of a dead Vault quick.
+        **{"vault_addr": bao.addr, "vault_retry_seconds": 1.0, "dev_policy": True,
+           "audit_external_record": "audit_checkpoint_file" in overrides, **overrides},
     )
     capture = _LogCapture()
     log = capture.__enter__()

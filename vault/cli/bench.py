@@ -26,7 +26,7 @@ from pdv.v1 import subject_pb2 as spb
 from pdv.v1 import token_pb2 as pb
 from pdv_client.raw import RawTokenCalls
 
-from vault.cli import bench_profile
+from vault.cli import bench_ha, bench_profile
 from vault.cli.bench_anchor import checkpoint_cost
 from vault.cli.bench_report import report_log_times
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
@@ -63,6 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="instead: count CPU instructions per field in process under callgrind (vault/cli/bench_profile.py)")
     bench_profile.add_arguments(p)
     p.set_defaults(run=run_bench)
+    bench_ha.add_parser(p.add_subparsers(dest="bench_command", metavar="{ha}"))
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -83,7 +83,7 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
+def die_with_parent_hook() -> Callable[[], None] | None:
     """A preexec_fn that makes the kernel SIGTERM the server when its parent dies (Linux only).
 
     Without it a SIGKILLed test run would leave bao running, since start_new_session takes it
@@ -104,6 +104,22 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
             os._exit(1)
 
     return hook
+
+
+def spawn_bao(config: Path, log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """`bao server -config=config` in a session of its own, output appended to `log_path`,
+    SIGTERMed by the kernel if this process dies (see die_with_parent_hook)."""
+    binary = find_bao_binary()
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [binary, "server", f"-config={config}"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent_hook(),
+            cwd=cwd,
+        )
 
 
 class OpenBaoServer:
@@ -171,17 +187,7 @@ class OpenBaoServer:
         self._cluster_port = free_loopback_port()
         config = self.data_dir / "server.hcl"
         config.write_text(self._render_config())
-        binary = find_bao_binary()
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [binary, "server", f"-config={config}"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent_hook(),
-                cwd=self.data_dir,
-            )
+        self._proc = spawn_bao(config, self.log_path, self.data_dir)
         try:
             self._bring_up(time.monotonic() + timeout)
         except BaseException:

@@ -9,6 +9,7 @@ none, and rows are bound by the AAD of our own AES-GCM layer instead.
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import requests
 
 from vault.domain import WrappedKey
 from vault.errors import DecryptionFailed, KeyUnavailable, PdvError
+from vault.keys.failover import FailoverAdapter, parse_addresses
 from vault.secret import SecretBytes
 
 _UNREACHABLE = "vault sealed or unreachable"
@@ -59,9 +61,16 @@ def signing_key_name(key_name: str) -> str:
     return f"{key_name}-signing"
 
 
-def make_client(addr: str, token: str, timeout: float = 5.0) -> hvac.Client:
-    """An hvac client whose every call gives up after `timeout` seconds (connect and read)."""
-    return hvac.Client(url=addr, token=token, timeout=timeout)
+def make_client(
+    addr: str | Sequence[str], token: str, timeout: float = 5.0, retry_seconds: float = 0.0
+) -> hvac.Client:
+    """An hvac client whose every call gives up on a node after `timeout` seconds (connect and
+    read). `addr` may name several nodes (a list, or comma-separated): a call that one cannot
+    serve moves to the next, for up to `retry_seconds` (vault/keys/failover.py)."""
+    addresses = parse_addresses(addr)
+    # Built by hvac itself, so every API object (sys, secrets.transit, auth) holds this adapter.
+    adapter = functools.partial(FailoverAdapter, addresses, retry_seconds)
+    return hvac.Client(url=addresses[0], token=token, timeout=timeout, adapter=adapter)  # type: ignore[arg-type]
 
 
 class TransitKeyProvider:
