@@ -133,13 +133,17 @@ def last_event_id(tx: Tx, principal: str) -> int:
 
 
 def ack(tx: Tx, principal: str, cursor: int) -> int:
-    """Move the principal's acknowledged cursor up to `cursor` (never down); the cursor now stored."""
+    """Move the principal's acknowledged cursor up to `cursor` (never down) and delete its
+    events up to there: a token stays in the outbox only until its holder has handled the
+    event (or the event expires). The cursor now stored."""
     m = tx.marks(1)
     tx.execute(
         f"INSERT INTO event_cursors (principal, acked, purged_through) VALUES ({m}, {m}, 0) "
         "ON CONFLICT (principal) DO UPDATE SET acked = excluded.acked WHERE event_cursors.acked < excluded.acked",
         (principal, cursor))
-    return cursor_of(tx, principal)[0]
+    acked = cursor_of(tx, principal)[0]
+    tx.execute(f"DELETE FROM event_outbox WHERE principal = {m} AND id <= {m}", (principal, acked))
+    return acked
 
 
 def purge(tx: Tx, before: datetime) -> int:

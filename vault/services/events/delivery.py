@@ -1,9 +1,10 @@
 """A principal's events: where a subscription starts, the events after a cursor, acknowledgements.
 
-Cursors are the outbox ids as decimal text. A subscription with no cursor starts after the
-principal's last acknowledged one; a cursor below the highest id of the principal's events
-already purged is OUT_OF_RANGE (events it had not handled are gone). Only the principal's
-own events are ever read: every query names it.
+Cursors are the outbox ids as decimal text. A subscription starts after the given cursor or
+the principal's last acknowledged one, whichever is later (acknowledged events are deleted:
+a token stays in the outbox only until its holder has handled the event); a start below the
+highest id of the principal's events purged unread is OUT_OF_RANGE. Only the principal's own
+events are ever read: every query names it.
 
 Every Subscribe is logged (action "events", outcome "ok", or the refusal: "denied",
 "invalid", "out_of_range"); an Ack is logged only when refused. No entry names a token.
@@ -53,7 +54,8 @@ class EventDelivery:
         wanted = self._parse(caller, cursor, ACTION)
         with self.store.transaction() as tx:
             acked, purged = db.cursor_of(tx, caller.principal)
-            after = acked if wanted is None else wanted
+            # Events up to the acknowledged cursor are handled (and deleted): never sent again.
+            after = acked if wanted is None else max(wanted, acked)
             if after < purged:
                 tx.log_access([access_row(self.clock(), caller, ACTION, PURPOSE, OUT_OF_RANGE)])
         if after < purged:
