@@ -248,9 +248,15 @@ def test_events_survive_a_restore_and_are_written_once(
         restored = start(migrate_first=False)
         try:
             assert [(r["kind"], r["ref"], r["tokens"]) for r in outbox(restored)] == before
-            events = Collector(restored.client()).wait_for(lambda es: len(es) >= 2, "the replayed shreds' events")
         finally:
             restored.stop()
+    restored = start(migrate_first=False)
+    collector = Collector(restored.client())
+    try:
+        events = collector.wait_for(lambda es: len(es) >= 2, "the replayed shreds' events")
+    finally:
+        collector.close()
+        restored.stop()
     assert [e.receipt_id for e in events] == [hashlib.sha256(r.encode()).hexdigest()
                                               for r in (outcome.receipt, field.receipt)]
     assert tokens_of(events) == sorted([*whole.tokens.values(), part.tokens["phone"]])

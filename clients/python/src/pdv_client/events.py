@@ -83,16 +83,30 @@ class Events:
         request = event_pb2.AckRequest(cursor=cursor)
         return self._client._call(self._stub.Ack, request, "", timeout).acked_cursor
 
-    def stream(self, cursor: str = "") -> Iterator[Event]:
-        """One subscription, as the server sends it: no acknowledgement, no reconnection.
-        Raises the mapped PdvError when the stream ends with an error."""
+    def stream(self, cursor: str = "", stop: threading.Event | None = None) -> Iterator[Event]:
+        """One subscription, as the server sends it: no acknowledgement, no reconnection; setting
+        `stop` cancels it. Raises the mapped PdvError when the stream ends with an error."""
         call = self._stub.Subscribe(event_pb2.SubscribeRequest(cursor=cursor), metadata=self._client._metadata)
+        if stop is not None:
+            ended = threading.Event()
+
+            def cancel_on_stop() -> None:
+                while not ended.wait(0.2):
+                    if stop.is_set():
+                        call.cancel()
+                        return
+
+            threading.Thread(target=cancel_on_stop, name="pdv-events-stop", daemon=True).start()
         try:
             for message in call:
                 yield _event(message)
         except grpc.RpcError as exc:
+            if stop is not None and stop.is_set():
+                return
             raise error_for_status(exc) from None
         finally:
+            if stop is not None:
+                ended.set()
             call.cancel()
 
     def subscribe(
@@ -116,7 +130,7 @@ class Events:
         try:
             while stop is None or not stop.is_set():
                 try:
-                    for event in self.stream(handled):
+                    for event in self.stream(handled, stop):
                         delay = retry_seconds
                         yield event
                         handled, since_ack = event.cursor, since_ack + 1
