@@ -300,3 +300,24 @@ def test_a_subscriber_sees_events_another_process_commits(
     finally:
         second.stop()
         first.stop()
+
+
+def test_pdv_events_tail_prints_the_callers_events_without_values(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vault.cli.main import main as pdv_main
+
+    client = stack.client()
+    (rec,) = client.tokenize([resident(9)], purpose=PURPOSE, source="311")
+    client.shred_fields(rec.subject_id, ["email"], reason="resident request")
+    key_file = tmp_path / "key"
+    key_file.write_text(stack.api_key)
+    capsys.readouterr()
+    assert pdv_main(["events", "tail", "--target", stack.target, "--api-key-file", str(key_file), "--max", "1"]) == 0
+    (printed,) = capsys.readouterr().out.splitlines()
+    line = json.loads(printed)
+    assert (line["kind"], line["fields"], line["tokens"]) == (
+        "fields_shredded", ["email"], [{"field": "email", "token": rec.tokens["email"]}])
+    assert "example.org" not in printed and "Lovelace" not in printed
+    # It acknowledged what it printed: the next subscription starts after it.
+    assert outbox(stack) == []

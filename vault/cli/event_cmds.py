@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import threading
+from contextlib import closing
 
 from pdv_client.errors import PdvError as ClientError
 from pdv_client.events import Event
@@ -52,12 +53,15 @@ def run_tail(args: argparse.Namespace) -> int:
         with _client(args) as client:
             source = client.events.subscribe(args.cursor, stop=stop) if args.ack else client.events.stream(
                 args.cursor or "")
-            for event in source:
-                print(line(event), flush=True)
-                shown += 1
-                if args.max and shown >= args.max:
-                    stop.set()
-                    break
+            with closing(source):
+                for event in source:
+                    print(line(event), flush=True)
+                    shown += 1
+                    if args.max and shown >= args.max:
+                        if args.ack:  # printed is handled; leaving the loop does not acknowledge it
+                            client.events.ack(event.cursor)
+                        stop.set()
+                        break
     except ClientError as exc:
         print(f"pdv: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CALL_FAILED

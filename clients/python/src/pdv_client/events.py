@@ -7,7 +7,9 @@
             # returning to the loop acknowledges the event
 
 ``subscribe()`` yields typed events in order, at least once: it acknowledges an event once
-the loop asks for the next one (every ``ack_every`` events, and when the loop ends), and
+the loop asks for the next one (every ``ack_every`` events; the ones handled but not yet
+acknowledged when the loop ends, too). Leaving the loop, by ``break`` or an exception, leaves
+the event in hand unacknowledged (call ``events.ack(event.cursor)`` if it was handled), and
 when the stream breaks (the server stopped or restarted, the network dropped) it subscribes
 again after the last event handled, waiting a little longer each time. An event handled but
 not yet acknowledged when the process dies comes again: make handling one idempotent (its
