@@ -69,7 +69,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
             except Exception as exc:  # noqa: BLE001
                 abort_with(context, exc, "Subscribe")
             for event in batch:
-                yield to_proto(event)
+                yield pb.SubscribeResponse(event=to_proto(event))
                 cursor = event.id
             if len(batch) < BATCH:
                 if not self._delivery.still_allowed(caller):

@@ -88,15 +88,12 @@ class EventDelivery:
         if wanted is None:
             self._refuse(caller, ACK_ACTION, InvalidInput("cursor is empty: name the last event handled", "cursor"))
         with self.store.transaction() as tx:
-            if wanted > db.last_event_id(tx, caller.principal):  # type: ignore[operator]
-                tx.log_access([access_row(self.clock(), caller, ACK_ACTION, PURPOSE, INVALID, field="cursor")])
-                beyond = True
-            else:
-                beyond = False
-                stored = db.ack(tx, caller.principal, wanted)  # type: ignore[arg-type]
-        if beyond:
-            raise InvalidInput("cursor names no event delivered to you: acknowledge a cursor Subscribe sent", "cursor")
-        return stored
+            # Acknowledged and purged events are deleted: a cursor up to either is still one sent.
+            sent = max(db.last_event_id(tx, caller.principal), *db.cursor_of(tx, caller.principal))
+            if wanted <= sent:  # type: ignore[operator]
+                return db.ack(tx, caller.principal, wanted)  # type: ignore[arg-type]
+            tx.log_access([access_row(self.clock(), caller, ACK_ACTION, PURPOSE, INVALID, field="cursor")])
+        raise InvalidInput("cursor names no event delivered to you: acknowledge a cursor Subscribe sent", "cursor")
 
     def _require_grant(self, caller: Caller, action: str) -> None:
         if not self.still_allowed(caller):

@@ -101,7 +101,7 @@ class Events:
             threading.Thread(target=cancel_on_stop, name="pdv-events-stop", daemon=True).start()
         try:
             for message in call:
-                yield _event(message)
+                yield _event(message.event)
         except grpc.RpcError as exc:
             if stop is not None and stop.is_set():
                 return

@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12pdv/v1/event.proto\x12\x06pdv.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\"\n\x10SubscribeRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"B\n\nEventToken\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x16\n\x0eprevious_token\x18\x03 \x01(\t\"\xd0\x01\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x1f\n\x04kind\x18\x02 \x01(\x0e\x32\x11.pdv.v1.EventKind\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x06tokens\x18\x04 \x03(\x0b\x32\x12.pdv.v1.EventToken\x12\x12\n\nreceipt_id\x18\x05 \x01(\t\x12\x15\n\rcorrection_id\x18\x06 \x01(\t\x12\x0e\n\x06\x66ields\x18\x07 \x03(\t\x12\x0f\n\x07purpose\x18\x08 \x01(\t\"\x1c\n\nAckRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"#\n\x0b\x41\x63kResponse\x12\x14\n\x0c\x61\x63ked_cursor\x18\x01 \x01(\t*\xaa\x02\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_KIND_SHREDDED\x10\x01\x12\x1e\n\x1a\x45VENT_KIND_FIELDS_SHREDDED\x10\x02\x12\x17\n\x13\x45VENT_KIND_DISPOSED\x10\x03\x12\x1b\n\x17\x45VENT_KIND_DEIDENTIFIED\x10\x04\x12\x18\n\x14\x45VENT_KIND_CORRECTED\x10\x05\x12 \n\x1c\x45VENT_KIND_CONSENT_WITHDRAWN\x10\x06\x12\x1c\n\x18\x45VENT_KIND_CONSENT_GIVEN\x10\x07\x12\x1a\n\x16\x45VENT_KIND_HOLD_PLACED\x10\x08\x12\x1c\n\x18\x45VENT_KIND_HOLD_RELEASED\x10\t2v\n\x0c\x45ventService\x12\x36\n\tSubscribe\x12\x18.pdv.v1.SubscribeRequest\x1a\r.pdv.v1.Event0\x01\x12.\n\x03\x41\x63k\x12\x12.pdv.v1.AckRequest\x1a\x13.pdv.v1.AckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12pdv/v1/event.proto\x12\x06pdv.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\"\n\x10SubscribeRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"B\n\nEventToken\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x16\n\x0eprevious_token\x18\x03 \x01(\t\"\xd0\x01\n\x05\x45vent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x1f\n\x04kind\x18\x02 \x01(\x0e\x32\x11.pdv.v1.EventKind\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x06tokens\x18\x04 \x03(\x0b\x32\x12.pdv.v1.EventToken\x12\x12\n\nreceipt_id\x18\x05 \x01(\t\x12\x15\n\rcorrection_id\x18\x06 \x01(\t\x12\x0e\n\x06\x66ields\x18\x07 \x03(\t\x12\x0f\n\x07purpose\x18\x08 \x01(\t\"1\n\x11SubscribeResponse\x12\x1c\n\x05\x65vent\x18\x01 \x01(\x0b\x32\r.pdv.v1.Event\"\x1c\n\nAckRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\"#\n\x0b\x41\x63kResponse\x12\x14\n\x0c\x61\x63ked_cursor\x18\x01 \x01(\t*\xaa\x02\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_KIND_SHREDDED\x10\x01\x12\x1e\n\x1a\x45VENT_KIND_FIELDS_SHREDDED\x10\x02\x12\x17\n\x13\x45VENT_KIND_DISPOSED\x10\x03\x12\x1b\n\x17\x45VENT_KIND_DEIDENTIFIED\x10\x04\x12\x18\n\x14\x45VENT_KIND_CORRECTED\x10\x05\x12 \n\x1c\x45VENT_KIND_CONSENT_WITHDRAWN\x10\x06\x12\x1c\n\x18\x45VENT_KIND_CONSENT_GIVEN\x10\x07\x12\x1a\n\x16\x45VENT_KIND_HOLD_PLACED\x10\x08\x12\x1c\n\x18\x45VENT_KIND_HOLD_RELEASED\x10\t2\x82\x01\n\x0c\x45ventService\x12\x42\n\tSubscribe\x12\x18.pdv.v1.SubscribeRequest\x1a\x19.pdv.v1.SubscribeResponse0\x01\x12.\n\x03\x41\x63k\x12\x12.pdv.v1.AckRequest\x1a\x13.pdv.v1.AckResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pdv.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTKIND']._serialized_start=446
-  _globals['_EVENTKIND']._serialized_end=744
+  _globals['_EVENTKIND']._serialized_start=497
+  _globals['_EVENTKIND']._serialized_end=795
   _globals['_SUBSCRIBEREQUEST']._serialized_start=63
   _globals['_SUBSCRIBEREQUEST']._serialized_end=97
   _globals['_EVENTTOKEN']._serialized_start=99
   _globals['_EVENTTOKEN']._serialized_end=165
   _globals['_EVENT']._serialized_start=168
   _globals['_EVENT']._serialized_end=376
-  _globals['_ACKREQUEST']._serialized_start=378
-  _globals['_ACKREQUEST']._serialized_end=406
-  _globals['_ACKRESPONSE']._serialized_start=408
-  _globals['_ACKRESPONSE']._serialized_end=443
-  _globals['_EVENTSERVICE']._serialized_start=746
-  _globals['_EVENTSERVICE']._serialized_end=864
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=378
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=427
+  _globals['_ACKREQUEST']._serialized_start=429
+  _globals['_ACKREQUEST']._serialized_end=457
+  _globals['_ACKRESPONSE']._serialized_start=459
+  _globals['_ACKRESPONSE']._serialized_end=494
+  _globals['_EVENTSERVICE']._serialized_start=798
+  _globals['_EVENTSERVICE']._serialized_end=928
 # @@protoc_insertion_point(module_scope)

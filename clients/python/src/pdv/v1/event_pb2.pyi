@@ -69,6 +69,12 @@ class Event(_message.Message):
     purpose: str
     def __init__(self, cursor: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tokens: _Optional[_Iterable[_Union[EventToken, _Mapping]]] = ..., receipt_id: _Optional[str] = ..., correction_id: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ...) -> None: ...
 
+class SubscribeResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: Event
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
+
 class AckRequest(_message.Message):
     __slots__ = ("cursor",)
     CURSOR_FIELD_NUMBER: _ClassVar[int]

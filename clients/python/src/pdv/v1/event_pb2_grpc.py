@@ -42,7 +42,7 @@ class EventServiceStub:
         self.Subscribe = channel.unary_stream(
                 '/pdv.v1.EventService/Subscribe',
                 request_serializer=pdv_dot_v1_dot_event__pb2.SubscribeRequest.SerializeToString,
-                response_deserializer=pdv_dot_v1_dot_event__pb2.Event.FromString,
+                response_deserializer=pdv_dot_v1_dot_event__pb2.SubscribeResponse.FromString,
                 _registered_method=True)
         self.Ack = channel.unary_unary(
                 '/pdv.v1.EventService/Ack',
@@ -84,7 +84,7 @@ def add_EventServiceServicer_to_server(servicer, server):
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
                     request_deserializer=pdv_dot_v1_dot_event__pb2.SubscribeRequest.FromString,
-                    response_serializer=pdv_dot_v1_dot_event__pb2.Event.SerializeToString,
+                    response_serializer=pdv_dot_v1_dot_event__pb2.SubscribeResponse.SerializeToString,
             ),
             'Ack': grpc.unary_unary_rpc_method_handler(
                     servicer.Ack,
@@ -123,7 +123,7 @@ class EventService:
             target,
             '/pdv.v1.EventService/Subscribe',
             pdv_dot_v1_dot_event__pb2.SubscribeRequest.SerializeToString,
-            pdv_dot_v1_dot_event__pb2.Event.FromString,
+            pdv_dot_v1_dot_event__pb2.SubscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,6 +34,7 @@ export const protobufFileName = "pdv/v1/event.proto";
 
 /** EventKind is what happened to the subject. */
 export enum EventKind {
+  /** EVENT_KIND_UNSPECIFIED - Never sent. */
   EVENT_KIND_UNSPECIFIED = 0,
   /** EVENT_KIND_SHREDDED - The whole subject was crypto-shredded: every token listed is dead. */
   EVENT_KIND_SHREDDED = 1,
@@ -92,6 +93,12 @@ export interface Event {
   fields: string[];
   /** Consent changes: the purpose. */
   purpose: string;
+}
+
+/** SubscribeResponse is one message of the stream: one event. */
+export interface SubscribeResponse {
+  /** The event. */
+  event: Event | undefined;
 }
 
 /** AckRequest names the last event handled. */
@@ -379,6 +386,61 @@ export const Event: MessageFns<Event> = {
   },
 };
 
+function createBaseSubscribeResponse(): SubscribeResponse {
+  return { event: undefined };
+}
+
+export const SubscribeResponse: MessageFns<SubscribeResponse> = {
+  encode(message: SubscribeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.event !== undefined) {
+      Event.encode(message.event, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscribeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = Event.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<SubscribeResponse>): SubscribeResponse {
+    return SubscribeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SubscribeResponse>): SubscribeResponse {
+    const message = createBaseSubscribeResponse();
+    message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    return message;
+  },
+};
+
 function createBaseAckRequest(): AckRequest {
   return { cursor: "" };
 }
@@ -511,8 +573,8 @@ export const EventServiceService = {
     responseStream: true as const,
     requestSerialize: (value: SubscribeRequest): Buffer => Buffer.from(SubscribeRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): SubscribeRequest => SubscribeRequest.decode(value),
-    responseSerialize: (value: Event): Buffer => Buffer.from(Event.encode(value).finish()),
-    responseDeserialize: (value: Buffer): Event => Event.decode(value),
+    responseSerialize: (value: SubscribeResponse): Buffer => Buffer.from(SubscribeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SubscribeResponse => SubscribeResponse.decode(value),
   },
   /**
    * Ack records that the caller has handled every event up to and including the cursor; the
@@ -537,7 +599,7 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * message says where to resume. A stopping server ends the stream with UNAVAILABLE:
    * subscribe again (the Python client's subscribe() does).
    */
-  subscribe: handleServerStreamingCall<SubscribeRequest, Event>;
+  subscribe: handleServerStreamingCall<SubscribeRequest, SubscribeResponse>;
   /**
    * Ack records that the caller has handled every event up to and including the cursor; the
    * next Subscribe with an empty cursor resumes after it.
@@ -553,12 +615,12 @@ export interface EventServiceClient extends Client {
    * message says where to resume. A stopping server ends the stream with UNAVAILABLE:
    * subscribe again (the Python client's subscribe() does).
    */
-  subscribe(request: SubscribeRequest, options?: Partial<CallOptions>): ClientReadableStream<Event>;
+  subscribe(request: SubscribeRequest, options?: Partial<CallOptions>): ClientReadableStream<SubscribeResponse>;
   subscribe(
     request: SubscribeRequest,
     metadata?: Metadata,
     options?: Partial<CallOptions>,
-  ): ClientReadableStream<Event>;
+  ): ClientReadableStream<SubscribeResponse>;
   /**
    * Ack records that the caller has handled every event up to and including the cursor; the
    * next Subscribe with an empty cursor resumes after it.
