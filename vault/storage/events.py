@@ -10,6 +10,9 @@ time in microseconds), assigned under a lock held until the commit (PostgreSQL: 
 transaction-level advisory lock; SQLite: its single writer). A subscriber that has read up
 to an id can never later see a smaller one commit; and after a database is restored from an
 older copy, new ids still follow every id handed out before (the clock moved on).
+
+An acknowledged event is deleted (`ack`), an unacknowledged one when it expires (`purge`):
+a shredded subject's tokens stay here only until each holder has handled its event.
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ class EventServiceServicer:
 
     def Subscribe(self, request, context):
         """Subscribe streams the caller's events after a cursor, in order, at least once, and keeps
-        the stream open for new ones. An empty cursor resumes after the last acknowledged one. A
+        the stream open for new ones. An empty cursor, or one before the last acknowledged
+        cursor, resumes after the last acknowledged one (acknowledged events are deleted). A
         cursor older than the retained events (event_retention_seconds) is OUT_OF_RANGE: the
         message says where to resume. A stopping server ends the stream with UNAVAILABLE:
         subscribe again (the Python client's subscribe() does).
@@ -71,8 +72,8 @@ class EventServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Ack(self, request, context):
-        """Ack records that the caller has handled every event up to and including the cursor; the
-        next Subscribe with an empty cursor resumes after it.
+        """Ack records that the caller has handled every event up to and including the cursor, and
+        deletes those events with their tokens; the next Subscribe resumes after it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -562,7 +562,8 @@ export type EventServiceService = typeof EventServiceService;
 export const EventServiceService = {
   /**
    * Subscribe streams the caller's events after a cursor, in order, at least once, and keeps
-   * the stream open for new ones. An empty cursor resumes after the last acknowledged one. A
+   * the stream open for new ones. An empty cursor, or one before the last acknowledged
+   * cursor, resumes after the last acknowledged one (acknowledged events are deleted). A
    * cursor older than the retained events (event_retention_seconds) is OUT_OF_RANGE: the
    * message says where to resume. A stopping server ends the stream with UNAVAILABLE:
    * subscribe again (the Python client's subscribe() does).
@@ -577,8 +578,8 @@ export const EventServiceService = {
     responseDeserialize: (value: Buffer): SubscribeResponse => SubscribeResponse.decode(value),
   },
   /**
-   * Ack records that the caller has handled every event up to and including the cursor; the
-   * next Subscribe with an empty cursor resumes after it.
+   * Ack records that the caller has handled every event up to and including the cursor, and
+   * deletes those events with their tokens; the next Subscribe resumes after it.
    */
   ack: {
     path: "/pdv.v1.EventService/Ack" as const,
@@ -594,15 +595,16 @@ export const EventServiceService = {
 export interface EventServiceServer extends UntypedServiceImplementation {
   /**
    * Subscribe streams the caller's events after a cursor, in order, at least once, and keeps
-   * the stream open for new ones. An empty cursor resumes after the last acknowledged one. A
+   * the stream open for new ones. An empty cursor, or one before the last acknowledged
+   * cursor, resumes after the last acknowledged one (acknowledged events are deleted). A
    * cursor older than the retained events (event_retention_seconds) is OUT_OF_RANGE: the
    * message says where to resume. A stopping server ends the stream with UNAVAILABLE:
    * subscribe again (the Python client's subscribe() does).
    */
   subscribe: handleServerStreamingCall<SubscribeRequest, SubscribeResponse>;
   /**
-   * Ack records that the caller has handled every event up to and including the cursor; the
-   * next Subscribe with an empty cursor resumes after it.
+   * Ack records that the caller has handled every event up to and including the cursor, and
+   * deletes those events with their tokens; the next Subscribe resumes after it.
    */
   ack: handleUnaryCall<AckRequest, AckResponse>;
 }
@@ -610,7 +612,8 @@ export interface EventServiceServer extends UntypedServiceImplementation {
 export interface EventServiceClient extends Client {
   /**
    * Subscribe streams the caller's events after a cursor, in order, at least once, and keeps
-   * the stream open for new ones. An empty cursor resumes after the last acknowledged one. A
+   * the stream open for new ones. An empty cursor, or one before the last acknowledged
+   * cursor, resumes after the last acknowledged one (acknowledged events are deleted). A
    * cursor older than the retained events (event_retention_seconds) is OUT_OF_RANGE: the
    * message says where to resume. A stopping server ends the stream with UNAVAILABLE:
    * subscribe again (the Python client's subscribe() does).
@@ -622,8 +625,8 @@ export interface EventServiceClient extends Client {
     options?: Partial<CallOptions>,
   ): ClientReadableStream<SubscribeResponse>;
   /**
-   * Ack records that the caller has handled every event up to and including the cursor; the
-   * next Subscribe with an empty cursor resumes after it.
+   * Ack records that the caller has handled every event up to and including the cursor, and
+   * deletes those events with their tokens; the next Subscribe resumes after it.
    */
   ack(request: AckRequest, callback: (error: ServiceError | null, response: AckResponse) => void): ClientUnaryCall;
   ack(
