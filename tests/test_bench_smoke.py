@@ -60,6 +60,21 @@ def test_bench_times_the_report_log_reads_at_each_size(tmp_path: Path) -> None:
     assert (figures["report_log_accesses_300"], figures["report_log_accesses_3000"]) == (300, 1000)
 
 
+def test_bench_measures_events_to_holders(tmp_path: Path) -> None:
+    out = tmp_path / "events.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "vault.cli.main", "bench", "--events", "--records", "200", "--batch", "100",
+         "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    names = [f"events_{op}_{mode}_fields_per_s" for op in ("tokenize", "detokenize")
+             for mode in ("without_subscriber", "with_subscriber")]
+    names += ["events_delivered_per_s", "events_lag_p50_ms", "events_lag_p99_ms", "events_lag_shred_call_p50_ms"]
+    assert all(figures[name] > 0 for name in names), {name: figures.get(name) for name in names}
+
+
 PROFILE_FIGURES = tuple(
     f"{phase}_us_per_field" for phase in (
         "tokenize", "detokenize", "lookup", "tokenize_rpc", "detokenize_rpc", "lean_tokenize", "lean_detokenize")

@@ -32,6 +32,7 @@ from vault.services.dek_rotation import DekRotationService
 from vault.services.detokenize import DetokenizeService
 from vault.services.domains.ledger import TokenLedger
 from vault.services.domains.translate import TranslateService
+from vault.services.events.delivery import EventDelivery
 from vault.services.disposal import DisposalService
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
@@ -96,6 +97,7 @@ class App:
     health: HealthProber | None = None  # Vault, the database and the restore guard, probed in the background
     translator: TranslateService | None = None  # TokenService.Translate (vault/services/domains)
     ledger: TokenLedger | None = None  # the token issuance ledger, read (holders of a subject)
+    events: EventDelivery | None = None  # EventService: each principal's events to token holders
 
     def close(self) -> None:
         if self.health is not None:
@@ -193,6 +195,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
         translator=TranslateService(committer, keyring, index_keys, catalog, limits, clock, access),
         ledger=TokenLedger(store),
+        events=EventDelivery(store, access, timedelta(seconds=settings.event_retention_seconds), clock),
         access=access, consent=ConsentService(store, catalog, clock),
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         corrections=CorrectionService(store, keyring, index_keys, catalog, limits, clock),

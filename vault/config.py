@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # Tokenize answers kept so a retry with the same request id gets the same tokens: how long.
     tokenize_answer_retention_seconds: float = Field(default=7 * 86400.0, gt=0)
     disposal_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Events to token holders (EventService): how long an event is kept for a holder to read
+    # it (then purged; a holder whose cursor is older gets OUT_OF_RANGE), how often expired
+    # ones are purged, and how often an open subscription looks for new events (committed by
+    # any process or replica).
+    event_retention_seconds: float = Field(default=14 * 86400.0, gt=0)
+    event_purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    event_poll_seconds: float = Field(default=0.1, gt=0, le=60)
     # The in-server rewrap job: every N seconds (0 = off), one replica at a time, rewrap stored
     # keys below the KEK's latest version with the service token. On by default: a rotation
     # (scheduled in Vault, or by hand) should reach the stored keys without a second manual step.

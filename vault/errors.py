@@ -114,3 +114,7 @@ class Overloaded(PdvError):
 
 class InvalidTransition(PdvError):
     """The request is not in a state that allows the change (a privacy request's workflow); the message says why."""
+
+
+class OutOfRange(PdvError):
+    """A cursor older than what is still retained (events to holders); the message says where to resume."""

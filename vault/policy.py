@@ -67,6 +67,11 @@ _NAMED_ONLY = frozenset({"detokenize", "detokenize_masked", "export"})
 # hubs, or a partner whose agreement provides for reading values collected elsewhere; the
 # parser warns when a partner is granted it.
 TRANSLATE = "translate"
+# `events`: receive the events to token holders (EventService): a shred, disposal, correction,
+# consent or hold change of a subject the caller was handed tokens of, with its own tokens.
+# It reveals nothing the caller does not hold already, so a grant on any field for any
+# purpose counts (vault/services/events).
+EVENTS = "events"
 # The city-internal token domain: every principal the policy puts in no other. Its keys are
 # the ones derived before domains existed (vault/services/index_keys.py).
 DEFAULT_DOMAIN = "city"
@@ -75,7 +80,7 @@ PARTNER_DOMAIN_PREFIX = "partner:"
 # as a new subject; `append` adds a record's fields to the subject it names. Neither implies
 # the other, so a grant of tokenize alone cannot write to a subject id it guessed or learned.
 ACTIONS = (TOKENIZE, APPEND, DETOKENIZE, DETOKENIZE_MASKED, LOOKUP, SHRED, EXPORT, ADMIN, REQUESTS, CORRECT, DISCLOSE,
-           TRANSLATE, *ADMIN_ACTIONS)
+           TRANSLATE, EVENTS, *ADMIN_ACTIONS)
 PLAIN, MASKED = "plain", "masked"
 ANY = "*"
 MAX_REMEMBERED = 4096  # answers a Policy keeps (see Policy._answers)
@@ -171,6 +176,10 @@ class Policy:
 
     def _may_read_any(self, principal: str, purpose: str, today: datetime.date) -> bool:
         return any(a in (DETOKENIZE, DETOKENIZE_MASKED) and p == purpose for a, _, p in self._granted(principal, today))
+
+    def may_receive_events(self, principal: str, today: datetime.date) -> bool:
+        """Whether `events` is granted on any field for any purpose."""
+        return any(a == EVENTS for a, _, _ in self._granted(principal, today))
 
     def may_disclose_any(self, principal: str, purpose: str, today: datetime.date) -> bool:
         """Whether `disclose` is granted on any field for `purpose` (asked before any token is read)."""

@@ -73,7 +73,10 @@ def test_shredded_tokens_answer_like_never_issued_ones(admin_stack: Stack) -> No
 # table of format-preserving tokens, which stay reserved so a shredded token is never issued again.
 MAY_REMAIN = {("tombstones", "subject_id"), ("tombstones", "receipt"), ("access_log", "subject_id"),
               ("access_log", "token"), ("access_log", "items"), ("access_subjects", "subject_id"),
-              ("reserved_tokens", "token")}
+              ("reserved_tokens", "token"),
+              # The shred's event to the subject's token holder (intake-311) names its tokens until the
+              # holder acknowledges it (tests/e2e/test_events.py shows none left after the ack).
+              ("event_outbox", "subject_id"), ("event_outbox", "tokens")}
 
 
 def places_naming(stack: Stack, needles: list[str]) -> set[tuple[str, str]]:

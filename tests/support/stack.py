@@ -101,7 +101,7 @@ def start_stack(
         migrate_url(database_url)
     api_key = "pdvk_" + secrets.token_urlsafe(24)
     settings = load_settings(
-        listen="127.0.0.1:0",
+        listen=overrides.pop("listen", "127.0.0.1:0"),  # a fixed port lets a client reconnect across a restart
         database_url=database_url,
         vault_token=token,
         vault_timeout=2.0,

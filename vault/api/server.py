@@ -9,7 +9,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pdv.v1 import (
-    admin_pb2, admin_pb2_grpc, disclosure_pb2, disclosure_pb2_grpc, request_pb2, request_pb2_grpc, subject_pb2,
+    admin_pb2, admin_pb2_grpc, disclosure_pb2, disclosure_pb2_grpc, event_pb2, event_pb2_grpc, request_pb2, request_pb2_grpc, subject_pb2,
     subject_pb2_grpc, token_pb2, token_pb2_grpc,
 )
 
@@ -17,6 +17,7 @@ from vault.api.admin_servicer import AdminServicer
 from vault.api.auth import Authenticator
 from vault.api.disclosure_servicer import DisclosureServicer
 from vault.api.drain import Drain
+from vault.api.event_servicer import EventServicer
 from vault.api.health import publish_health
 from vault.api.observe import CallObserver
 from vault.api.reflection import enable_reflection
@@ -40,13 +41,15 @@ class PdvServer:
 
     def __init__(self, server: grpc.Server, port: int, health_servicer: health.HealthServicer, grace: float,
                  revocations: RevocationList | None = None, drain: Drain | None = None,
-                 prober: HealthProber | None = None, metrics: MetricsServer | None = None) -> None:
+                 prober: HealthProber | None = None, metrics: MetricsServer | None = None,
+                 events: EventServicer | None = None) -> None:
         self.server, self.port, self._health, self._grace = server, port, health_servicer, grace
         self.revocations = revocations  # tls_crl_file; reloaded with the policy
         self._drain = drain
         self._prober = prober
         self.metrics = metrics  # the /metrics and /ready HTTP server, with metrics_address
         self.metrics_port = metrics.port if metrics is not None else None
+        self._events = events  # its open subscriptions end when the drain begins
 
     def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, tell health checkers, let in-flight calls finish within the grace period.
@@ -62,6 +65,8 @@ class PdvServer:
         deadline = time.monotonic() + grace
         if self._drain is not None:
             self._drain.refuse_new()  # first: once health says NOT_SERVING, no new call gets in
+        if self._events is not None:
+            self._events.stop()  # open subscriptions are not calls to wait for: they end, to resume elsewhere
         self._health.enter_graceful_shutdown()
         if self._prober is not None:
             self._prober.stop()
@@ -117,6 +122,9 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
     request_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(app.requests), server)
     disclosure_pb2_grpc.add_DisclosureServiceServicer_to_server(DisclosureServicer(app.disclosure, app.budget), server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(admin_service(app), revocations), server)
+    events = EventServicer(app.events, settings.event_poll_seconds) if app.events is not None else None
+    if events is not None:
+        event_pb2_grpc.add_EventServiceServicer_to_server(events, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
@@ -125,6 +133,7 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         request_pb2.DESCRIPTOR.services_by_name["RequestService"].full_name,
         disclosure_pb2.DESCRIPTOR.services_by_name["DisclosureService"].full_name,
         admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+        event_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     )
     enable_reflection(service_names, server)
@@ -141,7 +150,8 @@ def create_server(app: App, address: str | None = None) -> PdvServer:
         for name in ("", *service_names[:-1]):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving on port %d (%s)", port, "mTLS" if tls else "plaintext, loopback")
-    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations, drain, prober, metrics)
+    return PdvServer(server, port, health_servicer, settings.shutdown_grace_seconds, revocations, drain, prober, metrics,
+                     events)
 
 
 def _start_metrics(app: App) -> MetricsServer | None:

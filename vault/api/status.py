@@ -28,6 +28,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.PdvError], grpc.StatusCode], ...] = (
     (errors.ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.RotationRefused, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
 )
 
 

@@ -30,6 +30,7 @@ from vault.cli import bench_ha, bench_profile
 from vault.cli.bench_anchor import checkpoint_cost
 from vault.cli.bench_report import report_log_times
 from vault.cli.bench_db_floor import DatabaseFloor, empty_store
+from vault.cli.bench_events import outbox_figures
 from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_floors import cpu_seconds, floor_table, ratios
 from vault.cli.bench_oracle import oracle_latencies
@@ -59,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-log", metavar="SIZES", type=_sizes, default=None,
                    help="instead: time an access report's log reads (index + entry checks) for a subject with "
                         "1,000 accesses at these log sizes, e.g. 10000,1000000 (vault/cli/bench_report.py)")
+    p.add_argument("--events", action="store_true",
+                   help="instead: tokenize and detokenize with and without an event subscriber, event delivery "
+                        "throughput and shred-to-delivery lag (vault/cli/bench_events.py)")
     p.add_argument("--profile", action="store_true",
                    help="instead: count CPU instructions per field in process under callgrind (vault/cli/bench_profile.py)")
     bench_profile.add_arguments(p)
@@ -94,6 +98,11 @@ def run_bench(args: argparse.Namespace) -> int:
             for _ in range(max(1, 4 * args.server_processes if args.server_processes > 1 else 1))
         ]
         raw = _RoundRobin(channels)
+        if args.events:
+            print(f"pdv bench: {args.database}, events to token holders ({args.records} records per run)", file=sys.stderr)
+            results.update(outbox_figures(bench, raw, api_key, args.records, args.batch, args.inflight,  # type: ignore[arg-type]
+                                          timed, percentile))
+            return _finish(results, args)
         print(f"pdv bench: {args.database}, {args.records} records x {FIELDS_PER_RECORD} fields, batches of {args.batch}", file=sys.stderr)
 
         # Tokenize, new subjects, batched.

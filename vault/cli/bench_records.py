@@ -11,7 +11,7 @@ roles:
   developer:
     grants:
       - fields: "*"
-        actions: [tokenize, detokenize, lookup]
+        actions: [tokenize, detokenize, lookup, events]
         purposes: "*"
 principals:
   bench: [developer]

@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     from vault.cli import keys as key_cmds
     from vault.cli import dispose as dispose_cmds
     from vault.cli import (
-        bench, certs, client_cmds, dev, disclose_cmds, policy_cmds, request_cmds, restore_cmds, serve, subject_cmds,
+        bench, certs, client_cmds, dev, disclose_cmds, event_cmds, policy_cmds, request_cmds, restore_cmds, serve,
+        subject_cmds,
     )
 
     parser = argparse.ArgumentParser(prog="pdv", description="PDV, the city's personal-data vault")
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     dispose_cmds.add_parser(sub)
     client_cmds.add_parsers(sub)
     disclose_cmds.add_parsers(sub)
+    event_cmds.add_parsers(sub)
     subject_cmds.add_parsers(sub)
     request_cmds.add_parsers(sub)
     policy_cmds.add_parsers(sub)

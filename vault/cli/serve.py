@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 from vault.api.server import PdvServer, create_server
@@ -17,6 +18,7 @@ from vault.config import Settings, load_settings
 from vault.errors import PdvError
 from vault.observability import logs
 from vault.services.disposal import DisposalJob
+from vault.services.events.purge import EventPurgeJob
 from vault.services.rewrap import RewrapJob
 from vault.services.runtime.collector import tune_collector
 from vault.storage import migrate
@@ -131,13 +133,16 @@ def serve_until_signalled(settings: Settings, on_ready=None) -> None:  # type: i
     previous[signal.SIGHUP] = reload_policy_on_sighup(app, server)
     disposal = start_disposal_job(app, settings)
     rewrap = start_rewrap_job(app, settings)
+    purge = EventPurgeJob(app.store, timedelta(seconds=settings.event_retention_seconds), app.shredder.clock,
+                          settings.event_purge_interval_seconds)
+    purge.start()
     try:
         if on_ready is not None:
             on_ready(server)
         stop.wait()
         log.info("shutting down: draining in-flight calls for up to %.0fs", settings.shutdown_grace_seconds)
     finally:
-        for job in (disposal, rewrap):
+        for job in (disposal, rewrap, purge):
             if job is not None:
                 job.stop()
         _shutdown(server, app)

@@ -101,3 +101,9 @@ def access_row(
 ) -> tuple:
     """One access-log entry (ACCESS_COLUMNS order). Never a value: who, what, why, which, how it went."""
     return (at, caller.request_id, caller.principal, action, purpose, subject_id, field, token, outcome)
+
+
+def change_ref(caller: Caller, at: datetime) -> str:
+    """What tells one consent or hold change's events from another's (event_outbox.ref): the
+    caller's request id and the time, so a request id used twice still makes two events."""
+    return f"{caller.request_id[:120]}@{at.isoformat()}"

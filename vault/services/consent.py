@@ -12,10 +12,12 @@ from datetime import datetime
 from vault.catalog import Catalog
 from vault.errors import NotFound
 from vault.services.access import undeclared_purpose
-from vault.services.common import MAX_PURPOSE, Caller, access_row, require_label
+from vault.services.common import MAX_PURPOSE, Caller, access_row, change_ref, require_label
 from vault.services.rights.links import link, require_open_case
 from vault.services.tokenize_model import require_subject_id
+from vault.storage import events
 from vault.storage.consent import opt_outs_of, set_opt_out, subject_exists
+from vault.storage.event_kinds import CONSENT_GIVEN, CONSENT_WITHDRAWN
 from vault.storage.store import Store
 
 
@@ -41,6 +43,9 @@ class ConsentService:
                 require_open_case(tx, case_id)
             changed = set_opt_out(tx, subject_id, purpose, opted_out, caller.principal, now)
             outcome = "opt_out" if opted_out else "opt_in"
+            if changed:
+                events.record(tx, events.Change(CONSENT_WITHDRAWN if opted_out else CONSENT_GIVEN, now,
+                                                {subject_id: change_ref(caller, now)}, purpose=purpose))
             tx.log_access([access_row(now, caller, "consent", purpose, outcome, subject_id)])
             if case_id:
                 link(tx, case_id, now, caller, "consent", [(subject_id, outcome if changed else "unchanged")], purpose)

@@ -154,8 +154,9 @@ class DisposalService:
             return len(values)
         kept = self._deidentify([v for vs in by_subject.values() for v in vs], now)
 
-        def keep(tx: Tx, targets: list[str]) -> None:
+        def keep(tx: Tx, targets: list[str]) -> set[str]:
             db.add_deidentified(tx, [row for s in targets for row in kept.get(s, [])])
+            return {s for s in targets if kept.get(s)}
 
         whole = [s for s in by_subject if s not in live]
         partial = [s for s in by_subject if s in live]

@@ -18,14 +18,16 @@ from vault.errors import Conflict, InvalidInput, NotFound
 from vault.keys.provider import Signer
 from vault.services.coalescer import Coalescer
 from vault.services.common import (
-    MAX_REASON, Caller, Limits, access_row, refusals_logged, require_batch, require_label,
+    MAX_REASON, Caller, Limits, access_row, change_ref, refusals_logged, require_batch, require_label,
 )
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.rights.links import link, names_request, require_open_case
-from vault.services.shred_steps import Order, ShredResult, ShredSteps, Signed, disjoint
+from vault.services.shred_steps import BeforeDestroy, Order, ShredResult, ShredSteps, Signed, disjoint
 from vault.services.tokenize_model import is_subject_id, require_subject_id
+from vault.storage import events
 from vault.storage import lifecycle as db
+from vault.storage.event_kinds import HOLD_PLACED, HOLD_RELEASED
 from vault.storage.store import Store, Tx
 
 ATTEMPTS = 3
@@ -90,7 +92,7 @@ class ShredService:
 
     def dispose(
         self, caller: Caller, subject_ids: list[str], fields: list[str] | None, expired_by: datetime, reason: str,
-        before_destroy: Callable[[Tx, list[str]], None] | None = None,
+        before_destroy: BeforeDestroy | None = None,
     ) -> list[ShredResult]:
         """Retention disposal through the shred mechanism: holds, receipts, tombstones.
 
@@ -104,7 +106,7 @@ class ShredService:
         order = Order(caller, list(dict.fromkeys(subject_ids)), reason, sorted(set(fields)) if fields else None, expired_by)
         return self._carry_out(order, lambda o: self._alone(o, before_destroy))
 
-    def _alone(self, order: Order, before_destroy: Callable[[Tx, list[str]], None] | None = None
+    def _alone(self, order: Order, before_destroy: BeforeDestroy | None = None
                ) -> list[ShredResult] | None:
         (result,) = self._steps.commit(self._steps.prepare([order]), before_destroy)
         return result
@@ -130,6 +132,8 @@ class ShredService:
                 raise NotFound("unknown subject_id")
             placed = db.place_hold(tx, subject_id, case_id, reason, caller.principal, now)
             outcome = "placed" if placed else "already_held"
+            if placed:
+                events.record(tx, events.Change(HOLD_PLACED, now, {subject_id: change_ref(caller, now)}))
             tx.log_access([access_row(now, caller, "hold", "legal_hold", outcome, subject_id)])
             if names_request(tx, case_id):  # a hold placed for a privacy request is one of its actions
                 link(tx, case_id, now, caller, "hold", [(subject_id, outcome)])
@@ -143,6 +147,8 @@ class ShredService:
         with self.store.transaction() as tx:
             released = db.release_hold(tx, subject_id, case_id, caller.principal, now)
             outcome = "released" if released else "no_hold"
+            if released:
+                events.record(tx, events.Change(HOLD_RELEASED, now, {subject_id: change_ref(caller, now)}))
             tx.log_access([access_row(now, caller, "release_hold", "legal_hold", outcome, subject_id)])
             if names_request(tx, case_id):
                 link(tx, case_id, now, caller, "release_hold", [(subject_id, outcome)])

@@ -12,6 +12,7 @@ while one batch commits, the next is surveyed and signed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Collection
@@ -24,11 +25,16 @@ from vault.services.common import Caller, Limits, access_row
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.rights.links import link
+from vault.storage import events
 from vault.storage import lifecycle as db
+from vault.storage.event_kinds import DEIDENTIFIED, DISPOSED, FIELDS_SHREDDED, SHREDDED
 from vault.storage.store import Store, Tx
 
 log = logging.getLogger("pdv.shred")
 T = TypeVar("T")
+# Runs in a shred's transaction before it destroys anything (de-identification keeps what it
+# keeps there); returns the subjects of which it kept something.
+BeforeDestroy = Callable[[Tx, list[str]], Collection[str]]
 
 RECEIPT_TYPE = "pdv.shred-receipt.v1"
 BACKUPS = (
@@ -158,7 +164,7 @@ class ShredSteps:
             for order in orders for part in (survey.of(order.subject_ids),)
         ]
 
-    def commit(self, batch: list[Signed], before_destroy: Callable[[Tx, list[str]], None] | None = None
+    def commit(self, batch: list[Signed], before_destroy: BeforeDestroy | None = None
                ) -> list[list[ShredResult] | None]:
         """Carry out every order whose survey still holds; None for the others (prepare again)."""
         fields, expired_by = batch[0].order.fields, batch[0].order.expired_by
@@ -167,8 +173,8 @@ class ShredSteps:
             current = Survey.take(tx, ids, fields, expired_by)
             fresh = [signed for signed in batch if current.of(signed.order.subject_ids) == signed.survey]
             targets = [s for signed in fresh for s in signed.survey.targets]
-            if before_destroy is not None and targets:
-                before_destroy(tx, targets)
+            kept = before_destroy(tx, targets) if before_destroy is not None and targets else None
+            tell_holders(tx, fresh, fields, expired_by, set(kept or ()))
             _destroy(tx, fresh, targets, fields, expired_by)
         if fields is None:  # DEK versions of a subject are 1..n
             self.keyring.evict(
@@ -180,6 +186,28 @@ class ShredSteps:
         log.info("shred: %d order(s) committed, %d to survey again, %d subject(s) destroyed",
                  len(fresh), len(batch) - len(fresh), len(targets))
         return [results.get(id(signed)) for signed in batch]
+
+
+def tell_holders(tx: Tx, fresh: list[Signed], fields: list[str] | None, expired_by: datetime | None,
+                 deidentified: Collection[str] = ()) -> None:
+    """The events to the holders of the subjects about to be destroyed (before: they read the
+    tokens); `deidentified`: the subjects of which a de-identified form was kept."""
+    for signed in fresh:
+        for kept in (False, True):
+            refs = {s: receipt_id(receipt) for s, (receipt, _) in signed.receipts.items() if (s in deidentified) == kept}
+            if refs:
+                events.record(tx, events.Change(shred_kind(fields, expired_by, kept), signed.at, refs, fields, expired_by))
+
+
+def shred_kind(fields: Collection[str] | None, expired_by: datetime | None, deidentified: bool = False) -> str:
+    if expired_by is not None:
+        return DEIDENTIFIED if deidentified else DISPOSED
+    return SHREDDED if fields is None else FIELDS_SHREDDED
+
+
+def receipt_id(receipt: str) -> str:
+    """What an event names a shred by: the SHA-256 of its signed receipt (hex), the same on a replay."""
+    return hashlib.sha256(receipt.encode()).hexdigest()
 
 
 def _destroy(tx: Tx, fresh: list[Signed], targets: list[str], fields: list[str] | None,

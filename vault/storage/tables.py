@@ -343,3 +343,30 @@ token_translations = Table(
     Index("ix_token_translations_request", "principal", "request_id"),
     Index("ix_token_translations_subject", "subject_id"),
 )
+
+# Events to token holders (migration 0014): the transactional outbox, one row per change and
+# holder principal, and each principal's acknowledged cursor and purge horizon.
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("principal", String(200), nullable=False),
+    Column("subject_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("ref", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("fields", Text, nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("tokens", Text, nullable=False),
+    Index("ix_event_outbox_principal", "principal", "id"),
+    Index("ix_event_outbox_at", "at"),
+    Index("ux_event_outbox_change", "principal", "subject_id", "kind", "ref", unique=True),
+)
+
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("principal", String(200), primary_key=True),
+    Column("acked", BigInteger, nullable=False),
+    Column("purged_through", BigInteger, nullable=False),
+)

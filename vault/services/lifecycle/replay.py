@@ -29,8 +29,10 @@ from vault.keys.provider import Signer
 from vault.services.common import Caller, access_row
 from vault.services.disposal import PRINCIPAL as DISPOSAL_PRINCIPAL
 from vault.services.ledger import LedgerEntry, TombstoneLedger
-from vault.services.shred_steps import scrub_answers
+from vault.services.shred_steps import receipt_id, scrub_answers, shred_kind
+from vault.storage import events
 from vault.storage import lifecycle as db
+from vault.storage.event_kinds import SHREDDED
 from vault.storage import restore as restore_db
 from vault.storage.disposal import ExpiredValue, add_deidentified
 from vault.storage.store import Store, Tx
@@ -130,6 +132,9 @@ class LedgerReplay:
         with self.store.transaction() as tx:
             ids = sorted(db.existing_subjects(tx, sorted({e.subject_id for e in revived})))
             report.values_destroyed += sum(db.value_counts(tx, ids).values())
+            for e in revived:  # the holders' events, as the shred wrote them (written once: same receipt id)
+                if e.subject_id in ids:
+                    events.record(tx, events.Change(SHREDDED, e.shredded_at, {e.subject_id: receipt_id(e.receipt)}))
             db.destroy_subjects(tx, ids)
             scrub_answers(tx, ids, None)
             self._record(tx, now, caller, revived)
@@ -150,9 +155,13 @@ class LedgerReplay:
         with self.store.transaction() as tx:
             whole = entry.fields is None and entry.expired_by is not None and not db.subjects_with_live_values(
                 tx, [entry.subject_id], entry.expired_by)
+            destroyed = [v.id for v in restore_db.values_destroyed_by(
+                tx, entry.subject_id, None, entry.shredded_at, entry.expired_by)] if whole else [v.id for v in values]
+            kind = shred_kind(entry.fields, entry.expired_by, any(kept.get(i) for i in destroyed))
+            events.record(tx, events.Change(kind, entry.shredded_at, {entry.subject_id: receipt_id(entry.receipt)},
+                                            entry.fields, value_ids=destroyed))
             if whole:  # a whole-subject disposal: nothing live was left, so its DEK goes too
-                gone = {v.id for v in restore_db.values_destroyed_by(
-                    tx, entry.subject_id, None, entry.shredded_at, entry.expired_by)}
+                gone = set(destroyed)
                 db.destroy_subjects(tx, [entry.subject_id])
             else:
                 gone = restore_db.destroy_values(tx, entry.subject_id, [v.id for v in values])

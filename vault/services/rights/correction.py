@@ -43,6 +43,8 @@ from vault.services.keyring import KeyRing
 from vault.services.rights.links import link, require_open_case
 from vault.services.tokenize_model import is_subject_id, require_subject_id
 from vault.storage import corrections as db
+from vault.storage import events
+from vault.storage.event_kinds import CORRECTED
 from vault.storage.rows import KeyRow
 from vault.storage.store import Store, Tx
 
@@ -70,6 +72,8 @@ class _Plan:
     rewrites: list[tuple[int, str, int, bytes, bytes | None]]
     merged: dict[int, int]  # merged value id -> the id of the value it merges into (the oldest of its domain)
     history: list[db.CorrectionRow]
+    # For the events to holders: (subject, domain, field, token, previous token or "") per value.
+    tokens: list[tuple[str, str, str, str, str]]
 
 
 class CorrectionService:
@@ -187,6 +191,8 @@ class CorrectionService:
         db.drop_values(tx, list(plan.merged))
         db.rewrite_values(tx, plan.rewrites)
         db.add_history(tx, plan.history)
+        events.record(tx, events.Change(CORRECTED, plan.history[0].corrected_at, {subject_id: caller.request_id},
+                                        [field], tokens=plan.tokens))
         tx.log_access([
             access_row(h.corrected_at, caller, ACTION, h.purpose, "merged" if value_id in plan.merged else "ok",
                        subject_id, field, h.token)
@@ -239,7 +245,10 @@ class CorrectionService:
                 now, caller.principal, reason, case_id, caller.request_id, fingerprint,
             ))
         merged = {v.id: survivor[v.domain] for v in stored if survivor[v.domain] != v.id} if deterministic else {}
-        return _Plan([(v.id, v.key_version, v.ciphertext) for v in stored], key.version, new_key, rewrites, merged, history)
+        tokens = [(subject_id, v.domain, spec.name, new_tokens.get(v.domain) or v.token,
+                   v.token if new_tokens.get(v.domain, v.token) != v.token else "") for v in stored]
+        return _Plan([(v.id, v.key_version, v.ciphertext) for v in stored], key.version, new_key, rewrites, merged, history,
+                     tokens)
 
     def _request_fingerprint(self, subject_id: str, field: str, normalized: str, reason: str, case_id: str | None) -> bytes:
         # Keyed, so the stored fingerprint cannot be used to confirm a guessed value.

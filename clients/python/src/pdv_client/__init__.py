@@ -17,6 +17,7 @@ from pdv_client.errors import (
     FailedPrecondition,
     Internal,
     InvalidArgument,
+    OutOfRange,
     NotFound,
     PdvError,
     PermissionDenied,
@@ -29,6 +30,7 @@ from pdv_client.models import (
     CorrectedValue, Correction, DetokenizeResult, ItemError, Match, Record, RecordTokens, ShredOutcome, TranslateResult,
 )
 from pdv_client.disclosure import Disclosed
+from pdv_client.events import Event, EventToken
 from pdv_client.admin import (
     AuditVerification, DisposalReport, KeyStatus, LegalHold, PolicyCheck, PolicyInfo, RewrapReport,
 )
@@ -50,6 +52,8 @@ __all__ = [
     "StatusChange",
     "LinkedAction",
     "Disclosed",
+    "Event",
+    "EventToken",
     "CorrectedValue",
     "Correction",
     "KeyStatus",
@@ -68,6 +72,7 @@ __all__ = [
     "ResourceExhausted",
     "FailedPrecondition",
     "Unavailable",
+    "OutOfRange",
     "DeadlineExceeded",
     "Internal",
     "error_for_status",

@@ -22,6 +22,7 @@ from pdv_client.models import (
 )
 from pdv_client.admin import Admin
 from pdv_client.disclosure import Disclosure
+from pdv_client.events import Events
 from pdv_client.privacy_requests import PrivacyRequests
 
 __all__ = ["PdvClient", "DEFAULT_BATCH_SIZE", "DEFAULT_TIMEOUT"]
@@ -133,6 +134,8 @@ class PdvClient:
         self.requests = PrivacyRequests(self)
         #: Public-disclosure rewriting of exported records (DisclosureService).
         self.disclosure = Disclosure(self)
+        #: Events to token holders: shreds, corrections, consent and hold changes (EventService).
+        self.events = Events(self)
         #: Administering the vault: keys, disposal, the access log, holds, policy (AdminService).
         self.admin = Admin(self)
 

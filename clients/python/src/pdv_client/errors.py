@@ -22,6 +22,7 @@ __all__ = [
     "ResourceExhausted",
     "FailedPrecondition",
     "Unavailable",
+    "OutOfRange",
     "DeadlineExceeded",
     "Internal",
     "error_for_status",
@@ -105,6 +106,12 @@ class Unavailable(PdvError):
     status_code = grpc.StatusCode.UNAVAILABLE
 
 
+class OutOfRange(PdvError):
+    """A cursor older than the events the server keeps (OUT_OF_RANGE); the message says what to do."""
+
+    status_code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class DeadlineExceeded(PdvError):
     """The call did not finish within its timeout (DEADLINE_EXCEEDED)."""
 
@@ -128,6 +135,7 @@ _BY_STATUS: dict[grpc.StatusCode, type[PdvError]] = {
         ResourceExhausted,
         FailedPrecondition,
         Unavailable,
+        OutOfRange,
         DeadlineExceeded,
         Internal,
     )
