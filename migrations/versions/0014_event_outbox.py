@@ -15,14 +15,14 @@ after a restore write its events once.
 its events already purged (a cursor below that is OUT_OF_RANGE).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
