@@ -49,7 +49,7 @@ def _value(subject_id: str, field: str, token: str, key_version: int = 1, index:
     # VALUE_COLUMNS order.
     return (
         subject_id, field, token, key_version, b"\x01sealed-" + token.encode(), index,
-        "service_delivery", "311", None, NOW, NOW + timedelta(days=365), False, "city",
+        "service_delivery", "311", None, NOW, NOW + timedelta(days=365), False, "city", None, None,
     )
 
 
