@@ -388,15 +388,15 @@ class Tx:
             in_domain_params = [] if domain is None else [domain]
             params: list = [sorted(set(tokens)), *in_domain_params, locators, *in_domain_params]
         else:
+            # One search of each index for its terms (SQLite's multi-index OR), no subquery to materialize.
             one_of, token_params = self.one_of(tokens)
-            in_domain, in_domain_params = ("", []) if domain is None else (" AND domain = ?", [domain])
+            in_domain, in_domain_params = ("", []) if domain is None else (" AND v.domain = ?", [domain])
             by_locator, locator_params = self.one_of(locators) if locators else ("IN (NULL)", [])
             rows_from = (
-                f"(SELECT {_PROBED} FROM field_values WHERE token {one_of} AND locator IS NULL{in_domain} "
-                f"UNION ALL SELECT {_PROBED} FROM field_values WHERE locator {by_locator}{in_domain}) v "
-                "JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version"
+                "field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
+                f"WHERE ((v.token {one_of} AND v.locator IS NULL) OR v.locator {by_locator}){in_domain}"
             )
-            params = [*token_params, *in_domain_params, *locator_params, *in_domain_params]
+            params = [*token_params, *locator_params, *in_domain_params]
         sql = (
             "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped, v.purpose, "
             f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}), "
