@@ -75,6 +75,23 @@ def test_bench_measures_events_to_holders(tmp_path: Path) -> None:
     assert all(figures[name] > 0 for name in names), {name: figures.get(name) for name in names}
 
 
+def test_bench_prefill_stores_each_size_then_times_the_data_path_there(tmp_path: Path) -> None:
+    out = tmp_path / "prefill.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "vault.cli.main", "bench", "--prefill", "500,2000", "--records", "40", "--batch", "20",
+         "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    for size in (500, 2000):
+        for path in ("tokenize", "detokenize_cold", "detokenize_warm"):
+            runs = [float(r.replace(",", "")) for r in figures[f"prefill_{size}_{path}_runs"].split(", ")]
+            assert len(runs) == 3 and min(runs) > 0
+            assert abs(figures[f"prefill_{size}_{path}_fields_per_s"] - sorted(runs)[1]) <= 1  # the median (listed rounded)
+        assert figures[f"prefill_{size}_store_fields_per_s"] > 0
+
+
 PROFILE_FIGURES = tuple(
     f"{phase}_us_per_field" for phase in (
         "tokenize", "detokenize", "lookup", "tokenize_rpc", "detokenize_rpc", "lean_tokenize", "lean_detokenize")

@@ -36,6 +36,7 @@ from vault.services.events.delivery import EventDelivery
 from vault.services.disposal import DisposalService
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
+from vault.services.locators import SequentialTokens
 from vault.services.keyring import KeyRing
 from vault.services.ledger import TombstoneLedger
 from vault.services.lifecycle.replay import LedgerReplay
@@ -49,6 +50,7 @@ from vault.services.rights.requests import RequestService
 from vault.services.shred import ShredService
 from vault.services.subject_access import SubjectAccess
 from vault.services.tokenize import TokenizeService
+from vault.storage import locators as locator_blocks
 from vault.storage import migrate
 from vault.storage.audit_log import AuditRepository
 from vault.storage.engine import create_store_engine
@@ -174,6 +176,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
         store.close()
         raise
     access = AccessControl(policy, catalog, clock, RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst))
+    tokens = SequentialTokens(index_keys, lambda size: locator_blocks.reserve_block(store, size))
     refusals = RefusalLog(committer, clock, RateLimiter(settings.auth_refusals_per_second, settings.auth_refusals_burst))
 
     def over_budget(method: str, principal: str, items: int) -> None:
@@ -190,16 +193,16 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Ap
 
     return App(
         settings=settings, store=store, keys=keys, keyring=keyring, catalog=catalog,
-        tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock, access),
-        detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock, access),
+        tokenizer=TokenizeService(store, committer, keyring, index_keys, catalog, limits, clock, access, tokens),
+        detokenizer=DetokenizeService(committer, keyring, catalog, limits, clock, access, tokens),
         finder=LookupService(committer, index_keys, catalog, limits, clock, access),
-        translator=TranslateService(committer, keyring, index_keys, catalog, limits, clock, access),
+        translator=TranslateService(committer, keyring, index_keys, catalog, limits, clock, access, tokens),
         ledger=TokenLedger(store),
         events=EventDelivery(store, access, timedelta(seconds=settings.event_retention_seconds), clock),
         access=access, consent=ConsentService(store, catalog, clock),
         shredder=shredder, subject_access=SubjectAccess(access, settings.admin_principals, store, catalog, limits, clock),
         corrections=CorrectionService(store, keyring, index_keys, catalog, limits, clock),
-        disclosure=DisclosureService(committer, keyring, catalog, limits, clock, access),
+        disclosure=DisclosureService(committer, keyring, catalog, limits, clock, access, tokens),
         reports=ReportService(store, AuditRepository(store), keyring, index_keys, catalog, access, signer,
                               CheckpointFile(settings.audit_checkpoint_file), clock, limits.max_answer_bytes,
                               audit.checkpoint),

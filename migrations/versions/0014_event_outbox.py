@@ -15,14 +15,14 @@ after a restore write its events once.
 its events already purged (a cursor below that is OUT_OF_RANGE).
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -251,3 +251,46 @@ def test_0011_puts_every_earlier_value_in_the_default_domain_and_downgrades(data
             assert conn.execute(text("SELECT COUNT(*) FROM token_holders")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_0013_keeps_issued_tokens_found_and_its_downgrade_keeps_every_value(database_url: str) -> None:
+    """Random tokens issued before 0013 stay in the token index and are found by it after the
+    upgrade, beside the sequential tokens issued after it (found by locator). Downgrading puts
+    every row back in the token index: no value is lost, and each keeps its token."""
+    import os
+
+    from vault.crypto import tokens as tk
+    from vault.crypto.locators import LocatorCipher
+    from vault.storage import locators
+
+    engine = create_store_engine(database_url)
+    subject = _subject(1)
+    old_token = tk.random_token()
+    cipher = LocatorCipher(os.urandom(32))
+    try:
+        migrate.upgrade(engine, "0011")
+        store = Store(engine)
+        _add_subjects(store, subject)
+        with store.transaction() as tx:
+            tx.insert_rows("field_values", VALUE_COLUMNS[:-2], [_value(subject, "email", old_token)[:-2]], (9, 10))
+        migrate.upgrade(engine)
+        first = locators.reserve_block(store, 10)
+        assert locators.reserve_block(store, 10) == first + 10  # blocks never overlap
+        ((new_token, check),) = cipher.seal([first])
+        new_row = list(_value(subject, "phone", new_token))
+        new_row[-2:] = [first, check]
+        with store.transaction() as tx:
+            tx.add_values([tuple(new_row)])
+        asked = [old_token, new_token]
+        with store.snapshot() as tx:
+            found = tx.values_for_tokens(asked, "", "city", cipher.open(asked))
+            assert sorted((r.token, r.field) for r in found) == sorted([(old_token, "email"), (new_token, "phone")])
+            # A token opening to the new row's locator with any other check finds nothing.
+            assert tx.values_for_tokens([new_token], "", "city", [(first, bytes(8))]) == []
+        migrate.downgrade(engine, "0011")
+        with engine.connect() as conn:
+            kept = {r[0]: bytes(r[1]) for r in conn.execute(text("SELECT token, ciphertext FROM field_values"))}
+        assert kept == {old_token: b"\x01sealed-" + old_token.encode(), new_token: b"\x01sealed-" + new_token.encode()}
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()

@@ -63,10 +63,14 @@ def _numbered(sql: str) -> str:
 
 
 def _detokenize_read(store: Store, count: int) -> tuple[str, str, tuple]:
+    """The rows of sequential tokens (by locator) and of the others (by token), in one read."""
     with store.snapshot() as tx:
-        tokens = [r[0] for r in tx.fetch(f"SELECT token FROM field_values ORDER BY id LIMIT {count}")]
-    sql = _statement(store, lambda tx: len(tx.values_for_tokens(tokens, PURPOSE)), count)
-    return sql, "text, text[]", (PURPOSE, tokens)
+        rows = tx.fetch(f"SELECT token, locator, token_check FROM field_values ORDER BY id LIMIT {count}")
+    tokens = [r[0] for r in rows]
+    located = [(r[1], bytes(r[2])) for r in rows if r[1] is not None]
+    assert located or count == 1
+    sql = _statement(store, lambda tx: len(tx.values_for_tokens(tokens, PURPOSE, "city", located)), count)
+    return sql, "text, text[], text, bigint[], text", (PURPOSE, tokens, "city", sorted(r[0] for r in located), "city")
 
 
 def _lookup_read(store: Store, count: int) -> tuple[str, str, tuple]:
@@ -79,7 +83,7 @@ def _lookup_read(store: Store, count: int) -> tuple[str, str, tuple]:
 
 def _existing_read(store: Store, count: int) -> tuple[str, str, tuple]:
     with store.snapshot() as tx:
-        keys = [tuple(r) for r in tx.fetch(f"SELECT token, field, subject_id FROM field_values ORDER BY id LIMIT {count}")]
+        keys = [tuple(r) for r in tx.fetch(f"SELECT token, field, subject_id FROM field_values WHERE locator IS NULL ORDER BY id LIMIT {count}")]
     sql = _statement(store, lambda tx: len(tx.existing_values(keys)), count)
     return sql, "text[]", (sorted({k[0] for k in keys}),)
 

@@ -34,6 +34,7 @@ from vault.cli.bench_events import outbox_figures
 from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_floors import cpu_seconds, floor_table, ratios
 from vault.cli.bench_oracle import oracle_latencies
+from vault.cli.bench_prefill import prefill_figures
 from vault.cli.bench_records import PURPOSE, person
 from vault.cli.bench_stack import STRANGER, BenchStack
 from vault.bootstrap import rotation_service
@@ -65,6 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "throughput and shred-to-delivery lag (vault/cli/bench_events.py)")
     p.add_argument("--profile", action="store_true",
                    help="instead: count CPU instructions per field in process under callgrind (vault/cli/bench_profile.py)")
+    p.add_argument("--prefill", metavar="SIZES", type=_sizes, default=None,
+                   help="instead: store this many values first (e.g. 10000,1000000), then time batched tokenize "
+                        "and detokenize at each size (vault/cli/bench_prefill.py)")
     bench_profile.add_arguments(p)
     p.set_defaults(run=run_bench)
     bench_ha.add_parser(p.add_subparsers(dest="bench_command", metavar="{ha}"))
@@ -104,6 +108,10 @@ def run_bench(args: argparse.Namespace) -> int:
                                           timed, percentile))
             return _finish(results, args)
         print(f"pdv bench: {args.database}, {args.records} records x {FIELDS_PER_RECORD} fields, batches of {args.batch}", file=sys.stderr)
+        if args.prefill:
+            results.update(prefill_figures(raw, bench.restart_server, timed, args.prefill, args.records, args.batch,
+                                           args.inflight, _detokenize_requests))
+            return _finish(results, args)
 
         # Tokenize, new subjects, batched.
         requests = [

@@ -1,7 +1,8 @@
 """`pdv bench`'s database floor: what the database alone takes of the rows PDV writes and reads.
 
 A batched tokenize of new subjects looks up its deterministic tokens, then commits, per
-batch: a subject and a wrapped data key per record, a value row per field, one chained
+batch: a subject and a wrapped data key per record, a value row per field (a random-kind
+field's with a sequential locator and check, as PDV writes it), one chained
 access-log entry for the request (its items encoded, vault.storage.access_items) with a
 per-subject index row per record, the answer kept for retries with a row per record, and
 the chain's head. A batched detokenize reads each token's value row with its key row and
@@ -27,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vault.catalog import TokenKind, load_catalog
+from vault.crypto.locators import CHECK_BYTES
 from vault.crypto.tokens import random_token
 from vault.policy import DEFAULT_DOMAIN
 from vault.services.tokenize_model import new_subject_id
@@ -74,6 +76,8 @@ class DatabaseFloor:
         self.store, self.purpose, self.inflight = store, purpose, inflight
         self.tokens: list[str] = []  # what tokenize_rate stored, for detokenize_rate
         self.subject_of: dict[str, str] = {}
+        self.located: dict[str, tuple[int, bytes]] = {}  # a sequential token's locator and check
+        self._next_locator = 1
         self._catalog = load_catalog()
         self._chains = [ChainHead(secrets.token_hex(16), 0, b"\0" * MAC, new=True) for _ in range(inflight)]
 
@@ -109,7 +113,8 @@ class DatabaseFloor:
         def read(item: tuple) -> int:
             tokens, (log, head) = item
             with self.store.transaction() as tx:
-                found = len(tx.values_for_tokens(tokens, self.purpose))
+                located = [self.located[t] for t in tokens if t in self.located]
+                found = len(tx.values_for_tokens(tokens, self.purpose, None, located))
                 _write_log(tx, log, head)
             return found
 
@@ -137,6 +142,10 @@ class DatabaseFloor:
             tokens = {}
             for name, value in fields.items():
                 spec, token = self._catalog.field(name), random_token()
+                locator = check = None
+                if spec.token_kind is TokenKind.RANDOM:  # a sequential token's row, as PDV writes it (0013)
+                    locator, check, self._next_locator = self._next_locator, os.urandom(CHECK_BYTES), self._next_locator + 1
+                    self.located[token] = (locator, check)
                 tokens[name] = token
                 self.tokens.append(token)
                 self.subject_of[token] = subject
@@ -146,6 +155,7 @@ class DatabaseFloor:
                     subject, name, token, 1, os.urandom(len(value.encode()) + SEAL_OVERHEAD),
                     os.urandom(MAC) if spec.searchable else None,
                     self.purpose, "bench", None, now, now + spec.retention_for(self.purpose), False, DEFAULT_DOMAIN,
+                    locator, check,
                 ))
                 log.append((now, request_id, "bench", "tokenize", self.purpose, subject, name, token, "ok"))
             stored.append((position, subject, json.dumps(tokens)))

@@ -16,7 +16,10 @@ from datetime import datetime
 
 from vault.domain import WrappedKey
 from vault.secret import SecretBytes
-from vault.storage.rows import IndexMatch, KeyRow, ValueRow
+from vault.storage.rows import VALUE_COLUMNS, IndexMatch, KeyRow, ValueRow
+from vault.storage.store import check_matches
+
+_LOCATOR = VALUE_COLUMNS.index("locator")  # token_check follows it
 
 
 class MemoryKek:
@@ -46,12 +49,19 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.keys: dict[tuple[str, int], list] = {}  # (subject, version) -> [wrapped, encryptions]
-        self.values: dict[str, list[tuple]] = {}  # token -> VALUE_COLUMNS tuples, oldest first
+        self.values: dict[str, list[tuple]] = {}  # token -> VALUE_COLUMNS tuples, oldest first (no locator)
+        self.located: dict[int, tuple] = {}  # locator -> the VALUE_COLUMNS tuple of a sequential token
+        self.next_locator = 1
         self.index: dict[tuple[str, bytes], list[tuple]] = {}  # (field, blind index) -> value tuples
         self.reserved: set[tuple[str, str]] = set()
         self.requests: dict[tuple[str, str], tuple] = {}
         self.log: list[tuple] = []
         self.holders: dict[tuple[str, str, str], datetime] = {}  # the issuance ledger
+
+    def reserve_block(self, size: int) -> int:
+        """`size` locators of sequential tokens, as vault.storage.locators reserves them."""
+        first, self.next_locator = self.next_locator, self.next_locator + size
+        return first
 
     @contextmanager
     def transaction(self) -> Iterator["MemoryTx"]:
@@ -96,20 +106,28 @@ class MemoryTx:
         for subject_id, version, wrapped, _kek, encryptions, _at in keys:
             store.keys[(subject_id, version)] = [wrapped, encryptions]
         for row in values:
-            store.values.setdefault(row[2], []).append(row)
+            if row[_LOCATOR] is None:
+                store.values.setdefault(row[2], []).append(row)
+            else:
+                store.located[row[_LOCATOR]] = row
             if row[5] is not None:
                 store.index.setdefault((row[1], row[5]), []).append(row)
         if request is not None:
             principal, request_id, fingerprint, answer, _at = request
             store.requests[(principal, request_id)] = (fingerprint, answer, list(records))
 
-    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "", domain: str | None = None) -> list[ValueRow]:
+    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "", domain: str | None = None,
+                          located: Sequence[tuple[int, bytes]] = ()) -> list[ValueRow]:
         keys, out = self.store.keys, []
-        for token in tokens:
-            for v in self.store.values.get(token, ()):
-                key = keys.get((v[0], v[3]))
-                if key is not None and (domain is None or v[12] == domain):
-                    out.append(ValueRow(v[2], v[1], v[0], v[3], v[4], key[0], v[6], False))
+        rows = [v for token in tokens for v in self.store.values.get(token, ())]
+        for locator, check in located:
+            v = self.store.located.get(locator)
+            if v is not None and check_matches([check], v[_LOCATOR + 1]):
+                rows.append(v)
+        for v in rows:
+            key = keys.get((v[0], v[3]))
+            if key is not None and (domain is None or v[12] == domain):
+                out.append(ValueRow(v[2], v[1], v[0], v[3], v[4], key[0], v[6], False))
         return out
 
     def find_by_index(self, keys: Sequence[tuple[str, bytes]], access_purpose: str = "") -> list[IndexMatch]:

@@ -50,6 +50,7 @@ from vault.services.common import Caller, Limits
 from vault.services.detokenize import DetokenizeItem, DetokenizeService
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
+from vault.services.locators import SequentialTokens
 from vault.services.keyring import KeyRing
 from vault.services.lookup import LookupQuery, LookupService
 from vault.services.tokenize import TokenizeService
@@ -86,8 +87,10 @@ class Workload:
         index_keys = IndexKeys(new_data_key())
         access = AccessControl(PolicyHolder(parse_policy(BENCH_POLICY, catalog)), catalog, clock)
         limits = Limits()
-        self.tokenizer = TokenizeService(self.store, committer, keyring, index_keys, catalog, limits, clock, access)  # type: ignore[arg-type]
-        self.detokenizer = DetokenizeService(committer, keyring, catalog, limits, clock, access)
+        tokens = SequentialTokens(index_keys, self.store.reserve_block)
+        self.tokenizer = TokenizeService(self.store, committer, keyring, index_keys, catalog, limits, clock, access,  # type: ignore[arg-type]
+                                         tokens)
+        self.detokenizer = DetokenizeService(committer, keyring, catalog, limits, clock, access, tokens)
         self.finder = LookupService(committer, index_keys, catalog, limits, clock, access)
         self.servicer = TokenServicer(self.tokenizer, self.detokenizer, self.finder)
         names = [s.name for s in catalog]

@@ -136,7 +136,7 @@ class BenchStack:
             provider.wrap_keys([value])
         return fields / (time.perf_counter() - start)
 
-    def _wait_serving(self, timeout: float = 30) -> None:
+    def _wait_serving(self, timeout: float = 120) -> None:
         try:
             wait_until_serving(
                 self.target, timeout, alive=lambda: self.proc is not None and self.proc.poll() is None,

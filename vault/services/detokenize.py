@@ -30,6 +30,12 @@ if at least one row may be read — one value, since every row holds the same no
 value — and otherwise the answer of a miss. The answer does not say which subjects hold it:
 that is what Lookup, a grant of its own, answers.
 
+A random-kind token is a sequential one (vault/services/locators): it opens, under the caller's
+domain's key, to a locator and a check, and its row is read by the locator in the same batched
+read, beside the token-index probe of every other token; a row whose stored check differs is
+dropped there, unread. Every token goes into both probes, whatever it is, so a guessed or
+altered token costs and answers what an unknown one does.
+
 A token is read only in the token domain it was issued in (vault/services/domains): the
 read asks for rows of the caller's domain, so another domain's token is not found, in the
 same statement and with the same answer as an unknown one.
@@ -64,6 +70,7 @@ from vault.services.common import (
 )
 from vault.services.group_commit import GroupCommitter
 from vault.services.keyring import KeyId, KeyRing
+from vault.services.locators import SequentialTokens
 from vault.storage.rows import ValueRow
 from vault.storage.store import Tx
 
@@ -99,9 +106,9 @@ class Detokenized:
 class DetokenizeService:
     def __init__(
         self, committer: GroupCommitter, keyring: KeyRing, catalog: Catalog, limits: Limits,
-        clock: Callable[[], datetime], access: AccessControl,
+        clock: Callable[[], datetime], access: AccessControl, tokens: SequentialTokens,
     ) -> None:
-        self.committer, self.keyring = committer, keyring
+        self.committer, self.keyring, self.tokens = committer, keyring, tokens
         self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
         self._field_names = frozenset(catalog.names)
 
@@ -139,10 +146,12 @@ class DetokenizeService:
         cleared = [view(it.field) is not None if it.field else may_read_any for it in items]
         tokens = sorted({it.token for it in items})  # the refused ones too: see the module doc
         domain = policy.domain_of(caller.principal)
+        # What each opaque token opens to under the domain's key: a sequential token's row is read by its locator.
+        read = (tokens, domain, self.tokens.locate(domain, tokens))
         for round_ in range(ROUNDS):
             first = round_ == 0  # later rounds re-read keys already counted as cache misses
             answer = self.committer.run(
-                lambda tx: self._resolve(tx, caller, purpose, view, items, cleared, (tokens, domain), now, first))
+                lambda tx: self._resolve(tx, caller, purpose, view, items, cleared, read, now, first))
             if isinstance(answer, list):
                 return answer
             if isinstance(answer, AnswerTooLarge):
@@ -156,12 +165,13 @@ class DetokenizeService:
 
     def _resolve(
         self, tx: Tx, caller: Caller, purpose: str, view: Callable[[str], str | None], items: list[DetokenizeItem],
-        cleared: list[bool], tokens: tuple[list[str], str], now: datetime, first: bool = True,
+        cleared: list[bool], read: tuple[list[str], str, list[tuple[int, bytes]]], now: datetime, first: bool = True,
     ) -> list[Detokenized] | dict[KeyId, str] | AnswerTooLarge:
         """Inside the shared transaction: the results (logged), the wrapped DEKs still needed, or,
-        for an answer over max_answer_bytes, the refusal (logged, nothing delivered). `tokens`:
-        every token asked for, and the caller's token domain."""
-        judged, wanted = self._judge(items, cleared, _rows_by_token(tx.values_for_tokens(tokens[0], purpose, tokens[1])),
+        for an answer over max_answer_bytes, the refusal (logged, nothing delivered). `read`:
+        every token asked for, the caller's token domain, and what the tokens open to in it."""
+        tokens, domain, located = read
+        judged, wanted = self._judge(items, cleared, _rows_by_token(tx.values_for_tokens(tokens, purpose, domain, located)),
                                      view, purpose)
         keys, missing = self.keyring.cached(wanted, count=first)
         if missing:

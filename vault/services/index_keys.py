@@ -30,6 +30,7 @@ class IndexKeys:
         self._root = root
         self.token_key = lru_cache(maxsize=None)(self._token_key)
         self.index_key = lru_cache(maxsize=None)(self._index_key)
+        self.locator_key = lru_cache(maxsize=None)(self._locator_key)
         self.fingerprint_key = derive_key(root, "request-fingerprint")
         self.audit_key = derive_key(root, "audit-chain")  # the access-log hash chain (services/audit.py)
 
@@ -38,6 +39,11 @@ class IndexKeys:
 
     def _index_key(self, field: str, domain: str = DEFAULT_DOMAIN) -> bytes:
         return derive_key(self._root, "blind-index", field, _context(domain))
+
+    def _locator_key(self, domain: str) -> bytes:
+        """The AES-256 key of a domain's sequential tokens (vault/crypto/locators.py): its own use,
+        and every domain's context names it (there were no such tokens before domains)."""
+        return derive_key(self._root, "token-locator", "", domain)
 
     def pseudonym_key(self, field: str) -> bytes:
         """The key of the pseudonym de-identification keeps of an expired value: its own use,

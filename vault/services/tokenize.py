@@ -32,6 +32,7 @@ from vault.services.common import (
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyRing
+from vault.services.locators import SequentialTokens
 from vault.services.tokenize_model import (
     ItemProblem, Plan, Prepared, RecordIn, TokenizeOutcome, is_subject_id, new_subject_id, summarize,
 )
@@ -47,9 +48,10 @@ _RANDOM, _DETERMINISTIC = TokenKind.RANDOM, TokenKind.DETERMINISTIC
 class TokenizeService:
     def __init__(
         self, store: Store, committer: GroupCommitter, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog,
-        limits: Limits, clock: Callable[[], datetime], access: AccessControl,
+        limits: Limits, clock: Callable[[], datetime], access: AccessControl, tokens: SequentialTokens,
     ) -> None:
         self.store, self.committer, self.keyring, self.index_keys = store, committer, keyring, index_keys
+        self.tokens = tokens
         self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
 
     def tokenize(
@@ -235,6 +237,9 @@ class TokenizeService:
         head = (now, caller.request_id, caller.principal, "tokenize", purpose)  # ACCESS_COLUMNS order
         notice_id, notice_given = notice[0] or None, notice[1]
         values, log, deterministic_keys = plan.values, plan.log, plan.deterministic_keys
+        # Random-kind tokens are sequential ones (vault/services/locators): issued for the call at once.
+        issued = iter(self.tokens.issue(
+            domain, sum(1 for p in prepared for spec, _ in p.values if spec.token_kind is _RANDOM)))
         for p in prepared:
             data_key, subject_id = keys[p.subject_id], p.subject_id
             version, seal = data_key.version, data_key.seal
@@ -247,8 +252,9 @@ class TokenizeService:
                     kind = shared[name] = self._field_constants(spec, purpose, now, domain)
                 token_kind, token_key, index_key, expires = kind
                 raw = value.encode()
+                locator = check = None
                 if token_kind is _RANDOM:
-                    token = tk.random_token()
+                    token, locator, check = next(issued)
                 elif token_kind is _DETERMINISTIC:
                     token = tk.deterministic_token(token_key, value)
                     if known_subject:
@@ -261,7 +267,7 @@ class TokenizeService:
                 values.append((
                     subject_id, name, token, version, seal(raw, row_aad(subject_id, name, token, version)) if token else b"",
                     blind_index_bytes(index_key, raw) if index_key is not None else None,
-                    purpose, source, notice_id, now, expires, notice_given, domain,
+                    purpose, source, notice_id, now, expires, notice_given, domain, locator, check,
                 ))
                 log.append(head + (subject_id, name, token, "ok"))
             plan.results[p.index] = (subject_id, record_tokens)

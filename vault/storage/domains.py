@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime
 
-from sqlalchemy import and_, exists, insert, select, tuple_
+from sqlalchemy import and_, exists, insert, or_, select, tuple_
 
 from vault.storage import tables as t
 from vault.storage.rows import VALUE_COLUMNS
-from vault.storage.store import Tx
+from vault.storage.store import Tx, check_matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +32,25 @@ class DomainRow:
     row: tuple = dc_field(default=(), repr=False)
 
 
-def rows_for_tokens(tx: Tx, tokens: Sequence[str], domain: str, access_purpose: str) -> list[DomainRow]:
+def rows_for_tokens(tx: Tx, tokens: Sequence[str], domain: str, access_purpose: str,
+                    located: Sequence[tuple[int, bytes]] = ()) -> list[DomainRow]:
     """The live values stored under `tokens` in `domain`, oldest first, with whether their
     subject opted out of `access_purpose`. On PostgreSQL their key rows are share-locked, so a
-    concurrent shred waits until this transaction commits."""
+    concurrent shred waits until this transaction commits. `located`: what the opaque tokens
+    open to in `domain` (as Tx.values_for_tokens): a sequential token's row is found by its
+    locator and kept only if its stored check matches."""
     if not tokens:
         return []
-    return _rows(tx, and_(t.field_values.c.token.in_(sorted(set(tokens))), t.field_values.c.domain == domain),
-                 access_purpose)
+    v = t.field_values.c
+    checks: dict[int, list[bytes]] = {}
+    for locator, check in located:
+        checks.setdefault(locator, []).append(check)
+    by_token = and_(v.token.in_(sorted(set(tokens))), v.locator.is_(None))
+    where = or_(by_token, v.locator.in_(sorted(checks))) if checks else by_token
+    rows = _rows(tx, and_(where, v.domain == domain), access_purpose)
+    at_locator, at_check = VALUE_COLUMNS.index("locator"), VALUE_COLUMNS.index("token_check")
+    return [r for r in rows
+            if r.row[at_locator] is None or check_matches(checks.get(r.row[at_locator], ()), r.row[at_check])]
 
 
 def rows_of_subjects(tx: Tx, pairs: Sequence[tuple[str, str]], domain: str) -> list[DomainRow]:

@@ -12,6 +12,7 @@ from typing import Protocol
 VALUE_COLUMNS = (
     "subject_id", "field", "token", "key_version", "ciphertext", "blind_index",
     "purpose", "source", "notice_id", "collected_at", "expires_at", "notice_given", "domain",
+    "locator", "token_check",  # a sequential token's (vault.crypto.locators); None for any other token
 )
 SUBJECT_COLUMNS = ("id", "created_at", "created_by")
 KEY_COLUMNS = ("subject_id", "version", "wrapped", "kek_version", "encryptions", "created_at")

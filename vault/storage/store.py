@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hmac
 import logging
 import os
 import sqlite3
@@ -345,7 +346,8 @@ class Tx:
             found = self._fetch(f"SELECT v.token, v.field, v.subject_id FROM {_TOKEN_PROBES}", [tokens])
         else:
             one_of, params = self.one_of(tokens)
-            found = self._fetch(f"SELECT token, field, subject_id FROM field_values WHERE token {one_of}", params)
+            found = self._fetch(
+                f"SELECT token, field, subject_id FROM field_values WHERE token {one_of} AND locator IS NULL", params)
         wanted = set(keys)
         return {row for row in ((r[0], r[1], r[2]) for r in found) if row in wanted} | self.queued.queued_values(keys)
 
@@ -353,11 +355,17 @@ class Tx:
         """Insert value rows given as tuples in VALUE_COLUMNS order."""
         self._bulk_insert("field_values", VALUE_COLUMNS, rows, (9, 10))
 
-    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "", domain: str | None = None) -> list[ValueRow]:
+    def values_for_tokens(self, tokens: Sequence[str], access_purpose: str = "", domain: str | None = None,
+                          located: Sequence[tuple[int, bytes]] = ()) -> list[ValueRow]:
         """Each value stored under one of `tokens` (issued in token `domain`, if given), with the
         wrapped key that proves it is live, its collection purpose and whether its subject opted
         out of `access_purpose`. A row of another domain is left out in the index probe itself,
         as if it did not exist.
+
+        `located`: the (locator, check) each opaque token opens to in `domain`
+        (vault.crypto.locators). A sequential token's row is found by its locator and kept only
+        if its stored check matches (compared in constant time); every other row by its token.
+        Both probes run for every call, whatever is asked and found.
 
         The join with data_keys is the point: a value whose key was shredded is not
         returned, whatever any cache holds. On PostgreSQL the key rows are share-locked,
@@ -366,32 +374,39 @@ class Tx:
         if not tokens:
             return []
         m = self._mark
+        locators = sorted({loc for loc, _ in located})
         if self.dialect == "postgresql":
             # One index probe per token, then one per key row: a subquery that locks rows is
             # never flattened either. (A plan made before the tables had statistics hash-joined
             # a scan of every data key, for a one-token read, and only when the token existed:
             # slow, and a timing oracle.)
             rows_from = (
-                f"{_TOKEN_PROBES if domain is None else _DOMAIN_TOKEN_PROBES} CROSS JOIN LATERAL (SELECT k.wrapped "
+                f"({_pg_probes('token', 'text', domain)} UNION ALL {_pg_probes('locator', 'bigint', domain)}) v "
+                "CROSS JOIN LATERAL (SELECT k.wrapped "
                 "FROM data_keys k WHERE k.subject_id = v.subject_id AND k.version = v.key_version FOR SHARE) k"
             )
-            params: list = [sorted(set(tokens))]
+            in_domain_params = [] if domain is None else [domain]
+            params: list = [sorted(set(tokens)), *in_domain_params, locators, *in_domain_params]
         else:
-            one_of, params = self.one_of(tokens)
+            # One search of each index for its terms (SQLite's multi-index OR), no subquery to materialize.
+            one_of, token_params = self.one_of(tokens)
+            in_domain, in_domain_params = ("", []) if domain is None else (" AND v.domain = ?", [domain])
+            by_locator, locator_params = self.one_of(locators) if locators else ("IN (NULL)", [])
             rows_from = (
                 "field_values v JOIN data_keys k ON k.subject_id = v.subject_id AND k.version = v.key_version "
-                f"WHERE v.token {one_of}" + ("" if domain is None else " AND v.domain = ?")
+                f"WHERE ((v.token {one_of} AND v.locator IS NULL) OR v.locator {by_locator}){in_domain}"
             )
-        if domain is not None:
-            params = [*params, domain]
+            params = [*token_params, *locator_params, *in_domain_params]
         sql = (
             "SELECT v.token, v.field, v.subject_id, v.key_version, v.ciphertext, k.wrapped, v.purpose, "
-            f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}) "
-            f"FROM {rows_from} ORDER BY v.id"
+            f"EXISTS (SELECT 1 FROM consent_optouts c WHERE c.subject_id = v.subject_id AND c.purpose = {m}), "
+            f"v.locator, v.token_check FROM {rows_from} ORDER BY v.id"
         )
+        checks = _checks_by_locator(located)
         return [
             ValueRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], bool(r[7]))
             for r in self._fetch(sql, (access_purpose, *params))
+            if r[8] is None or check_matches(checks.get(r[8], ()), r[9])
         ]
 
     def find_by_index(self, keys: Sequence[tuple[str, bytes]], access_purpose: str = "") -> list[IndexMatch]:
@@ -501,14 +516,44 @@ class Tx:
 _ENTRIES_PER_INSERT = 500  # 13 parameters an entry: well under either database's limit
 
 # PostgreSQL: the field_values rows (as `v`) of the tokens bound as one array, found by one
-# index probe per token. A subquery with OFFSET is never flattened into a join, so no plan,
+# index probe per token (the token index holds the rows without a locator: deterministic,
+# format-preserving and earlier random tokens, 0013). A subquery with OFFSET is never flattened into a join, so no plan,
 # however wrong its row estimates (tables not yet analyzed), can scan the table instead.
 _TOKEN_PROBES = (
     "unnest(%s::text[]) AS q(token) CROSS JOIN LATERAL (SELECT v.id, v.token, v.field, v.subject_id, "
-    "v.key_version, v.ciphertext, v.purpose FROM field_values v WHERE v.token = q.token OFFSET 0) v"
+    "v.key_version, v.ciphertext, v.purpose FROM field_values v WHERE v.token = q.token AND v.locator IS NULL OFFSET 0) v"
 )
-# The same, keeping the rows of one token domain (the parameter after the array).
-_DOMAIN_TOKEN_PROBES = _TOKEN_PROBES.replace("WHERE v.token = q.token", "WHERE v.token = q.token AND v.domain = %s")
+
+# What the reads of values take of each row; the locator probes (0013) of one token domain
+# beside the token probes: rows with a locator by it, the others (partial index) by token.
+_PROBED = "id, token, field, subject_id, key_version, ciphertext, purpose, locator, token_check"
+
+
+def _pg_probes(column: str, kind: str, domain: str | None) -> str:
+    """PostgreSQL: the value rows of the `column` values bound as one array, one index probe
+    each (as _TOKEN_PROBES), of one domain if given; a token probe keeps rows without a locator."""
+    where = f"v.{column} = q.{column}" + (" AND v.locator IS NULL" if column == "token" else "")
+    where += "" if domain is None else " AND v.domain = %s"
+    columns = ", ".join(f"v.{name}" for name in _PROBED.split(", "))
+    return (f"SELECT q2.* FROM unnest(%s::{kind}[]) AS q({column}) CROSS JOIN LATERAL "
+            f"(SELECT {columns} FROM field_values v WHERE {where} OFFSET 0) q2")
+
+
+def _checks_by_locator(located: Sequence[tuple[int, bytes]]) -> dict[int, list[bytes]]:
+    out: dict[int, list[bytes]] = {}
+    for locator, check in located:
+        out.setdefault(locator, []).append(check)
+    return out
+
+
+def check_matches(wanted: Sequence[bytes], stored: bytes | None) -> bool:
+    """Whether a row's stored check is one a presented token opened to, in constant time."""
+    if stored is None:
+        return False
+    found = False
+    for check in wanted:
+        found |= hmac.compare_digest(check, bytes(stored))
+    return found
 
 
 def _sqlite_times(row: tuple, positions: tuple[int, ...]) -> tuple:

@@ -64,16 +64,32 @@ field_values = Table(
     Column("notice_given", Boolean, nullable=True),
     # The token domain the row's token was issued in (migration 0011); rows from before are the default's.
     Column("domain", String(256), nullable=False, server_default="city"),
+    # A sequential token's locator and random check (migration 0013, vault/crypto/locators.py):
+    # the row is found by its locator, appended in order; NULL for deterministic,
+    # format-preserving and earlier random tokens, which are found by the token index.
+    Column("locator", BigInteger, nullable=True),
+    Column("token_check", LargeBinary, nullable=True),
     ForeignKeyConstraint(
         ["subject_id", "key_version"], ["data_keys.subject_id", "data_keys.version"], ondelete="CASCADE"
     ),
-    Index("ux_field_values_token", "token", "field", "subject_id", unique=True),
+    Index("ux_field_values_token", "token", "field", "subject_id", unique=True,
+          sqlite_where=text("locator IS NULL"), postgresql_where=text("locator IS NULL")),
+    Index("ux_field_values_locator", "locator", unique=True,
+          sqlite_where=text("locator IS NOT NULL"), postgresql_where=text("locator IS NOT NULL")),
     Index(
         "ix_field_values_index", "field", "blind_index",
         sqlite_where=text("blind_index IS NOT NULL"), postgresql_where=text("blind_index IS NOT NULL"),
     ),
     Index("ix_field_values_subject", "subject_id"),
     Index("ix_field_values_expires", "expires_at"),
+)
+
+# The next free locator of sequential tokens (0013): each server takes a block at a time.
+locator_blocks = Table(
+    "locator_blocks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("next", BigInteger, nullable=False),
 )
 
 # Format-preserving tokens are unique per field and never reissued, even after a shred,

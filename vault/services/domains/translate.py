@@ -46,6 +46,7 @@ from vault.services.detokenize import NOT_FOUND, NOT_PERMITTED, ROUNDS, Detokeni
 from vault.services.group_commit import GroupCommitter
 from vault.services.index_keys import IndexKeys
 from vault.services.keyring import KeyId, KeyRing
+from vault.services.locators import SequentialTokens
 from vault.storage import domains as db
 from vault.storage.rows import VALUE_COLUMNS
 from vault.storage.store import Tx
@@ -80,9 +81,9 @@ class _Work:
 class TranslateService:
     def __init__(
         self, committer: GroupCommitter, keyring: KeyRing, index_keys: IndexKeys, catalog: Catalog, limits: Limits,
-        clock: Callable[[], datetime], access: AccessControl,
+        clock: Callable[[], datetime], access: AccessControl, tokens: SequentialTokens,
     ) -> None:
-        self.committer, self.keyring, self.index_keys = committer, keyring, index_keys
+        self.committer, self.keyring, self.index_keys, self.tokens = committer, keyring, index_keys, tokens
         self.catalog, self.limits, self.clock, self.access = catalog, limits, clock, access
 
     def translate(
@@ -135,7 +136,8 @@ class TranslateService:
     ) -> list[Translated] | dict[KeyId, str]:
         """Inside the shared transaction: the results (written and logged), or the wrapped DEKs still needed."""
         from_domain, domain = domains
-        found = _rows_per_item(items, db.rows_for_tokens(tx, tokens, from_domain, purpose))
+        located = self.tokens.locate(from_domain, tokens)
+        found = _rows_per_item(items, db.rows_for_tokens(tx, tokens, from_domain, purpose, located))
         rows = [item_rows if ok else [] for item_rows, ok in zip(found, cleared)]
         verdicts = [[self._verdict(granted, purpose, r) for r in item_rows] for item_rows in rows]
         readable = [r for item_rows, vs in zip(rows, verdicts) for r, v in zip(item_rows, vs) if v == "ok"]
@@ -205,7 +207,7 @@ class TranslateService:
             token = tk.deterministic_token(self.index_keys.token_key(spec.name, domain), value)
         elif spec.token_kind is TokenKind.FORMAT_PRESERVING:
             token = self._shaped_token(tx, spec, value, work)
-        else:
+        else:  # a random one in the token index: a copy is made inside the transaction, where no block can be reserved
             token = tk.random_token()
         data_key = keys[(row.subject_id, row.key_version)]
         copy = list(row.row)
@@ -213,6 +215,7 @@ class TranslateService:
         copy[_AT["ciphertext"]] = data_key.seal(value.encode(), row_aad(row.subject_id, spec.name, token, row.key_version))
         copy[_AT["blind_index"]] = blind_index(self.index_keys.index_key(spec.name, domain), value) if spec.searchable else None
         copy[_AT["domain"]] = domain
+        copy[_AT["locator"]] = copy[_AT["token_check"]] = None
         work.values.append(tuple(copy))
         work.counts[(row.subject_id, row.key_version)] = work.counts.get((row.subject_id, row.key_version), 0) + 1
         held.append((value, token))

@@ -54,6 +54,7 @@ from vault.services.common import (
 from vault.services.detokenize import ROUNDS, shaped_like
 from vault.services.group_commit import GroupCommitter
 from vault.services.keyring import KeyId, KeyRing
+from vault.services.locators import SequentialTokens
 from vault.services.rights.links import is_case_id, link
 from vault.storage import requests as requests_db
 from vault.storage.rows import ValueRow
@@ -92,9 +93,9 @@ class _NoOpenCase:
 class DisclosureService:
     def __init__(
         self, committer: GroupCommitter, keyring: KeyRing, catalog: Catalog, limits: Limits,
-        clock: Callable[[], datetime], access: AccessControl,
+        clock: Callable[[], datetime], access: AccessControl, tokens: SequentialTokens,
     ) -> None:
-        self.committer, self.keyring, self.catalog = committer, keyring, catalog
+        self.committer, self.keyring, self.catalog, self.tokens = committer, keyring, catalog, tokens
         self.limits, self.clock, self.access = limits, clock, access
 
     def disclose(self, caller: Caller, purpose: str, case_id: str, items: list[DiscloseItem]) -> list[Disclosed]:
@@ -168,7 +169,8 @@ class DisclosureService:
             return _NoOpenCase()
         by_token: dict[str, list[ValueRow]] = {}
         # A token is valid only in the token domain it was issued in: the caller's (vault/services/domains).
-        for row in tx.values_for_tokens(tokens, purpose, self.access.policy.domain_of(caller.principal)):
+        domain = self.access.policy.domain_of(caller.principal)
+        for row in tx.values_for_tokens(tokens, purpose, domain, self.tokens.locate(domain, tokens)):
             by_token.setdefault(row.token, []).append(row)
         found = [[r for r in by_token.get(it.token, ()) if not it.field or r.field == it.field] if shape else []
                  for it, shape in zip(items, shapes)]
