@@ -290,17 +290,17 @@ def test_database_unavailable(
 
 
 def test_unmigrated_database_is_refused_at_start(
-    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path
+    openbao: OpenBaoServer, vault_token: str, empty_database_url: str, tmp_path: Path
 ) -> None:
     settings = load_settings(
-        listen="127.0.0.1:0", database_url=database_url, vault_addr=openbao.addr, vault_token=vault_token
+        listen="127.0.0.1:0", database_url=empty_database_url, vault_addr=openbao.addr, vault_token=vault_token
     )
     with pytest.raises(StoreUnavailable, match=r"run `pdv db upgrade`"):
         bootstrap(settings)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
     env.update(
-        PDV_DATABASE_URL=database_url, PDV_VAULT_ADDR=openbao.addr, PDV_VAULT_TOKEN=vault_token,
+        PDV_DATABASE_URL=empty_database_url, PDV_VAULT_ADDR=openbao.addr, PDV_VAULT_TOKEN=vault_token,
         PDV_LISTEN="127.0.0.1:0",
     )
     pdv = Path(sys.executable).with_name("pdv")
@@ -312,7 +312,7 @@ def test_unmigrated_database_is_refused_at_start(
     # Refusing is all it did: the database is still empty.
     from vault.storage.engine import create_store_engine
 
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     try:
         assert inspect(engine).get_table_names() == []
     finally:

@@ -1,29 +1,65 @@
-"""Throwaway databases for tests: a SQLite file, or a fresh PostgreSQL database per use."""
+"""Throwaway databases for tests, of both kinds.
+
+A migrated database is a copy of a template this test process migrated once: a PostgreSQL
+`CREATE DATABASE ... TEMPLATE`, or a copy of a migrated SQLite file. The migration tests ask
+for an empty one (PostgreSQL's template0, or no file at all). Every name carries this
+process's id, so pytest-xdist workers and other checkouts running tests on the same server
+never clash, and what a killed run left behind is dropped by the next one.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import sqlite3
 import subprocess
+import tempfile
+import threading
+import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import psycopg
+import psycopg.errors
 import pytest
+
+from vault.storage import migrate
+from vault.storage.engine import create_store_engine
 
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 dbname=test"
 PG_URL = "postgresql://127.0.0.1:5432/{name}"
+# pdv_test_<pid>_<hex> (a test's own) and pdv_tpl_<pid>_<hex> (a process's template).
+_OURS = re.compile(r"^pdv_(?:test|tpl)_(\d+)_[0-9a-f]+$")
+_CREATE_DEADLINE = 120.0  # seconds: a busy server may hold a template for a while
+
+_postgres_checked = False
+
+
+def migrate_url(url: str) -> None:
+    engine = create_store_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 def ensure_postgres() -> None:
-    """Start the machine's PostgreSQL cluster if it is down; fail loudly (never skip) if impossible."""
-    if _pg_answers():
+    """Start the machine's PostgreSQL cluster if it is down; fail loudly (never skip) if impossible.
+    Checked once per process: a test that breaks the server repairs it itself."""
+    global _postgres_checked
+    if _postgres_checked:
         return
-    subprocess.run(
-        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start", shell=True, check=False
-    )
     if not _pg_answers():
-        pytest.fail("PostgreSQL on 127.0.0.1:5432 is down and could not be started; the suite needs it", pytrace=False)
+        subprocess.run(
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start", shell=True, check=False
+        )
+        if not _pg_answers():
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is down and could not be started; the suite needs it", pytrace=False)
+    _postgres_checked = True
 
 
 def _pg_answers() -> bool:
@@ -34,28 +70,145 @@ def _pg_answers() -> bool:
         return False
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database; dropped (forcefully) afterwards."""
-    ensure_postgres()
-    name = f"pdv_test_{uuid.uuid4().hex[:12]}"
+def _admin(sql: str) -> None:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.format(name=name)
-    finally:
-        drop_postgres_database(name)
+        conn.execute(sql)
+
+
+def _unique(kind: str) -> str:
+    return f"pdv_{kind}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+
+
+def _create_postgres(name: str, template: str) -> None:
+    """CREATE DATABASE from `template`, waiting out "source database is being accessed by other
+    users" (a session still leaving it, or another copy being made) with backoff."""
+    deadline, pause = time.monotonic() + _CREATE_DEADLINE, 0.05
+    while True:
+        try:
+            _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def drop_postgres_database(name: str) -> None:
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class _Templates:
+    """This process's migrated templates, made on first use, and its databases waiting to be dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._postgres: str | None = None
+        self._sqlite_dir: Path | None = None
+        self._drops: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+
+    def postgres(self) -> str:
+        with self._lock:
+            if self._postgres is None:
+                ensure_postgres()
+                self._sweep_dead_runs()
+                name = _unique("tpl")
+                _create_postgres(name, "template0")
+                migrate_url(PG_URL.format(name=name))  # its engine is disposed: nothing stays connected
+                # Nobody connects to it again: a connection would make every copy wait.
+                _admin(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+                self._postgres = name
+            return self._postgres
+
+    def sqlite(self) -> Path:
+        with self._lock:
+            if self._sqlite_dir is None:
+                directory = Path(tempfile.mkdtemp(prefix="pdv-sqlite-template-"))
+                path = directory / "pdv.db"
+                migrate_url(f"sqlite:///{path}")
+                with sqlite3.connect(path) as conn:  # everything in the main file: a plain copy is whole
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.close()
+                self._sqlite_dir = directory
+            return self._sqlite_dir / "pdv.db"
+
+    def drop_later(self, name: str) -> None:
+        with self._lock:
+            if self._drops is None:
+                self._drops = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pdv-test-drop")
+            self._pending = [f for f in self._pending if not f.done()] + [self._drops.submit(drop_postgres_database, name)]
+
+    def close(self) -> None:
+        """Wait for the background drops (raising the first failure), then drop the templates."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            drops, self._drops = self._drops, None
+            postgres, self._postgres = self._postgres, None
+            sqlite_dir, self._sqlite_dir = self._sqlite_dir, None
+        try:
+            for future in pending:
+                future.result()
+        finally:
+            if drops is not None:
+                drops.shutdown(wait=True)
+            if postgres is not None:
+                _drop_template(postgres)
+            if sqlite_dir is not None:
+                shutil.rmtree(sqlite_dir, ignore_errors=True)
+
+    @staticmethod
+    def _sweep_dead_runs() -> None:
+        """Drop the databases and templates of test processes that are gone (killed runs)."""
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            names = [r[0] for r in conn.execute("SELECT datname FROM pg_database")]
+        for name in names:
+            match = _OURS.match(name)
+            if match and not _alive(int(match.group(1))):
+                _drop_template(name)
+
+
+def _drop_template(name: str) -> None:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+templates = _Templates()
+
+
 @contextmanager
-def database(kind: str, tmp_path: Path) -> Iterator[str]:
+def postgres_database(migrated: bool = True) -> Iterator[str]:
+    """A new PostgreSQL database, at the newest schema (or empty); dropped (forcefully) afterwards,
+    in the background: `templates.close()` at the end of the session waits for the drops."""
+    source = templates.postgres() if migrated else "template0"
+    ensure_postgres()
+    name = _unique("test")
+    _create_postgres(name, source)
+    try:
+        yield PG_URL.format(name=name)
+    finally:
+        templates.drop_later(name)
+
+
+@contextmanager
+def database(kind: str, tmp_path: Path, migrated: bool = True) -> Iterator[str]:
+    """A database of `kind` ("sqlite" or "postgresql") at the newest schema, or empty."""
     if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pdv.db'}"
+        path = tmp_path / "pdv.db"
+        if migrated:
+            shutil.copyfile(templates.sqlite(), path)
+        yield f"sqlite:///{path}"
     else:
-        with postgres_database() as url:
+        with postgres_database(migrated) as url:
             yield url

@@ -14,15 +14,13 @@ from typing import Any
 
 from pdv_client import PdvClient
 
-from tests.support.databases import database
+from tests.support.databases import database, migrate_url
 
 from vault.api.server import PdvServer, create_server
 from vault.bootstrap import App, bootstrap, utc_now
 from vault.config import ApiKey, Settings, hash_api_key, load_settings
 from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
 from vault.observability.logs import formatter as log_formatter
-from vault.storage import migrate
-from vault.storage.engine import create_store_engine
 
 PRINCIPAL = "intake-311"
 
@@ -32,14 +30,6 @@ def service_token(bao: OpenBaoServer, mount: str = "transit", key: str = "pdv-ke
     admin = bao.client()
     provision_transit(admin, mount, key)
     return create_service_token(admin, mount, key)
-
-
-def migrate_url(url: str) -> None:
-    engine = create_store_engine(url)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
 
 
 @dataclass
