@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FIGURES = (
     "tokenize_fields_per_s", "detokenize_cold_fields_per_s", "detokenize_warm_fields_per_s", "lookup_queries_per_s",
     "single_detokenize_calls_per_s", "single_detokenize_p99_ms", "single_lookup_calls_per_s",

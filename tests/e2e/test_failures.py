@@ -108,6 +108,7 @@ def own_stack(own_bao: OpenBaoServer, database_url: str) -> Iterator[Stack]:
 
 # --- Vault down ---------------------------------------------------------------------------------
 
+@pytest.mark.serial  # asserts elapsed time
 def test_vault_killed_mid_run(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     client = own_stack.client()
     (kept,) = client.tokenize([Record(person(1))], purpose=PURPOSE, source="311")
@@ -150,6 +151,7 @@ def wait_until_stopped(pid: int, limit: float = 30.0) -> None:
     raise AssertionError(f"OpenBao (pid {pid}) did not stop within {limit} s")
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_vault_hung_fails_within_the_timeout(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     """A Vault that accepts connections but never answers (SIGSTOP) is cut off by vault_timeout."""
     client = own_stack.client()
@@ -169,6 +171,7 @@ def test_vault_hung_fails_within_the_timeout(own_bao: OpenBaoServer, own_stack: 
     assert client.detokenize_one(kept.tokens["email"], purpose=PURPOSE) == "ada1@example.org"
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_vault_sealed_then_unsealed(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     client = own_stack.client()
     (kept,) = client.tokenize([Record(person(1))], purpose=PURPOSE, source="311")
@@ -262,6 +265,7 @@ def breakable_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
             yield url, lambda _stack: drop_postgres_database(name), None
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_database_unavailable(
     openbao: OpenBaoServer, vault_token: str, breakable_database: tuple[str, Callable, Callable | None]
 ) -> None:
@@ -366,6 +370,7 @@ def wait_until_not_serving(target: str, timeout: float = 10.0) -> None:
             time.sleep(0.01)
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_graceful_shutdown_drains_in_flight_calls(openbao: OpenBaoServer, vault_token: str, database_url: str) -> None:
     stack = start_stack(openbao, database_url, vault_token)
     restarted = None
