@@ -118,7 +118,7 @@ class _Templates:
         self._maker_error: BaseException | None = None
         self._closing = threading.Event()
         self._drops: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
+        self._pending: list[tuple[Future[None], Callable[[str], None], str]] = []
         self._fresh: set[str] = set()
 
     def copied(self, url: str) -> str:
@@ -205,37 +205,40 @@ class _Templates:
     def _submit_drop(self, drop: Callable[[str], None], name: str) -> None:  # with self._lock held
         if self._drops is None:
             self._drops = ThreadPoolExecutor(max_workers=self.DROPPERS, thread_name_prefix="pdv-test-drop")
-        self._pending = [f for f in self._pending if not f.done()] + [self._drops.submit(drop, name)]
+        self._pending = [p for p in self._pending if not p[0].done()] + [(self._drops.submit(drop, name), drop, name)]
 
     def close(self) -> None:
-        """Stop making copies, wait for the drops (raising the first failure), then drop the
-        spare copies and the templates."""
+        """Stop making copies; drop the spare copies, the templates and every database still
+        waiting, all at once (side by side the drops share their checkpoints); raise the first
+        failure."""
         self._closing.set()
         with self._lock:
             makers, self._makers = self._makers, []
         for maker in makers:
             maker.join()
-        spares = []
-        while not self._spares.empty():
-            spares.append(self._spares.get_nowait())
         with self._lock:
             pending, self._pending = self._pending, []
             drops, self._drops = self._drops, None
             postgres, self._postgres = self._postgres, None
             sqlite_dir, self._sqlite_dir = self._sqlite_dir, None
             maker_error, self._maker_error = self._maker_error, None
+        waiting = [(drop, name) for future, drop, name in pending if future.cancel()]
+        running = [future for future, _, _ in pending if not future.cancelled()]
+        while not self._spares.empty():
+            waiting.append((drop_postgres_database, self._spares.get_nowait()))
+        if postgres is not None:
+            waiting.append((_drop_template, postgres))
         try:
-            for future in pending:
+            if waiting:
+                with ThreadPoolExecutor(max_workers=min(len(waiting), 16)) as dropping:
+                    running += [dropping.submit(drop, name) for drop, name in waiting]
+            for future in running:
                 future.result()
-            with ThreadPoolExecutor(max_workers=self.DROPPERS) as dropping:
-                list(dropping.map(drop_postgres_database, spares))
             if maker_error is not None:
                 raise RuntimeError("making test databases failed") from maker_error
         finally:
             if drops is not None:
                 drops.shutdown(wait=True)
-            if postgres is not None:
-                _drop_template(postgres)
             if sqlite_dir is not None:
                 shutil.rmtree(sqlite_dir, ignore_errors=True)
 
