@@ -41,8 +41,15 @@ lint: $(STAMP) $(NODE_STAMP)
 	node_modules/.bin/buf lint
 	$(BIN)/lint-imports
 
+# Two parts: everything not marked `serial` on two pytest-xdist workers (a test module stays on
+# one worker, so its module-scoped stacks are built once), then the `serial` tests (elapsed-time
+# bounds, short timeouts) alone. Both parts always run; either one failing fails `make test`.
+PYTEST_WORKERS ?= 2
 test: lint $(TS_STAMP) $(CHROMIUM_STAMP)
-	$(BIN)/python -m pytest
+	@status=0; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m 'not serial' $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 proto: $(STAMP) $(NODE_STAMP) $(TS_STAMP)
 	$(BIN)/python scripts/gen_clients.py

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.support.databases import database, ensure_postgres
+from tests.support.databases import database, ensure_postgres, templates
 from tests.support.stack import Stack, service_token, start_stack
 from vault.keys.openbao import OpenBaoServer
 
@@ -31,13 +31,27 @@ def vault_token(openbao: OpenBaoServer) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _postgres_up() -> None:
+def _databases() -> Iterator[None]:
+    """PostgreSQL is up (started once if it was down); at the end the session's templates and
+    the databases still being dropped in the background are gone."""
     ensure_postgres()
+    try:
+        yield
+    finally:
+        templates.close()
 
 
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each kind at the newest schema (a copy of the session's migrated template)."""
     with database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each kind with no schema at all: for the tests of migrations themselves."""
+    with database(request.param, tmp_path, migrated=False) as url:
         yield url
 
 

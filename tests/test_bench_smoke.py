@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vault.cli.bench_floors import FLOORS, ratio_key
 
 FIGURES = (

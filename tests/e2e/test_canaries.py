@@ -250,8 +250,14 @@ def _database_contents(stack: Stack, book: Book) -> None:
         tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()
         assert {"field_values", "access_log", "tokenize_requests"} <= {name for (name,) in tables}
         for (name,) in tables:
-            rows = conn.execute(f'SELECT t::text FROM "{name}" t').fetchall()
-            book.look_in(f"table {name}", "\n".join(r[0] for r in rows))
+            # Each cell as the server keeps it, bytea as its bytes (as in the SQLite file): as hex
+            # text (`t::text`) random bytes now and then held a 9-digit canary by chance (a failed run).
+            rows = conn.execute(f'SELECT * FROM "{name}"').fetchall()
+            book.look_in(f"table {name}", b"\n".join(_cell(v) for row in rows for v in row))
+
+
+def _cell(value: object) -> bytes:
+    return bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode()
 
 
 def _access_log(stack: Stack, book: Book) -> None:

@@ -108,6 +108,7 @@ def own_stack(own_bao: OpenBaoServer, database_url: str) -> Iterator[Stack]:
 
 # --- Vault down ---------------------------------------------------------------------------------
 
+@pytest.mark.serial  # asserts elapsed time
 def test_vault_killed_mid_run(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     client = own_stack.client()
     (kept,) = client.tokenize([Record(person(1))], purpose=PURPOSE, source="311")
@@ -150,6 +151,7 @@ def wait_until_stopped(pid: int, limit: float = 30.0) -> None:
     raise AssertionError(f"OpenBao (pid {pid}) did not stop within {limit} s")
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_vault_hung_fails_within_the_timeout(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     """A Vault that accepts connections but never answers (SIGSTOP) is cut off by vault_timeout."""
     client = own_stack.client()
@@ -169,6 +171,7 @@ def test_vault_hung_fails_within_the_timeout(own_bao: OpenBaoServer, own_stack: 
     assert client.detokenize_one(kept.tokens["email"], purpose=PURPOSE) == "ada1@example.org"
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_vault_sealed_then_unsealed(own_bao: OpenBaoServer, own_stack: Stack) -> None:
     client = own_stack.client()
     (kept,) = client.tokenize([Record(person(1))], purpose=PURPOSE, source="311")
@@ -262,6 +265,7 @@ def breakable_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
             yield url, lambda _stack: drop_postgres_database(name), None
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_database_unavailable(
     openbao: OpenBaoServer, vault_token: str, breakable_database: tuple[str, Callable, Callable | None]
 ) -> None:
@@ -290,17 +294,17 @@ def test_database_unavailable(
 
 
 def test_unmigrated_database_is_refused_at_start(
-    openbao: OpenBaoServer, vault_token: str, database_url: str, tmp_path: Path
+    openbao: OpenBaoServer, vault_token: str, empty_database_url: str, tmp_path: Path
 ) -> None:
     settings = load_settings(
-        listen="127.0.0.1:0", database_url=database_url, vault_addr=openbao.addr, vault_token=vault_token
+        listen="127.0.0.1:0", database_url=empty_database_url, vault_addr=openbao.addr, vault_token=vault_token
     )
     with pytest.raises(StoreUnavailable, match=r"run `pdv db upgrade`"):
         bootstrap(settings)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PDV_")}
     env.update(
-        PDV_DATABASE_URL=database_url, PDV_VAULT_ADDR=openbao.addr, PDV_VAULT_TOKEN=vault_token,
+        PDV_DATABASE_URL=empty_database_url, PDV_VAULT_ADDR=openbao.addr, PDV_VAULT_TOKEN=vault_token,
         PDV_LISTEN="127.0.0.1:0",
     )
     pdv = Path(sys.executable).with_name("pdv")
@@ -312,7 +316,7 @@ def test_unmigrated_database_is_refused_at_start(
     # Refusing is all it did: the database is still empty.
     from vault.storage.engine import create_store_engine
 
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     try:
         assert inspect(engine).get_table_names() == []
     finally:
@@ -366,6 +370,7 @@ def wait_until_not_serving(target: str, timeout: float = 10.0) -> None:
             time.sleep(0.01)
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_graceful_shutdown_drains_in_flight_calls(openbao: OpenBaoServer, vault_token: str, database_url: str) -> None:
     stack = start_stack(openbao, database_url, vault_token)
     restarted = None

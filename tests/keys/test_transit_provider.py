@@ -181,6 +181,7 @@ def test_sealed_vault_is_key_unavailable(server, provider):
     assert len(provider.unwrap_keys([wrapped])) == 1
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_unresponsive_vault_times_out_as_key_unavailable():
     # A listener that accepts connections but never answers: the read timeout must fire.
     with socket.socket() as silent:
@@ -194,6 +195,7 @@ def test_unresponsive_vault_times_out_as_key_unavailable():
         assert time.monotonic() - started < 3
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_killed_server_is_key_unavailable_fast(tmp_path):
     bao = OpenBaoServer(tmp_path / "bao").start()
     try:

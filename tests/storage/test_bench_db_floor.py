@@ -23,7 +23,6 @@ def _floor_databases() -> set[str]:
 def test_floor_writes_tokenize_rows_and_reads_them_back(kind: str) -> None:
     if kind == "postgresql":
         ensure_postgres()
-        before = _floor_databases()
     records = [person(i) for i in range(300)]
     with empty_store(kind, PG_ADMIN_URL) as store:
         floor = DatabaseFloor(store, PURPOSE, inflight=2)
@@ -41,7 +40,9 @@ def test_floor_writes_tokenize_rows_and_reads_them_back(kind: str) -> None:
         assert blind == 600  # email and phone are searchable in the shipped catalog
         assert floor.detokenize_rate(100) > 0  # raises unless every stored token was found
         database = store.engine.url.database
+        if kind == "postgresql":
+            assert database in _floor_databases()
     if kind == "sqlite":
         assert not Path(database).parent.exists()
-    else:
-        assert _floor_databases() == before
+    else:  # its own database is gone (other runs' benches share the server: theirs come and go)
+        assert database not in _floor_databases()

@@ -24,10 +24,10 @@ def _add_old_values(tx, rows: list[tuple]) -> None:  # type: ignore[no-untyped-d
     tx.insert_rows("field_values", _OLD_VALUE_COLUMNS, [r[:len(_OLD_VALUE_COLUMNS)] for r in rows], (9, 10))
 
 
-def test_0006_moves_stored_answers_to_records_without_what_was_shredded(database_url: str) -> None:
+def test_0006_moves_stored_answers_to_records_without_what_was_shredded(empty_database_url: str) -> None:
     """Before 0006 a shred left stored tokenize answers alone: the upgrade must not carry a
     shredded subject, or a shredded field's token, into the records a retry replays."""
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     live, gone = _subject(1), _subject(2)
     answers = {
         "r1": {"results": [[live, {"email": "pdv_x", "ssn": "123450001"}], ["", {}], [gone, {"email": "pdv_y"}]],
@@ -65,10 +65,10 @@ def test_0006_moves_stored_answers_to_records_without_what_was_shredded(database
         engine.dispose()
 
 
-def test_0007_adds_privacy_requests_and_its_downgrade_takes_their_keys_too(database_url: str) -> None:
+def test_0007_adds_privacy_requests_and_its_downgrade_takes_their_keys_too(empty_database_url: str) -> None:
     """0007's tables hold requests, their history and links; downgrading drops them and the
     requests' wrapped DEKs, and leaves every other wrapped secret (the index root) alone."""
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     try:
         migrate.upgrade(engine, "0006")
         with engine.begin() as conn:
@@ -95,12 +95,12 @@ def test_0007_adds_privacy_requests_and_its_downgrade_takes_their_keys_too(datab
         engine.dispose()
 
 
-def test_0008_correction_history_goes_with_its_value_and_downgrades(database_url: str) -> None:
+def test_0008_correction_history_goes_with_its_value_and_downgrades(empty_database_url: str) -> None:
     """The history of a value cascades from it: whatever deletes the value (a shred, a field
     shred, disposal) deletes its history in the same statement, on both databases."""
     from vault.storage import corrections
 
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     kept, dropped = _subject(1), _subject(2)
     try:
         migrate.upgrade(engine)
@@ -127,10 +127,10 @@ def test_0008_correction_history_goes_with_its_value_and_downgrades(database_url
         engine.dispose()
 
 
-def test_0010_records_a_notice_for_values_collected_with_a_notice_id(database_url: str) -> None:
+def test_0010_records_a_notice_for_values_collected_with_a_notice_id(empty_database_url: str) -> None:
     """Values collected before 0010 get notice_given true when they name a notice, else
     NULL ("not recorded"), never false: nothing said no notice was given."""
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     subject = _subject(1)
     try:
         migrate.upgrade(engine, "0008")
@@ -153,7 +153,7 @@ def test_0010_records_a_notice_for_values_collected_with_a_notice_id(database_ur
 
 
 def test_0009_keeps_per_item_rows_readable_and_verify_follows_a_chain_across_the_upgrade(
-        database_url: str) -> None:
+        empty_database_url: str) -> None:
     """Rows written before 0009 (one per item, chained) stay as they are: entries of one item,
     found through the per-subject index the upgrade fills, and verified as before — also when
     the same chain goes on after the upgrade with entries of several items."""
@@ -164,7 +164,7 @@ def test_0009_keeps_per_item_rows_readable_and_verify_follows_a_chain_across_the
     from vault.storage.audit_log import AuditRepository
     from vault.storage.rows import ChainHead
 
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     alice, bob, chain_id = _subject(1), _subject(2), "c" * 32
     old = [(AT, "old-1", "intake", "detokenize", "billing", alice, "email", "pdv_a", "ok"),
            (AT, "old-1", "intake", "detokenize", "billing", bob, "email", "pdv_b", "denied"),
@@ -213,13 +213,13 @@ def test_0009_keeps_per_item_rows_readable_and_verify_follows_a_chain_across_the
         engine.dispose()
 
 
-def test_0011_puts_every_earlier_value_in_the_default_domain_and_downgrades(database_url: str) -> None:
+def test_0011_puts_every_earlier_value_in_the_default_domain_and_downgrades(empty_database_url: str) -> None:
     """Values stored before 0011 were issued in the default domain: the upgrade says so without
     touching them. Downgrading drops the ledger and the translation records, and the values of
     other domains (the older schema would make their tokens valid everywhere)."""
     from vault.storage import holders
 
-    engine = create_store_engine(database_url)
+    engine = create_store_engine(empty_database_url)
     subject = _subject(1)
     try:
         migrate.upgrade(engine, "0008")

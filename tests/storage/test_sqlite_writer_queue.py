@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from vault.storage.sqlite_locks import SqliteWriterQueue
 
 
@@ -18,6 +20,7 @@ def _hold(database: str, holding, release) -> None:  # type: ignore[no-untyped-d
     queue.close()
 
 
+@pytest.mark.serial  # asserts elapsed time
 def test_a_writer_in_another_process_waits_until_the_lock_is_released(tmp_path: Path) -> None:
     database = str(tmp_path / "pdv.db")
     ctx = multiprocessing.get_context("spawn")

@@ -334,8 +334,8 @@ def test_a_snapshot_sees_only_committed_data_and_does_not_wait_for_writers(store
 
 # --- migrations ----------------------------------------------------------------------
 
-def test_require_current_refuses_an_empty_database(database_url: str) -> None:
-    engine = create_store_engine(database_url)
+def test_require_current_refuses_an_empty_database(empty_database_url: str) -> None:
+    engine = create_store_engine(empty_database_url)
     try:
         with pytest.raises(StoreUnavailable, match="pdv db upgrade"):
             migrate.require_current(engine)
@@ -343,10 +343,10 @@ def test_require_current_refuses_an_empty_database(database_url: str) -> None:
         engine.dispose()
 
 
-def test_migrations_upgrade_idempotently(database_url: str) -> None:
-    migrate_url(database_url)
-    migrate_url(database_url)
-    engine = create_store_engine(database_url)
+def test_migrations_upgrade_idempotently(empty_database_url: str) -> None:
+    migrate_url(empty_database_url)
+    migrate_url(empty_database_url)
+    engine = create_store_engine(empty_database_url)
     try:
         migrate.require_current(engine)
         assert migrate.current_revision(engine) == migrate.head_revision()

@@ -14,15 +14,13 @@ from typing import Any
 
 from pdv_client import PdvClient
 
-from tests.support.databases import database
+from tests.support.databases import database, migrate_url, templates
 
 from vault.api.server import PdvServer, create_server
 from vault.bootstrap import App, bootstrap, utc_now
 from vault.config import ApiKey, Settings, hash_api_key, load_settings
 from vault.keys.openbao import OpenBaoServer, create_service_token, provision_transit
 from vault.observability.logs import formatter as log_formatter
-from vault.storage import migrate
-from vault.storage.engine import create_store_engine
 
 PRINCIPAL = "intake-311"
 
@@ -32,14 +30,6 @@ def service_token(bao: OpenBaoServer, mount: str = "transit", key: str = "pdv-ke
     admin = bao.client()
     provision_transit(admin, mount, key)
     return create_service_token(admin, mount, key)
-
-
-def migrate_url(url: str) -> None:
-    engine = create_store_engine(url)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
 
 
 @dataclass
@@ -95,9 +85,10 @@ def start_stack(
     bao: OpenBaoServer, database_url: str, token: str, migrate_first: bool = True,
     clock: Callable[[], datetime] = utc_now, **overrides: Any,
 ) -> Stack:
-    """Migrate (optionally), bootstrap and serve on 127.0.0.1:0 with one API-key principal.
+    """Migrate (optionally: a database fresh from the template already is), bootstrap and serve on
+    127.0.0.1:0 with one API-key principal.
     `clock` is the server's: a clock in the past collects values that have expired by now."""
-    if migrate_first:
+    if migrate_first and not templates.untouched_copy(database_url):
         migrate_url(database_url)
     api_key = "pdvk_" + secrets.token_urlsafe(24)
     settings = load_settings(
