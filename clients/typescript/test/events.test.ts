@@ -8,14 +8,7 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { OutOfRange, PdvClient, type PdvEvent, type RecordTokens } from "../src/index.js";
-
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set: run these tests through pytest tests/client/test_typescript.py`);
-  }
-  return value;
-}
+import { env } from "./support/env.js";
 
 const PURPOSE = "benefits_eligibility";
 const DEADLINE_MS = 60_000;
