@@ -44,7 +44,8 @@ test("a code without a class is a bare PdvError keeping the code; OK is not an e
 test("the client never shows its API key when printed or serialised", () => {
   const client = new PdvClient("127.0.0.1:1", { apiKey: API_KEY });
   try {
-    for (const text of [inspect(client, { showHidden: true, depth: 10 }), JSON.stringify(client), String(client)]) {
+    for (const text of [inspect(client, { showHidden: true, depth: 10 }), JSON.stringify(client), String(client),
+      inspect(client.events, { showHidden: true, depth: 10 }), JSON.stringify(client.events)]) {
       assert.ok(!text.includes(API_KEY), "API key in printed client");
     }
     assert.match(inspect(client), /apiKey: <redacted>/);
