@@ -12,9 +12,11 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pdv_client import Record
 from sqlalchemy import text
 
 from tests.support.databases import database
@@ -22,14 +24,18 @@ from tests.support.stack import PRINCIPAL, Stack, start_stack
 from vault.certs import DevPkiPaths, write_dev_pki
 from vault.config import ApiKey, hash_api_key
 from vault.keys.openbao import OpenBaoServer
+from vault.services.events.purge import purge_expired
 
 CLIENT_DIR = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 TLS_PRINCIPAL = "caseworker-app"
 UNLISTED = "not-listed"
 REPLICA_PRINCIPAL = "ts-replicas"
+HOLDER = "ts-holder"  # tokenizes the residents whose shreds test/events.test.ts watches
+LAGGING = "ts-lagging"  # its one event expired unread (lagging_holder)
 # Values the TS tests send (test/live.test.ts); none may reach the server's log.
 VALUES = ("ada.ts@example.org", "Ada Lovelace", "secret-shoe-42", "shred.ts@example.org", "tls.ts@example.org",
-          "optout.ts@example.org", "replica0.ts@example.org")
+          "optout.ts@example.org", "replica0.ts@example.org", "events-shred0.ts@example.org", "Ada Events A",
+          "lagging.ts@example.org")
 
 
 def node_bin(name: str) -> str:
@@ -40,8 +46,15 @@ def node_bin(name: str) -> str:
 
 
 @pytest.fixture
-def plain_stack(openbao: OpenBaoServer, vault_token: str, tmp_path: Path) -> Iterator[Stack]:
-    s = start_stack(openbao, f"sqlite:///{tmp_path / 'plain.db'}", vault_token, admin_principals=[PRINCIPAL])
+def event_keys() -> dict[str, str]:
+    return {p: "pdvk_" + secrets.token_urlsafe(24) for p in (HOLDER, LAGGING)}
+
+
+@pytest.fixture
+def plain_stack(openbao: OpenBaoServer, vault_token: str, tmp_path: Path, event_keys: dict[str, str]) -> Iterator[Stack]:
+    extra = [ApiKey(principal=p, sha256=hash_api_key(k)) for p, k in event_keys.items()]
+    s = start_stack(openbao, f"sqlite:///{tmp_path / 'plain.db'}", vault_token, admin_principals=[PRINCIPAL],
+                    api_keys=extra)
     try:
         yield s
     finally:
@@ -80,6 +93,16 @@ def replicas(openbao: OpenBaoServer, vault_token: str, tmp_path: Path) -> Iterat
             first.stop()
 
 
+def lagging_holder(stack: Stack, key: str) -> None:
+    """Give the principal of `key` an event, then expire it unread: its next Subscribe is OUT_OF_RANGE."""
+    (rec,) = stack.client(api_key=key).tokenize([Record({"email": "lagging.ts@example.org"})],
+                                                purpose="benefits_eligibility", source="311")
+    stack.client().shred_subjects([rec.subject_id], reason="resident asked")
+    retention = timedelta(seconds=stack.settings.event_retention_seconds)
+    later = datetime.now(timezone.utc) + retention + timedelta(minutes=1)
+    assert purge_expired(stack.app.store, retention, lambda: later) == 1
+
+
 def chains_that_tokenized(stack: Stack, principal: str) -> set[str]:
     """The audit chains (one per server process or app) holding the principal's tokenize entries."""
     with stack.app.store.engine.connect() as conn:
@@ -89,8 +112,9 @@ def chains_that_tokenized(stack: Stack, principal: str) -> set[str]:
 
 
 def test_typescript_client_against_a_real_server(plain_stack: Stack, tls_stack: Stack, pki: DevPkiPaths,
-                                                 replicas: tuple[list[Stack], str]) -> None:
+                                                 replicas: tuple[list[Stack], str], event_keys: dict[str, str]) -> None:
     servers, replica_key = replicas
+    lagging_holder(plain_stack, event_keys[LAGGING])
     # Into the package's own dist/ (git-ignored): the compiled code resolves its imports from
     # the package's node_modules.
     shutil.rmtree(CLIENT_DIR / "dist", ignore_errors=True)  # no stale compiled test survives
@@ -108,17 +132,22 @@ def test_typescript_client_against_a_real_server(plain_stack: Stack, tls_stack: 
         "PDV_TLS_UNLISTED_KEY": str(pki.client_key(UNLISTED)),
         "PDV_REPLICAS_TARGET": "ipv4:" + ",".join(s.target for s in servers),
         "PDV_REPLICAS_API_KEY": replica_key,
+        "PDV_EVENTS_HOLDER_KEY": event_keys[HOLDER],
+        "PDV_EVENTS_LAGGING_KEY": event_keys[LAGGING],
     }
     node = shutil.which("node")
     assert node is not None, "node is not on PATH"
     # One test file at a time: the two servers share this machine with the rest of the suite.
-    run = subprocess.run([node, "--test", "--test-concurrency=1", str(CLIENT_DIR / "dist" / "test")],
+    # The test files only: test/support/ holds their helpers.
+    files = sorted(str(p) for p in (CLIENT_DIR / "dist" / "test").glob("*.test.js"))
+    run = subprocess.run([node, "--test", "--test-concurrency=1", *files],
                          cwd=CLIENT_DIR, env=env, capture_output=True, text=True, timeout=600)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     assert "# fail 0" in output and "# pass 0" not in output, output
     # The client printed no credential, and nothing it sent reached either server's log.
     assert plain_stack.api_key not in output
+    assert not any(key in output for key in event_keys.values())
     server_logs = plain_stack.log.getvalue() + tls_stack.log.getvalue()
     assert plain_stack.api_key not in server_logs and replica_key not in output + server_logs
     for value in VALUES:

@@ -19,11 +19,13 @@ import {
 } from "@grpc/grpc-js";
 
 import { Internal, errorForStatus } from "./errors.js";
+import { Events } from "./events.js";
 import { batches, checkCount, checkString, detokenizeItem, lookupQuery, recordMessage, shredOutcome, type TokenRef } from "./inputs.js";
 import { type TlsOptions, tlsCredentials } from "./tls.js";
 import { DetokenizeResult, type Match, type RecordInput, type RecordTokens, type ShredOutcome } from "./models.js";
 import { AdminServiceClient } from "./gen/pdv/v1/admin.js";
 import { DisclosureServiceClient } from "./gen/pdv/v1/disclosure.js";
+import { EventServiceClient } from "./gen/pdv/v1/event.js";
 import { RequestServiceClient } from "./gen/pdv/v1/request.js";
 import { SubjectServiceClient } from "./gen/pdv/v1/subject.js";
 import { BatchMode, TokenServiceClient } from "./gen/pdv/v1/token.js";
@@ -82,7 +84,10 @@ export class PdvClient {
     requests: RequestServiceClient;
     disclosure: DisclosureServiceClient;
     admin: AdminServiceClient;
+    events: EventServiceClient;
   };
+  /** EventService: `subscribe()` to the events about subjects you hold tokens of (./events.ts). */
+  readonly events: Events;
   readonly #target: string;
   readonly #metadata: Metadata;
   readonly #hasApiKey: boolean;
@@ -117,7 +122,11 @@ export class PdvClient {
       requests: new RequestServiceClient(target, creds, shared),
       disclosure: new DisclosureServiceClient(target, creds, shared),
       admin: new AdminServiceClient(target, creds, shared),
+      events: new EventServiceClient(target, creds, shared),
     };
+    const { events } = this.raw;
+    this.events = new Events(events, this.#metadata, async (cursor, timeoutMs) =>
+      (await this.#call(events, events.ack, { cursor }, "", timeoutMs)).ackedCursor);
   }
 
   /** Close the channel; calls made afterwards reject. Safe to call twice. */

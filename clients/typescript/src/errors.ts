@@ -81,6 +81,11 @@ export class DeadlineExceeded extends PdvError {
   static override readonly statusCode = Status.DEADLINE_EXCEEDED;
 }
 
+/** An events cursor older than the events the server keeps; the message says where to resume (OUT_OF_RANGE). */
+export class OutOfRange extends PdvError {
+  static override readonly statusCode = Status.OUT_OF_RANGE;
+}
+
 /** The server failed unexpectedly (INTERNAL). */
 export class Internal extends PdvError {
   static override readonly statusCode = Status.INTERNAL;
@@ -97,6 +102,7 @@ const BY_STATUS = new Map<Status, typeof PdvError>(
     FailedPrecondition,
     Unavailable,
     DeadlineExceeded,
+    OutOfRange,
     Internal,
   ].map((cls) => [cls.statusCode, cls]),
 );

@@ -21,6 +21,7 @@ export {
   Internal,
   InvalidArgument,
   NotFound,
+  OutOfRange,
   PdvError,
   PermissionDenied,
   ResourceExhausted,
@@ -29,6 +30,8 @@ export {
   Unavailable,
   errorForStatus,
 } from "./errors.js";
+export { Events, KINDS } from "./events.js";
+export type { EventKindName, EventToken, PdvEvent, SubscribeOptions } from "./events.js";
 export { DetokenizeResult } from "./models.js";
 export type { ItemError, Match, RecordInput, RecordTokens, ShredOutcome, ShredStatus } from "./models.js";
 export { tlsCredentials } from "./tls.js";

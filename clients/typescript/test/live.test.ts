@@ -6,14 +6,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { InvalidArgument, NotFound, PdvClient, PermissionDenied, type RecordInput, Unauthenticated, Unavailable } from "../src/index.js";
-
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set: run these tests through pytest tests/client/test_typescript.py`);
-  }
-  return value;
-}
+import { env } from "./support/env.js";
 
 const PURPOSE = "benefits_eligibility";
 const SOURCE = "311";

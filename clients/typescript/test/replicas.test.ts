@@ -5,14 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { PdvClient } from "../src/index.js";
-
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`${name} is not set: run these tests through pytest tests/client/test_typescript.py`);
-  }
-  return value;
-}
+import { env } from "./support/env.js";
 
 const PURPOSE = "benefits_eligibility";
 const ROUND_ROBIN = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });

@@ -6,7 +6,7 @@ import { inspect } from "node:util";
 
 import {
   AlreadyExists, DeadlineExceeded, DetokenizeResult, FailedPrecondition, Internal, InvalidArgument, NotFound,
-  PdvClient, PdvError, PermissionDenied, ResourceExhausted, Status, Unauthenticated, Unavailable, errorForStatus,
+  OutOfRange, PdvClient, PdvError, PermissionDenied, ResourceExhausted, Status, Unauthenticated, Unavailable, errorForStatus,
   tlsCredentials,
 } from "../src/index.js";
 
@@ -14,7 +14,8 @@ const CLASSES = [
   [InvalidArgument, Status.INVALID_ARGUMENT], [NotFound, Status.NOT_FOUND], [AlreadyExists, Status.ALREADY_EXISTS],
   [PermissionDenied, Status.PERMISSION_DENIED], [Unauthenticated, Status.UNAUTHENTICATED],
   [ResourceExhausted, Status.RESOURCE_EXHAUSTED], [FailedPrecondition, Status.FAILED_PRECONDITION],
-  [Unavailable, Status.UNAVAILABLE], [DeadlineExceeded, Status.DEADLINE_EXCEEDED], [Internal, Status.INTERNAL],
+  [Unavailable, Status.UNAVAILABLE], [DeadlineExceeded, Status.DEADLINE_EXCEEDED], [OutOfRange, Status.OUT_OF_RANGE],
+  [Internal, Status.INTERNAL],
 ] as const;
 const API_KEY = "pdvk_unit-test-key-0123456789";
 const CANARY = "canary-value@example.org";
@@ -43,7 +44,8 @@ test("a code without a class is a bare PdvError keeping the code; OK is not an e
 test("the client never shows its API key when printed or serialised", () => {
   const client = new PdvClient("127.0.0.1:1", { apiKey: API_KEY });
   try {
-    for (const text of [inspect(client, { showHidden: true, depth: 10 }), JSON.stringify(client), String(client)]) {
+    for (const text of [inspect(client, { showHidden: true, depth: 10 }), JSON.stringify(client), String(client),
+      inspect(client.events, { showHidden: true, depth: 10 }), JSON.stringify(client.events)]) {
       assert.ok(!text.includes(API_KEY), "API key in printed client");
     }
     assert.match(inspect(client), /apiKey: <redacted>/);
