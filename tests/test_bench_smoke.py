@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from vault.cli.bench_floors import FLOORS, ratio_key
 
 FIGURES = (
