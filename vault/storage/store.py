@@ -532,8 +532,14 @@ _PROBED = "id, token, field, subject_id, key_version, ciphertext, purpose, locat
 def _pg_probes(column: str, kind: str, domain: str | None) -> str:
     """PostgreSQL: the value rows of the `column` values bound as one array, one index probe
     each (as _TOKEN_PROBES), of one domain if given; a token probe keeps rows without a locator."""
+    return _pg_probes_sql(column, kind, domain is not None)
+
+
+@functools.cache
+def _pg_probes_sql(column: str, kind: str, in_domain: bool) -> str:
+    """_pg_probes' statement, made once per shape: every detokenize sends one of four."""
     where = f"v.{column} = q.{column}" + (" AND v.locator IS NULL" if column == "token" else "")
-    where += "" if domain is None else " AND v.domain = %s"
+    where += " AND v.domain = %s" if in_domain else ""
     columns = ", ".join(f"v.{name}" for name in _PROBED.split(", "))
     return (f"SELECT q2.* FROM unnest(%s::{kind}[]) AS q({column}) CROSS JOIN LATERAL "
             f"(SELECT {columns} FROM field_values v WHERE {where} OFFSET 0) q2")
