@@ -56,15 +56,14 @@ class EventDelivery:
             acked, purged = db.cursor_of(tx, caller.principal)
             # Events up to the acknowledged cursor are handled (and deleted): never sent again.
             after = acked if wanted is None else max(wanted, acked)
-            if after < purged:
-                tx.log_access([access_row(self.clock(), caller, ACTION, PURPOSE, OUT_OF_RANGE)])
+            # The subscription's log entry, in the transaction that read where it starts.
+            tx.log_access([access_row(self.clock(), caller, ACTION, PURPOSE, OUT_OF_RANGE if after < purged else "ok")])
         if after < purged:
             raise OutOfRange(
                 f"events after cursor {after} have expired (kept for {self.retention.total_seconds():.0f} s, "
                 f"event_retention_seconds): changes to tokens you hold may have been missed. Check the tokens you "
                 f"hold against PDV (a detokenize or lookup tells a shredded one), then subscribe with cursor "
                 f"\"{purged}\" to continue from the oldest event kept")
-        self._log(caller, ACTION, "ok")
         return Start(after)
 
     def still_allowed(self, caller: Caller) -> bool:
