@@ -35,7 +35,7 @@ from vault.cli.bench_floor import FloorServer
 from vault.cli.bench_floors import cpu_seconds, floor_table, ratios
 from vault.cli.bench_oracle import oracle_latencies
 from vault.cli.bench_prefill import prefill_figures
-from vault.cli.bench_records import PURPOSE, person
+from vault.cli.bench_records import PURPOSE, detokenize_bodies, person, tokenize_bodies
 from vault.cli.bench_stack import STRANGER, BenchStack
 from vault.bootstrap import rotation_service
 from vault.config import hash_api_key, load_settings
@@ -110,17 +110,11 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"pdv bench: {args.database}, {args.records} records x {FIELDS_PER_RECORD} fields, batches of {args.batch}", file=sys.stderr)
         if args.prefill:
             results.update(prefill_figures(raw, bench.restart_server, timed, args.prefill, args.records, args.batch,
-                                           args.inflight, _detokenize_requests))
+                                           args.inflight))
             return _finish(results, args)
 
         # Tokenize, new subjects, batched.
-        requests = [
-            pb.TokenizeRequest(
-                request_id=f"bench-{start}", purpose=PURPOSE, source="bench",
-                records=[pb.Record(fields=person(i)) for i in range(start, min(start + args.batch, args.records))],
-            ).SerializeToString()
-            for start in range(0, args.records, args.batch)
-        ]
+        requests = tokenize_bodies("bench", 0, args.records, args.batch)
         lines_before = bench.checkpoint_lines()
         replies, seconds, _ = timed(lambda body: raw.call("Tokenize", body), requests, args.inflight)
         fields = args.records * FIELDS_PER_RECORD
@@ -132,10 +126,10 @@ def run_bench(args: argparse.Namespace) -> int:
         # Detokenize: cold (fresh server, empty DEK cache) then warm, batched.
         bench.restart_server()
         one_per_subject = [(rec.tokens["email"], "email") for resp in tokenized for rec in resp.results]
-        cold = _detokenize_requests(one_per_subject, args.batch)
+        cold = detokenize_bodies(one_per_subject, args.batch)
         _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), cold, args.inflight)
         results["detokenize_cold_fields_per_s"] = len(one_per_subject) / seconds
-        warm = _detokenize_requests(pairs, args.batch)
+        warm = detokenize_bodies(pairs, args.batch)
         _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), warm, args.inflight)
         results["detokenize_warm_fields_per_s"] = len(pairs) / seconds
 
@@ -257,13 +251,7 @@ def anchoring_pair(bench: BenchStack, raw: "_RoundRobin", records: int, batch: i
     first = 10 * records  # subjects the bench has not made yet
     for name in ("rare_checkpoints", "default_checkpoints", "default_checkpoints", "rare_checkpoints"):
         bench.restart_server(**modes[name])
-        bodies = [
-            pb.TokenizeRequest(
-                request_id=f"anchor-{s}", purpose=PURPOSE, source="bench",
-                records=[pb.Record(fields=person(i)) for i in range(s, min(s + batch, first + records))],
-            ).SerializeToString()
-            for s in range(first, first + records, batch)
-        ]
+        bodies = tokenize_bodies("anchor", first, first + records, batch)
         lines = bench.checkpoint_lines()
         _, seconds, _ = timed(lambda body: raw.call("Tokenize", body), bodies, inflight)
         runs[name].append((records * FIELDS_PER_RECORD / seconds, (bench.checkpoint_lines() - lines) / seconds))
@@ -311,12 +299,6 @@ class _RoundRobin:
     def call(self, method: str, body: bytes) -> bytes:
         return self._channels[next(self._next) % len(self._channels)].call(method, body)
 
-
-def _detokenize_requests(pairs: list[tuple[str, str]], batch: int) -> list[bytes]:
-    return [
-        pb.DetokenizeRequest(purpose=PURPOSE, items=[pb.DetokenizeItem(token=t, field=f) for t, f in pairs[s:s + batch]]).SerializeToString()
-        for s in range(0, len(pairs), batch)
-    ]
 
 
 def timed(send, bodies: list[bytes], inflight: int) -> tuple[list[bytes], float, list[float]]:  # type: ignore[no-untyped-def]

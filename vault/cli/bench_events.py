@@ -23,7 +23,7 @@ from pdv.v1 import token_pb2 as pb
 from pdv_client import PdvClient
 from pdv_client.raw import RawTokenCalls
 
-from vault.cli.bench_records import PURPOSE, person
+from vault.cli.bench_records import detokenize_bodies, tokenize_bodies
 from vault.cli.bench_stack import BenchStack
 
 Timed = Callable[..., tuple[list[bytes], float, list[float]]]
@@ -37,18 +37,13 @@ def outbox_figures(bench: BenchStack, raw: RawTokenCalls, api_key: str, records:
     for mode in ("without_subscriber", "with_subscriber", "with_subscriber", "without_subscriber"):
         bench.restart_server()
         with _Subscriber(bench.target, api_key) if mode == "with_subscriber" else _Nothing():
-            bodies = [pb.TokenizeRequest(
-                request_id=f"events-{s}", purpose=PURPOSE, source="bench",
-                records=[pb.Record(fields=person(i)) for i in range(s, min(s + batch, first + records))],
-            ).SerializeToString() for s in range(first, first + records, batch)]
+            bodies = tokenize_bodies("events", first, first + records, batch)
             replies, seconds, _ = timed(lambda body: raw.call("Tokenize", body), bodies, inflight)
             tokenize = records * 5 / seconds
             answers = [pb.TokenizeResponse.FromString(r) for r in replies]
             pairs = [(t, f) for a in answers for rec in a.results for f, t in rec.tokens.items()]
             subjects += [rec.subject_id for a in answers for rec in a.results]
-            reads = [pb.DetokenizeRequest(purpose=PURPOSE, items=[pb.DetokenizeItem(token=t, field=f)
-                                                                  for t, f in pairs[s:s + batch]]).SerializeToString()
-                     for s in range(0, len(pairs), batch)]
+            reads = detokenize_bodies(pairs, batch)
             timed(lambda body: raw.call("Detokenize", body), reads, inflight)  # warm the DEK cache
             _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), reads, inflight)
             runs[mode].append((tokenize, len(pairs) / seconds))

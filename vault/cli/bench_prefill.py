@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from pdv.v1 import token_pb2 as pb
 
-from vault.cli.bench_records import PURPOSE, person
+from vault.cli.bench_records import detokenize_bodies, tokenize_bodies
 
 PREFILL_BATCH = 1000
 REPEATS = 3
@@ -26,16 +26,14 @@ Timed = Callable[..., tuple[list[bytes], float, list[float]]]
 
 
 def prefill_figures(raw, restart: Callable[[], None], timed: Timed, sizes: list[int], records: int, batch: int,
-                    inflight: int, detokenize_requests: Callable[[list[tuple[str, str]], int], list[bytes]],
-                    repeats: int = REPEATS) -> dict[str, float]:
+                    inflight: int, repeats: int = REPEATS) -> dict[str, float]:
     """Tokenize and detokenize figures (fields/s) at each stored size, keyed `prefill_<size>_…`:
     the median of `repeats` measurements one after another, each its own new records."""
     out: dict[str, float] = {}
     stored, next_record = 0, 0
     for size in sorted(sizes):
         want = max(0, size - stored) // FIELDS_PER_RECORD
-        bodies = [_tokenize_body(f"prefill-{s}", s, min(s + PREFILL_BATCH, next_record + want))
-                  for s in range(next_record, next_record + want, PREFILL_BATCH)]
+        bodies = tokenize_bodies("prefill", next_record, next_record + want, PREFILL_BATCH)
         _, seconds, _ = timed(lambda body: raw.call("Tokenize", body), bodies, inflight)
         if want:
             out[f"prefill_{size}_store_fields_per_s"] = want * FIELDS_PER_RECORD / seconds
@@ -43,8 +41,7 @@ def prefill_figures(raw, restart: Callable[[], None], timed: Timed, sizes: list[
         stored += want * FIELDS_PER_RECORD
         runs: dict[str, list[float]] = {"tokenize": [], "detokenize_cold": [], "detokenize_warm": []}
         for _ in range(repeats):
-            measured = [_tokenize_body(f"measure-{s}", s, min(s + batch, next_record + records))
-                        for s in range(next_record, next_record + records, batch)]
+            measured = tokenize_bodies("measure", next_record, next_record + records, batch)
             replies, seconds, _ = timed(lambda body: raw.call("Tokenize", body), measured, inflight)
             runs["tokenize"].append(records * FIELDS_PER_RECORD / seconds)
             next_record += records
@@ -52,20 +49,13 @@ def prefill_figures(raw, restart: Callable[[], None], timed: Timed, sizes: list[
             tokenized = [pb.TokenizeResponse.FromString(r) for r in replies]
             restart()  # cold: an empty DEK cache in a fresh server
             one_per_subject = [(rec.tokens["email"], "email") for resp in tokenized for rec in resp.results]
-            _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), detokenize_requests(one_per_subject, batch),
+            _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), detokenize_bodies(one_per_subject, batch),
                                   inflight)
             runs["detokenize_cold"].append(len(one_per_subject) / seconds)
             pairs = [(t, f) for resp in tokenized for rec in resp.results for f, t in rec.tokens.items()]
-            _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), detokenize_requests(pairs, batch), inflight)
+            _, seconds, _ = timed(lambda body: raw.call("Detokenize", body), detokenize_bodies(pairs, batch), inflight)
             runs["detokenize_warm"].append(len(pairs) / seconds)
         for name, rates in runs.items():
             out[f"prefill_{size}_{name}_fields_per_s"] = statistics.median(rates)
             out[f"prefill_{size}_{name}_runs"] = ", ".join(f"{r:,.0f}" for r in rates)  # type: ignore[assignment]
     return out
-
-
-def _tokenize_body(request_id: str, start: int, stop: int) -> bytes:
-    return pb.TokenizeRequest(
-        request_id=request_id, purpose=PURPOSE, source="bench",
-        records=[pb.Record(fields=person(i)) for i in range(start, stop)],
-    ).SerializeToString()

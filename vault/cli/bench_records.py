@@ -4,6 +4,8 @@ in-process profile (bench_profile.py) and the bench over gRPC (bench.py) measure
 
 from __future__ import annotations
 
+from pdv.v1 import token_pb2 as pb
+
 PURPOSE = "benefits_eligibility"
 # The development policy's grants, but for the `bench` principal only (not "*").
 BENCH_POLICY = """version: 1
@@ -28,3 +30,24 @@ def person(i: int) -> dict[str, str]:
         "street_address": f"{i % 9999 + 1} Main Street",
         "date_of_birth": f"19{50 + i % 50}-0{1 + i % 9}-1{i % 10}",
     }
+
+
+def tokenize_bodies(request_id: str, first: int, stop: int, batch: int) -> list[bytes]:
+    """Serialized batched tokenizes of records `first`..`stop - 1` (new subjects), `batch`
+    records a call, request ids `<request_id>-<first record of the call>`."""
+    return [
+        pb.TokenizeRequest(
+            request_id=f"{request_id}-{s}", purpose=PURPOSE, source="bench",
+            records=[pb.Record(fields=person(i)) for i in range(s, min(s + batch, stop))],
+        ).SerializeToString()
+        for s in range(first, stop, batch)
+    ]
+
+
+def detokenize_bodies(pairs: list[tuple[str, str]], batch: int) -> list[bytes]:
+    """Serialized batched detokenizes of (token, field) pairs, `batch` items a call."""
+    return [
+        pb.DetokenizeRequest(purpose=PURPOSE, items=[pb.DetokenizeItem(token=t, field=f) for t, f in pairs[s:s + batch]]
+                             ).SerializeToString()
+        for s in range(0, len(pairs), batch)
+    ]
