@@ -122,6 +122,18 @@ def spawn_bao(config: Path, log_path: Path, cwd: Path) -> subprocess.Popen[bytes
         )
 
 
+def initialise(client: hvac.Client, credentials_path: Path) -> dict[str, str]:
+    """Initialise a new OpenBao (one unseal key); its unseal key and root token, also written
+    to `credentials_path`, a new file of mode 0600."""
+    result = client.sys.initialize(secret_shares=1, secret_threshold=1)
+    credentials = {"unseal_key": result["keys_base64"][0], "root_token": result["root_token"]}
+    fd = os.open(credentials_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # umask may have narrowed it; never widened
+        json.dump(credentials, out)
+    return credentials
+
+
 class OpenBaoServer:
     """One `bao server` process with file storage under `data_dir`, on a loopback port.
 
@@ -294,13 +306,7 @@ class OpenBaoServer:
             raise ConfigError(
                 f"{self.credentials_path} exists but the OpenBao storage is uninitialised"
             )
-        result = client.sys.initialize(secret_shares=1, secret_threshold=1)
-        credentials = {"unseal_key": result["keys_base64"][0], "root_token": result["root_token"]}
-        fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            os.fchmod(out.fileno(), 0o600)  # umask may have narrowed it; never widened
-            json.dump(credentials, out)
-        self._credentials = credentials
+        self._credentials = initialise(client, self.credentials_path)
 
     def _load_credentials(self) -> dict[str, str]:
         if self._credentials is None:

@@ -24,7 +24,7 @@ import hvac.exceptions
 import requests
 
 from vault.errors import ConfigError
-from vault.keys.openbao import free_loopback_port, spawn_bao
+from vault.keys.openbao import free_loopback_port, initialise, spawn_bao
 
 _TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "openbao" / "raft"
 _NODES = 3
@@ -112,7 +112,8 @@ class RaftCluster:
         first = self.nodes[0]
         status = self._wait(deadline, lambda: _client(first.addr).sys.read_seal_status(), first)
         if not status["initialized"]:
-            self._initialise(hvac.Client(url=first.addr, timeout=30.0))  # Raft init can take seconds
+            # Raft init can take seconds
+            self._credentials = initialise(hvac.Client(url=first.addr, timeout=30.0), self.base_dir / "credentials.json")
         self.unseal(first, deadline)
         self.wait_for_leader(deadline - time.monotonic())
         # Autopilot makes a joined node a voter once it has been healthy this long (default
@@ -235,15 +236,6 @@ class RaftCluster:
             if time.monotonic() > deadline:
                 raise ConfigError(f"OpenBao {node.name} did not become ready; see {node.data_dir / 'openbao.log'}")
             time.sleep(0.1)
-
-    def _initialise(self, client: hvac.Client) -> None:
-        result = client.sys.initialize(secret_shares=1, secret_threshold=1)
-        credentials = {"unseal_key": result["keys_base64"][0], "root_token": result["root_token"]}
-        path = self.base_dir / "credentials.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(credentials, out)
-        self._credentials = credentials
 
     def _load_credentials(self) -> dict[str, str]:
         if self._credentials is None:
